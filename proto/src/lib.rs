@@ -1,0 +1,29 @@
+//! The credd wire protocol, shared by the daemon, the PAM module and `credctl`.
+//!
+//! A frame is a 4-byte big-endian length followed by a JSON body of at most [`MAX_FRAME`] bytes.
+//! Every body is an envelope carrying the protocol version, so a peer from another release gets a
+//! clear `version_mismatch` error instead of a confusing parse failure. Requests and replies are
+//! typed enums ([`Request`], [`Reply`]); nobody parses human strings.
+//!
+//! Enums use serde's externally tagged form on purpose: unlike the internally tagged form it does not
+//! buffer the body into an intermediate value, so a password is copied only into its [`Secret`].
+
+mod client;
+mod error;
+mod frame;
+mod message;
+mod names;
+pub mod paths;
+mod secret;
+
+pub use client::{Client, DEFAULT_TIMEOUT};
+pub use error::ProtoError;
+pub use frame::{
+    MAX_FRAME, decode_reply, decode_request, encode_reply, encode_request, read_frame, write_frame,
+};
+pub use message::{
+    AccountRequest, AuthRequest, ErrorKind, PROTOCOL_VERSION, Reply, Request, UserInfo,
+    OLDEST_SUPPORTED_VERSION,
+};
+pub use names::{MAX_FIELD_LEN, MAX_NAME_LEN, MAX_SECRET_LEN, validate_field, validate_user_name};
+pub use secret::Secret;

@@ -1,0 +1,166 @@
+use serde::{Deserialize, Serialize};
+
+use crate::Secret;
+
+/// The version this build speaks. The daemon also accepts [`OLDEST_SUPPORTED_VERSION`], so a
+/// long-running screen locker keeps working across a package upgrade.
+pub const PROTOCOL_VERSION: u32 = 1;
+pub const OLDEST_SUPPORTED_VERSION: u32 = 1;
+
+/// Everything a peer can ask of credd. Which socket may carry which request is the daemon's
+/// decision (see `Request::is_admin`); the socket modes are only a second fence.
+///
+/// No `Debug` derive on purpose would be safer still, but every secret field is a [`Secret`]
+/// whose `Debug` prints `***`, so deriving is harmless and keeps error messages useful.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    /// Cheap liveness check; answered with [`Reply::Pong`].
+    Ping,
+    /// `pam_sm_authenticate`: verify a secret for a user.
+    Authenticate(AuthRequest),
+    /// `pam_sm_acct_mgmt`: may this account log in now?
+    AccountCheck(AccountRequest),
+    UserAdd {
+        user: String,
+        uid: Option<u32>,
+        password: Option<Secret>,
+        #[serde(default)]
+        must_change: bool,
+    },
+    UserRemove {
+        user: String,
+    },
+    /// Answered with a stream of [`Reply::Item`] frames and a final [`Reply::End`].
+    UserList,
+    UserShow {
+        user: String,
+    },
+    UserSetDisabled {
+        user: String,
+        disabled: bool,
+    },
+    SetPassword {
+        user: String,
+        password: Secret,
+        #[serde(default)]
+        must_change: bool,
+    },
+}
+
+impl Request {
+    /// Requests that only the admin socket serves.
+    pub fn is_admin(&self) -> bool {
+        !matches!(
+            self,
+            Request::Ping | Request::Authenticate(_) | Request::AccountCheck(_)
+        )
+    }
+
+    /// Stable name for logs and counters; never includes a field value.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Request::Ping => "ping",
+            Request::Authenticate(_) => "authenticate",
+            Request::AccountCheck(_) => "account_check",
+            Request::UserAdd { .. } => "user_add",
+            Request::UserRemove { .. } => "user_remove",
+            Request::UserList => "user_list",
+            Request::UserShow { .. } => "user_show",
+            Request::UserSetDisabled { .. } => "user_set_disabled",
+            Request::SetPassword { .. } => "set_password",
+        }
+    }
+}
+
+/// PAM items forwarded with an authentication. `rhost`, `tty` and `ruser` are claims: the daemon
+/// trusts them only from root peers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthRequest {
+    pub user: String,
+    pub secret: Secret,
+    #[serde(default)]
+    pub service: String,
+    #[serde(default)]
+    pub rhost: Option<String>,
+    #[serde(default)]
+    pub tty: Option<String>,
+    #[serde(default)]
+    pub ruser: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountRequest {
+    pub user: String,
+    #[serde(default)]
+    pub service: String,
+}
+
+/// Typed outcomes. `Denied` and `UnknownUser` are chosen by the daemon so that a non-root peer can
+/// never tell them apart for an account other than its own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reply {
+    Ok,
+    Denied,
+    Locked { until: Option<String> },
+    MustChange,
+    Disabled,
+    UnknownUser,
+    /// The hashing pool is full; try again later. Never queued without bound.
+    Busy,
+    Error { kind: ErrorKind, message: String },
+    Pong { version: u32 },
+    /// One account, for `user show` and `user add`.
+    User(UserInfo),
+    /// One row of a streamed listing.
+    Item(UserInfo),
+    /// End of a streamed listing, with the number of rows sent.
+    End { count: u64 },
+}
+
+/// Stable error kinds; scripts and credctl's exit codes depend on them, the message is for humans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    BadRequest,
+    VersionMismatch,
+    FrameTooLarge,
+    NotPermitted,
+    NotFound,
+    AlreadyExists,
+    InvalidArgument,
+    Internal,
+}
+
+impl ErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::BadRequest => "bad_request",
+            ErrorKind::VersionMismatch => "version_mismatch",
+            ErrorKind::FrameTooLarge => "frame_too_large",
+            ErrorKind::NotPermitted => "not_permitted",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::AlreadyExists => "already_exists",
+            ErrorKind::InvalidArgument => "invalid_argument",
+            ErrorKind::Internal => "internal",
+        }
+    }
+}
+
+/// What credd tells an administrator about an account. Never carries the hash itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserInfo {
+    pub user: String,
+    pub uid: Option<u32>,
+    /// `pbkdf2-sha256`, or null when no password is set.
+    pub hash_scheme: Option<String>,
+    pub iterations: Option<u32>,
+    pub disabled: bool,
+    pub must_change: bool,
+    /// RFC 3339 UTC.
+    pub created_at: String,
+    pub updated_at: String,
+}
