@@ -1,1 +1,171 @@
-fn main() {}
+//! credd: the privileged credential daemon. See DESIGN.md for the architecture.
+
+mod config;
+mod error;
+mod handlers;
+mod hashing;
+mod peer;
+mod pool;
+mod server;
+mod store;
+mod timefmt;
+
+use std::fs::OpenOptions;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use clap::Parser;
+use credd_proto::paths;
+
+use crate::config::Config;
+use crate::error::{DaemonError, Result};
+use crate::handlers::Daemon;
+use crate::peer::SocketKind;
+use crate::pool::HashPool;
+use crate::server::Server;
+use crate::store::Store;
+
+/// How long a shutdown waits for open connections before closing the store anyway; every write is
+/// a transaction, so cutting one short loses nothing that was acknowledged.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "credd",
+    version,
+    about = "credd: the credential daemon behind pam_credd.so"
+)]
+struct Args {
+    /// Configuration file; a missing file means the defaults.
+    #[arg(long, value_name = "FILE", default_value = paths::DEFAULT_CONFIG)]
+    config: PathBuf,
+    /// Directory for pam.sock and admin.sock.
+    #[arg(long, value_name = "DIR", default_value = paths::DEFAULT_RUNTIME_DIR)]
+    runtime_dir: PathBuf,
+    /// Directory for the database and the lock file.
+    #[arg(long, value_name = "DIR", default_value = paths::DEFAULT_STATE_DIR)]
+    state_dir: PathBuf,
+    /// Validate the configuration, print the result and exit.
+    #[arg(long)]
+    check_config: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("credd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<()> {
+    let config = Config::load(&args.config)?;
+    if args.check_config {
+        println!("credd: configuration {} is valid", args.config.display());
+        return Ok(());
+    }
+    harden_process();
+
+    make_dir(&args.state_dir, 0o700)?;
+    make_dir(&args.runtime_dir, 0o755)?;
+    let _lock = lock_state_dir(&args.state_dir)?;
+    let db_path = args.state_dir.join(paths::DATABASE_NAME);
+    let store = Store::open(&db_path)?;
+
+    let pool = HashPool::new(config.hash_threads(), config.limits.hash_queue);
+    let daemon = Arc::new(Daemon {
+        config,
+        store: Mutex::new(store),
+        pool,
+    });
+    let server = Arc::new(Server::new(Arc::clone(&daemon)));
+
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+    ])
+    .map_err(|e| DaemonError::Startup(format!("cannot install signal handlers: {e}")))?;
+    let stop = server.stopper();
+    let signal_thread = std::thread::spawn(move || {
+        if let Some(sig) = signals.forever().next() {
+            eprintln!("credd: received signal {sig}, shutting down");
+            stop();
+        }
+    });
+
+    // The sockets appear only now, with their final modes: a client that can connect can be served.
+    let sockets = vec![
+        server::bind(
+            &args.runtime_dir,
+            paths::PAM_SOCKET_NAME,
+            0o666,
+            SocketKind::Pam,
+        )?,
+        server::bind(
+            &args.runtime_dir,
+            paths::ADMIN_SOCKET_NAME,
+            0o600,
+            SocketKind::Admin,
+        )?,
+    ];
+    eprintln!(
+        "credd: ready (pid {}, database {}, sockets in {})",
+        std::process::id(),
+        db_path.display(),
+        args.runtime_dir.display()
+    );
+    server.run(sockets, SHUTDOWN_GRACE);
+    daemon.pool.shutdown();
+    drop(signal_thread);
+    eprintln!("credd: stopped");
+    Ok(())
+}
+
+/// New files private by default (database, WAL, sockets before their chmod), and no core dumps or
+/// ptrace by other same-uid processes: memory holds passwords in flight.
+fn harden_process() {
+    unsafe {
+        libc::umask(0o077);
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+    }
+}
+
+fn make_dir(path: &Path, mode: u32) -> Result<()> {
+    match std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(path)
+    {
+        Ok(()) => Ok(()),
+        Err(e) => Err(DaemonError::io(path, e)),
+    }
+}
+
+/// One daemon per state directory: a second one would be a second writer.
+fn lock_state_dir(dir: &Path) -> Result<std::fs::File> {
+    let path = dir.join(paths::LOCK_NAME);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| DaemonError::io(&path, e))?;
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        let err = std::io::Error::last_os_error();
+        return Err(if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            DaemonError::AlreadyRunning(dir.to_path_buf())
+        } else {
+            DaemonError::io(&path, err)
+        });
+    }
+    Ok(file)
+}

@@ -7,7 +7,9 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::{ProtoError, Reply, Request, UserInfo, decode_reply, encode_request, read_frame, write_frame};
+use crate::{
+    ProtoError, Reply, Request, UserInfo, decode_reply, encode_request, read_frame, write_frame,
+};
 
 /// Connect, read and write timeout unless the caller says otherwise (module argument `timeout=`).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -21,13 +23,7 @@ impl Client {
     /// daemon's accept backlog is full; on Linux a blocking AF_UNIX connect honours `SO_SNDTIMEO`,
     /// so the socket is created by hand and the timeout set before connecting.
     pub fn connect(path: &Path, timeout: Duration) -> Result<Client, ProtoError> {
-        let fd = unsafe {
-            libc::socket(
-                libc::AF_UNIX,
-                libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
-                0,
-            )
-        };
+        let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
         if fd < 0 {
             return Err(ProtoError::Io(std::io::Error::last_os_error()));
         }

@@ -41,6 +41,10 @@ impl ProtoError {
             serde_json::error::Category::Data => "unexpected field or value",
             serde_json::error::Category::Eof => "incomplete JSON",
         };
-        ProtoError::Malformed(format!("{what} at line {} column {}", err.line(), err.column()))
+        ProtoError::Malformed(format!(
+            "{what} at line {} column {}",
+            err.line(),
+            err.column()
+        ))
     }
 }

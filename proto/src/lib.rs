@@ -22,8 +22,8 @@ pub use frame::{
     MAX_FRAME, decode_reply, decode_request, encode_reply, encode_request, read_frame, write_frame,
 };
 pub use message::{
-    AccountRequest, AuthRequest, ErrorKind, PROTOCOL_VERSION, Reply, Request, UserInfo,
-    OLDEST_SUPPORTED_VERSION,
+    AccountRequest, AuthRequest, ErrorKind, OLDEST_SUPPORTED_VERSION, PROTOCOL_VERSION, Reply,
+    Request, UserInfo,
 };
 pub use names::{MAX_FIELD_LEN, MAX_NAME_LEN, MAX_SECRET_LEN, validate_field, validate_user_name};
 pub use secret::Secret;

@@ -105,20 +105,29 @@ pub struct AccountRequest {
 pub enum Reply {
     Ok,
     Denied,
-    Locked { until: Option<String> },
+    Locked {
+        until: Option<String>,
+    },
     MustChange,
     Disabled,
     UnknownUser,
     /// The hashing pool is full; try again later. Never queued without bound.
     Busy,
-    Error { kind: ErrorKind, message: String },
-    Pong { version: u32 },
+    Error {
+        kind: ErrorKind,
+        message: String,
+    },
+    Pong {
+        version: u32,
+    },
     /// One account, for `user show` and `user add`.
     User(UserInfo),
     /// One row of a streamed listing.
     Item(UserInfo),
     /// End of a streamed listing, with the number of rows sent.
-    End { count: u64 },
+    End {
+        count: u64,
+    },
 }
 
 /// Stable error kinds; scripts and credctl's exit codes depend on them, the message is for humans.

@@ -54,7 +54,16 @@ mod tests {
     #[test]
     fn dangerous_names_fail() {
         let long = "a".repeat(MAX_NAME_LEN + 1);
-        for n in ["", "-rf", "a b", "a\nb", "a\0b", "a:b", "../x", long.as_str()] {
+        for n in [
+            "",
+            "-rf",
+            "a b",
+            "a\nb",
+            "a\0b",
+            "a:b",
+            "../x",
+            long.as_str(),
+        ] {
             assert!(validate_user_name(n).is_err(), "{n:?}");
         }
     }

@@ -1,0 +1,249 @@
+//! `credd.toml`: parsed strictly (an unknown key is an error naming it), validated as a whole,
+//! and refused when anyone but root could have written it.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::error::{DaemonError, Result};
+
+/// The iteration count the pbkdf2 crate accepts at least; real deployments use far more.
+pub const MIN_ITERATIONS: u32 = 1_000;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub hashing: Hashing,
+    pub password: Password,
+    pub limits: Limits,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Hashing {
+    /// PBKDF2-HMAC-SHA256 iterations for new hashes (OWASP 2023: 600 000).
+    pub iterations: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Password {
+    pub min_length: usize,
+    pub max_length: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Open connections across both sockets; a quarter is kept for root peers.
+    pub max_connections: usize,
+    /// Open connections from one non-root uid.
+    pub max_connections_per_uid: usize,
+    /// A connection silent for this long is closed, so a slow peer cannot hold a worker.
+    #[serde(with = "duration_str")]
+    pub idle_timeout: Duration,
+    /// Hashing jobs queued or running at once; past it the reply is `Busy`. A quarter is kept for
+    /// root peers.
+    pub hash_queue: usize,
+    /// Hashing threads; 0 means one per core.
+    pub hash_threads: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            hashing: Hashing::default(),
+            password: Password::default(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl Default for Hashing {
+    fn default() -> Self {
+        Hashing {
+            iterations: 600_000,
+        }
+    }
+}
+
+impl Default for Password {
+    fn default() -> Self {
+        Password {
+            min_length: 12,
+            max_length: 1024,
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 256,
+            max_connections_per_uid: 16,
+            idle_timeout: Duration::from_secs(10),
+            hash_queue: 64,
+            hash_threads: 0,
+        }
+    }
+}
+
+mod duration_str {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s)
+            .map_err(|e| serde::de::Error::custom(format!("invalid duration {s:?}: {e}")))
+    }
+}
+
+impl Config {
+    /// Loads `path`; a missing file means the defaults (a fresh install works before anyone
+    /// writes a config), any other problem is an error.
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
+            Err(e) => return Err(DaemonError::io(path, e)),
+        };
+        check_ownership(path)?;
+        Config::parse(&text).map_err(|message| DaemonError::Config {
+            path: path.to_path_buf(),
+            message,
+        })
+    }
+
+    pub fn parse(text: &str) -> std::result::Result<Config, String> {
+        let config: Config = toml::from_str(text).map_err(|e| {
+            // toml's message already names the key and shows the line; keep it on one line.
+            e.to_string().replace('\n', " ").trim().to_string()
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> std::result::Result<(), String> {
+        if self.hashing.iterations < MIN_ITERATIONS {
+            return Err(format!(
+                "hashing.iterations: {} is below the minimum of {MIN_ITERATIONS}",
+                self.hashing.iterations
+            ));
+        }
+        let p = &self.password;
+        if p.min_length == 0 || p.min_length > p.max_length {
+            return Err(format!(
+                "password.min_length: {} must be at least 1 and at most password.max_length ({})",
+                p.min_length, p.max_length
+            ));
+        }
+        if p.max_length > credd_proto::MAX_SECRET_LEN {
+            return Err(format!(
+                "password.max_length: {} exceeds {}",
+                p.max_length,
+                credd_proto::MAX_SECRET_LEN
+            ));
+        }
+        let l = &self.limits;
+        for (name, value) in [
+            ("limits.max_connections", l.max_connections),
+            ("limits.max_connections_per_uid", l.max_connections_per_uid),
+            ("limits.hash_queue", l.hash_queue),
+        ] {
+            if value == 0 {
+                return Err(format!("{name}: must be at least 1"));
+            }
+        }
+        if l.idle_timeout.is_zero() {
+            return Err("limits.idle_timeout: must be longer than 0s".into());
+        }
+        Ok(())
+    }
+
+    pub fn hash_threads(&self) -> usize {
+        match self.limits.hash_threads {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
+        }
+    }
+}
+
+/// A config that a non-root user can write would let that user lower the iteration count or
+/// raise the limits, so it is refused. The daemon's own uid is accepted too, so tests and
+/// unprivileged deployments work.
+fn check_ownership(path: &Path) -> Result<()> {
+    let meta = std::fs::metadata(path).map_err(|e| DaemonError::io(path, e))?;
+    let me = nix::unistd::geteuid().as_raw();
+    let problem = if meta.uid() != 0 && meta.uid() != me {
+        Some(format!("owned by uid {}, not root", meta.uid()))
+    } else if meta.mode() & 0o022 != 0 {
+        Some(format!(
+            "writable by group or others (mode {:o})",
+            meta.mode() & 0o7777
+        ))
+    } else {
+        None
+    };
+    match problem {
+        Some(message) => Err(DaemonError::Config {
+            path: PathBuf::from(path),
+            message: format!("refused: {message}"),
+        }),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_config_is_the_defaults() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.hashing.iterations, 600_000);
+        assert_eq!(c.limits.idle_timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = Config::parse("[hashing]\niterationz = 5000\n").unwrap_err();
+        assert!(err.contains("iterationz"), "{err}");
+        let err = Config::parse("[bogus]\n").unwrap_err();
+        assert!(err.contains("bogus"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let err = Config::parse("[hashing]\niterations = 10\n").unwrap_err();
+        assert!(err.contains("hashing.iterations"), "{err}");
+        let err = Config::parse("[limits]\nidle_timeout = \"soon\"\n").unwrap_err();
+        assert!(
+            err.contains("idle_timeout") || err.contains("soon"),
+            "{err}"
+        );
+        let err = Config::parse("[password]\nmin_length = 20\nmax_length = 10\n").unwrap_err();
+        assert!(err.contains("password.min_length"), "{err}");
+    }
+
+    #[test]
+    fn durations_parse() {
+        let c = Config::parse("[limits]\nidle_timeout = \"90s\"\n").unwrap();
+        assert_eq!(c.limits.idle_timeout, Duration::from_secs(90));
+    }
+
+    #[test]
+    fn group_writable_config_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("credd.toml");
+        std::fs::write(&path, "").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o664)).unwrap();
+        let err = Config::load(&path).unwrap_err().to_string();
+        assert!(err.contains("writable"), "{err}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(Config::load(&path).is_ok());
+    }
+}

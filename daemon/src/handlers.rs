@@ -1,0 +1,381 @@
+//! One function per request kind. Each reads as the policy it implements: check the caller,
+//! decide, record, reply.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use credd_proto::{
+    AccountRequest, AuthRequest, ErrorKind, PROTOCOL_VERSION, ProtoError, Reply, Request, Secret,
+    UserInfo, validate_field, validate_user_name,
+};
+
+use crate::config::Config;
+use crate::hashing;
+use crate::peer::{Peer, SocketKind};
+use crate::pool::HashPool;
+use crate::store::{Account, Store, WriteConflict};
+use crate::timefmt::rfc3339;
+
+/// Rows per store query while streaming a listing; the store lock is released between pages.
+const LIST_PAGE: usize = 500;
+
+/// Everything a handler may touch.
+pub struct Daemon {
+    pub config: Config,
+    pub store: Mutex<Store>,
+    pub pool: HashPool,
+}
+
+/// Sends one reply frame to the peer.
+pub type Respond<'a> = dyn FnMut(&Reply) -> Result<(), ProtoError> + 'a;
+
+fn error(kind: ErrorKind, message: impl Into<String>) -> Reply {
+    Reply::Error {
+        kind,
+        message: message.into(),
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> Reply {
+    eprintln!("credd: internal error: {e}");
+    error(ErrorKind::Internal, "internal error; see credd's log")
+}
+
+impl Daemon {
+    fn store(&self) -> MutexGuard<'_, Store> {
+        // A panic while holding the lock cannot leave a half-written row (every write is a
+        // transaction), so a poisoned lock is safe to keep using.
+        self.store.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Serves one request, writing its reply (or replies, for a listing) through `respond`.
+    pub fn handle(
+        self: &Arc<Self>,
+        peer: Peer,
+        socket: SocketKind,
+        request: Request,
+        respond: &mut Respond<'_>,
+    ) -> Result<(), ProtoError> {
+        if request.is_admin() && !(socket == SocketKind::Admin && peer.is_root()) {
+            eprintln!(
+                "credd: refused {} from uid {} pid {} on the {:?} socket",
+                request.name(),
+                peer.uid,
+                peer.pid,
+                socket
+            );
+            return respond(&error(
+                ErrorKind::NotPermitted,
+                "administrative requests are served to root on admin.sock only",
+            ));
+        }
+        let reply = match request {
+            Request::Ping => Reply::Pong {
+                version: PROTOCOL_VERSION,
+            },
+            Request::Authenticate(req) => self.authenticate(peer, req),
+            Request::AccountCheck(req) => self.account_check(peer, req),
+            Request::UserAdd {
+                user,
+                uid,
+                password,
+                must_change,
+            } => self.user_add(&user, uid, password, must_change),
+            Request::UserRemove { user } => self.user_remove(&user),
+            Request::UserList => return self.user_list(respond),
+            Request::UserShow { user } => self.user_show(&user),
+            Request::UserSetDisabled { user, disabled } => self.user_set_disabled(&user, disabled),
+            Request::SetPassword {
+                user,
+                password,
+                must_change,
+            } => self.set_password(&user, password, must_change),
+        };
+        respond(&reply)
+    }
+
+    /// The account `user` names, if this peer may act on it. A non-root peer may reach only the
+    /// account whose stored uid is its own; for any other name it gets `None`, exactly as if the
+    /// account did not exist, so it learns nothing about other accounts.
+    fn target_account(&self, peer: Peer, user: &str) -> Result<Option<Account>, Reply> {
+        let account = self.store().account(user).map_err(internal)?;
+        Ok(account.filter(|a| peer.is_root() || a.uid == Some(peer.uid)))
+    }
+
+    fn authenticate(&self, peer: Peer, req: AuthRequest) -> Reply {
+        if let Err(reply) = check_pam_fields(&req.user, &req.service, &req) {
+            return reply;
+        }
+        let target = match self.target_account(peer, &req.user) {
+            Ok(t) => t,
+            Err(reply) => return reply,
+        };
+        let iterations = self.config.hashing.iterations;
+        let too_long = req.secret.len() > self.config.password.max_length;
+        let stored = target.as_ref().and_then(|a| a.hash.clone());
+        let secret: Secret = req.secret;
+        // Every path costs one PBKDF2 at the configured strength: unknown users, users without a
+        // password and over-long secrets are "verified" against a dummy so timing reveals nothing.
+        let verified = self.pool.run(peer.is_root(), move || match stored {
+            Some(hash) if !too_long => hashing::verify_password(secret.expose().as_bytes(), &hash),
+            _ => {
+                let bytes = secret.expose().as_bytes();
+                hashing::dummy_verify(&bytes[..bytes.len().min(1024)], iterations);
+                false
+            }
+        });
+        let outcome = match (verified, &target) {
+            (Err(_busy), _) => Reply::Busy,
+            (Ok(_), None) => Reply::UnknownUser,
+            (Ok(false), Some(_)) => Reply::Denied,
+            (Ok(true), Some(a)) if a.disabled => Reply::Disabled,
+            (Ok(true), Some(a)) if a.must_change => Reply::MustChange,
+            (Ok(true), Some(_)) => Reply::Ok,
+        };
+        // The typed name of an unknown user is not logged: a mistyped name is often a password.
+        let shown = if target.is_some() {
+            req.user.as_str()
+        } else {
+            "(unknown)"
+        };
+        eprintln!(
+            "credd: authenticate user={shown} service={} peer_uid={} result={}",
+            req.service,
+            peer.uid,
+            outcome_name(&outcome)
+        );
+        outcome
+    }
+
+    fn account_check(&self, peer: Peer, req: AccountRequest) -> Reply {
+        if let Err(message) =
+            validate_user_name(&req.user).and_then(|()| validate_field("service", &req.service))
+        {
+            return error(ErrorKind::BadRequest, message);
+        }
+        match self.target_account(peer, &req.user) {
+            Err(reply) => reply,
+            Ok(None) => Reply::UnknownUser,
+            Ok(Some(a)) if a.disabled => Reply::Disabled,
+            Ok(Some(a)) if a.must_change => Reply::MustChange,
+            Ok(Some(_)) => Reply::Ok,
+        }
+    }
+
+    fn check_new_password(&self, password: &Secret) -> Result<(), Reply> {
+        let chars = password.expose().chars().count();
+        let p = &self.config.password;
+        if chars < p.min_length {
+            return Err(error(
+                ErrorKind::InvalidArgument,
+                format!("password is shorter than {} characters", p.min_length),
+            ));
+        }
+        if password.len() > p.max_length {
+            return Err(error(
+                ErrorKind::InvalidArgument,
+                format!("password is longer than {} bytes", p.max_length),
+            ));
+        }
+        if password.expose().chars().any(char::is_control) {
+            return Err(error(
+                ErrorKind::InvalidArgument,
+                "password contains a control character",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Hashes on the pool as a privileged caller: only root reaches the admin requests.
+    fn hash_new_password(&self, password: Secret) -> Result<String, Reply> {
+        self.check_new_password(&password)?;
+        let iterations = self.config.hashing.iterations;
+        match self.pool.run(true, move || {
+            hashing::hash_password(password.expose().as_bytes(), iterations)
+        }) {
+            Err(_busy) => Err(Reply::Busy),
+            Ok(Err(e)) => Err(internal(e)),
+            Ok(Ok(hash)) => Ok(hash),
+        }
+    }
+
+    fn user_add(
+        &self,
+        user: &str,
+        uid: Option<u32>,
+        password: Option<Secret>,
+        must_change: bool,
+    ) -> Reply {
+        if let Err(message) = validate_user_name(user) {
+            return error(ErrorKind::InvalidArgument, message);
+        }
+        let uid = match resolve_uid(user, uid) {
+            Ok(uid) => uid,
+            Err(message) => return error(ErrorKind::InvalidArgument, message),
+        };
+        let hash = match password.map(|p| self.hash_new_password(p)).transpose() {
+            Ok(hash) => hash,
+            Err(reply) => return reply,
+        };
+        let result = self
+            .store()
+            .insert_account(user, uid, hash.as_deref(), must_change);
+        match result {
+            Err(e) => internal(e),
+            Ok(Err(WriteConflict::NameTaken)) => error(
+                ErrorKind::AlreadyExists,
+                format!("user {user} already exists"),
+            ),
+            Ok(Err(WriteConflict::UidTaken(holder))) => error(
+                ErrorKind::AlreadyExists,
+                format!(
+                    "uid {} already belongs to user {holder}",
+                    uid.map_or(String::new(), |u| u.to_string())
+                ),
+            ),
+            Ok(Err(WriteConflict::NotFound)) => internal("insert reported a missing row"),
+            Ok(Ok(account)) => {
+                eprintln!("credd: user_add user={user} uid={uid:?}");
+                Reply::User(user_info(&account))
+            }
+        }
+    }
+
+    fn user_remove(&self, user: &str) -> Reply {
+        let result = self.store().remove_account(user);
+        self.write_outcome("user_remove", user, result)
+    }
+
+    fn user_set_disabled(&self, user: &str, disabled: bool) -> Reply {
+        let result = self.store().set_disabled(user, disabled);
+        self.write_outcome(
+            if disabled {
+                "user_disable"
+            } else {
+                "user_enable"
+            },
+            user,
+            result,
+        )
+    }
+
+    fn set_password(&self, user: &str, password: Secret, must_change: bool) -> Reply {
+        // Check the account first so a typo does not cost a full hash.
+        match self.store().account(user) {
+            Err(e) => return internal(e),
+            Ok(None) => return not_found(user),
+            Ok(Some(_)) => {}
+        }
+        let hash = match self.hash_new_password(password) {
+            Ok(hash) => hash,
+            Err(reply) => return reply,
+        };
+        let result = self.store().set_hash(user, &hash, must_change);
+        self.write_outcome("set_password", user, result)
+    }
+
+    fn write_outcome(
+        &self,
+        action: &str,
+        user: &str,
+        result: crate::error::Result<Result<(), WriteConflict>>,
+    ) -> Reply {
+        match result {
+            Err(e) => internal(e),
+            Ok(Err(_)) => not_found(user),
+            Ok(Ok(())) => {
+                eprintln!("credd: {action} user={user}");
+                Reply::Ok
+            }
+        }
+    }
+
+    fn user_show(&self, user: &str) -> Reply {
+        match self.store().account(user) {
+            Err(e) => internal(e),
+            Ok(None) => not_found(user),
+            Ok(Some(a)) => Reply::User(user_info(&a)),
+        }
+    }
+
+    fn user_list(&self, respond: &mut Respond<'_>) -> Result<(), ProtoError> {
+        let mut after: Option<String> = None;
+        let mut count = 0u64;
+        loop {
+            let page = match self.store().accounts_page(after.as_deref(), LIST_PAGE) {
+                Ok(page) => page,
+                Err(e) => return respond(&internal(e)),
+            };
+            let Some(last) = page.last() else { break };
+            after = Some(last.name.clone());
+            for account in &page {
+                respond(&Reply::Item(user_info(account)))?;
+                count += 1;
+            }
+        }
+        respond(&Reply::End { count })
+    }
+}
+
+fn not_found(user: &str) -> Reply {
+    error(ErrorKind::NotFound, format!("no such user: {user}"))
+}
+
+fn check_pam_fields(user: &str, service: &str, req: &AuthRequest) -> Result<(), Reply> {
+    validate_user_name(user)
+        .and_then(|()| validate_field("service", service))
+        .and_then(|()| {
+            for (what, value) in [
+                ("rhost", &req.rhost),
+                ("tty", &req.tty),
+                ("ruser", &req.ruser),
+            ] {
+                if let Some(v) = value {
+                    validate_field(what, v)?;
+                }
+            }
+            Ok(())
+        })
+        .map_err(|message| error(ErrorKind::BadRequest, message))
+}
+
+/// NSS is the authority on uids when it knows the name; `--uid` may only agree with it.
+fn resolve_uid(user: &str, requested: Option<u32>) -> Result<Option<u32>, String> {
+    let known = nix::unistd::User::from_name(user)
+        .ok()
+        .flatten()
+        .map(|u| u.uid.as_raw());
+    match (known, requested) {
+        (Some(k), Some(r)) if k != r => Err(format!(
+            "uid {r} disagrees with the system's account database, which gives {user} uid {k}"
+        )),
+        (Some(k), _) => Ok(Some(k)),
+        (None, r) => Ok(r),
+    }
+}
+
+pub fn user_info(a: &Account) -> UserInfo {
+    let info = a.hash.as_deref().and_then(hashing::inspect);
+    UserInfo {
+        user: a.name.clone(),
+        uid: a.uid,
+        hash_scheme: info.as_ref().map(|i| i.scheme.clone()),
+        iterations: info.map(|i| i.iterations),
+        disabled: a.disabled,
+        must_change: a.must_change,
+        created_at: rfc3339(a.created_at),
+        updated_at: rfc3339(a.updated_at),
+    }
+}
+
+fn outcome_name(reply: &Reply) -> &'static str {
+    match reply {
+        Reply::Ok => "ok",
+        Reply::Denied => "denied",
+        Reply::Locked { .. } => "locked",
+        Reply::MustChange => "must_change",
+        Reply::Disabled => "disabled",
+        Reply::UnknownUser => "unknown_user",
+        Reply::Busy => "busy",
+        _ => "error",
+    }
+}

@@ -1,0 +1,273 @@
+//! Sockets, peer credentials, connection limits and framing. Requests go to `handlers`.
+//!
+//! One thread per connection, bounded: at most `limits.max_connections` at once (a quarter kept for
+//! root peers) and `limits.max_connections_per_uid` per non-root uid. A connection idle for
+//! `limits.idle_timeout` is closed, and a connection carries at most [`MAX_REQUESTS_PER_CONNECTION`]
+//! requests, so no peer can hold a thread for long.
+
+use std::collections::HashMap;
+use std::io::ErrorKind as IoKind;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use credd_proto::{
+    ErrorKind, ProtoError, Reply, decode_request, encode_reply, read_frame, write_frame,
+};
+
+use crate::error::{DaemonError, Result};
+use crate::handlers::Daemon;
+use crate::peer::{Peer, SocketKind};
+
+/// A PAM hook needs two or three requests; an admin session a handful.
+const MAX_REQUESTS_PER_CONNECTION: usize = 64;
+
+/// A socket file created with its final mode before anyone can see it: bound under a temporary
+/// name, chmod-ed, then renamed into place. Its appearance is the readiness signal.
+pub struct BoundSocket {
+    pub listener: UnixListener,
+    pub path: PathBuf,
+    pub kind: SocketKind,
+}
+
+pub fn bind(dir: &Path, name: &str, mode: u32, kind: SocketKind) -> Result<BoundSocket> {
+    let path = dir.join(name);
+    let temp = dir.join(format!(".{name}.{}", std::process::id()));
+    let _ = std::fs::remove_file(&temp);
+    let listener = UnixListener::bind(&temp).map_err(|e| DaemonError::io(&temp, e))?;
+    std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| DaemonError::io(&temp, e))?;
+    std::fs::rename(&temp, &path).map_err(|e| DaemonError::io(&path, e))?;
+    Ok(BoundSocket {
+        listener,
+        path,
+        kind,
+    })
+}
+
+/// Counts open connections per uid, keeping room for root.
+struct ConnectionLimits {
+    max_total: usize,
+    max_per_uid: usize,
+    open: Mutex<(usize, HashMap<u32, usize>)>,
+}
+
+struct ConnectionSlot {
+    limits: Arc<ConnectionLimits>,
+    uid: u32,
+}
+
+impl ConnectionLimits {
+    fn admit(self: &Arc<Self>, peer: Peer) -> Option<ConnectionSlot> {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let (total, per_uid) = &mut *open;
+        let mine = per_uid.get(&peer.uid).copied().unwrap_or(0);
+        let allowed = if peer.is_root() {
+            *total < self.max_total
+        } else {
+            *total < self.max_total - self.max_total / 4 && mine < self.max_per_uid
+        };
+        if !allowed {
+            return None;
+        }
+        *total += 1;
+        per_uid.insert(peer.uid, mine + 1);
+        Some(ConnectionSlot {
+            limits: Arc::clone(self),
+            uid: peer.uid,
+        })
+    }
+
+    fn total(&self) -> usize {
+        self.open.lock().unwrap_or_else(|p| p.into_inner()).0
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        let mut open = self.limits.open.lock().unwrap_or_else(|p| p.into_inner());
+        let (total, per_uid) = &mut *open;
+        *total -= 1;
+        if let Some(n) = per_uid.get_mut(&self.uid) {
+            *n -= 1;
+            if *n == 0 {
+                per_uid.remove(&self.uid);
+            }
+        }
+    }
+}
+
+pub struct Server {
+    daemon: Arc<Daemon>,
+    limits: Arc<ConnectionLimits>,
+    stopping: Arc<AtomicBool>,
+}
+
+impl Server {
+    pub fn new(daemon: Arc<Daemon>) -> Server {
+        let limits = Arc::new(ConnectionLimits {
+            max_total: daemon.config.limits.max_connections,
+            max_per_uid: daemon.config.limits.max_connections_per_uid,
+            open: Mutex::new((0, HashMap::new())),
+        });
+        Server {
+            daemon,
+            limits,
+            stopping: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Accepts on every socket until [`Server::stop`] is called from another thread, then waits
+    /// up to `grace` for open connections to finish.
+    pub fn run(&self, sockets: Vec<BoundSocket>, grace: Duration) {
+        let fds: Vec<i32> = sockets.iter().map(|s| s.listener.as_raw_fd()).collect();
+        *STOP_FDS.lock().unwrap_or_else(|p| p.into_inner()) = fds;
+        thread::scope(|scope| {
+            for socket in &sockets {
+                scope.spawn(move || self.accept_loop(socket));
+            }
+        });
+        for socket in &sockets {
+            let _ = std::fs::remove_file(&socket.path);
+        }
+        let deadline = std::time::Instant::now() + grace;
+        while self.limits.total() > 0 && std::time::Instant::now() < deadline {
+            // Shutdown only: there is no event to wait on for "all detached threads finished".
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Wakes the accept loops: on Linux, shutdown(2) on a listening socket makes a blocked
+    /// accept(2) return.
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        for fd in STOP_FDS.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            unsafe {
+                libc::shutdown(*fd, libc::SHUT_RDWR);
+            }
+        }
+    }
+
+    pub fn stopper(self: &Arc<Self>) -> impl Fn() + Send + 'static {
+        let me = Arc::clone(self);
+        move || me.stop()
+    }
+
+    fn accept_loop(&self, socket: &BoundSocket) {
+        loop {
+            let accepted = socket.listener.accept();
+            if self.stopping.load(Ordering::SeqCst) {
+                return;
+            }
+            let stream = match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) if e.kind() == IoKind::Interrupted => continue,
+                Err(e) => {
+                    // EMFILE and friends: back off briefly instead of spinning.
+                    eprintln!("credd: accept on {}: {e}", socket.path.display());
+                    thread::sleep(Duration::from_millis(50));
+                    continue;
+                }
+            };
+            self.spawn_connection(stream, socket.kind);
+        }
+    }
+
+    fn spawn_connection(&self, stream: UnixStream, kind: SocketKind) {
+        let Ok(peer) = Peer::of(&stream) else {
+            return;
+        };
+        let idle = self.daemon.config.limits.idle_timeout;
+        let _ = stream.set_read_timeout(Some(idle));
+        let _ = stream.set_write_timeout(Some(idle));
+        let Some(slot) = self.limits.admit(peer) else {
+            reply_once(&stream, &Reply::Busy);
+            return;
+        };
+        let daemon = Arc::clone(&self.daemon);
+        let spawned = thread::Builder::new()
+            .name(format!("conn-uid{}", peer.uid))
+            .spawn(move || {
+                let _slot = slot;
+                serve_connection(&daemon, stream, peer, kind);
+            });
+        if let Err(e) = spawned {
+            eprintln!("credd: cannot start a connection thread: {e}");
+        }
+    }
+}
+
+static STOP_FDS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+
+fn reply_once(mut stream: &UnixStream, reply: &Reply) {
+    if let Ok(body) = encode_reply(reply) {
+        let _ = write_frame(&mut stream, &body);
+    }
+}
+
+fn error_reply(kind: ErrorKind, message: String) -> Reply {
+    Reply::Error { kind, message }
+}
+
+fn serve_connection(daemon: &Arc<Daemon>, stream: UnixStream, peer: Peer, kind: SocketKind) {
+    // The admin socket's mode is the first fence; this is the second, checked before a single
+    // request byte is parsed.
+    if kind == SocketKind::Admin && !peer.is_root() {
+        eprintln!(
+            "credd: refused admin connection from uid {} pid {}",
+            peer.uid, peer.pid
+        );
+        reply_once(
+            &stream,
+            &error_reply(
+                ErrorKind::NotPermitted,
+                "admin.sock serves root only".into(),
+            ),
+        );
+        return;
+    }
+    let mut reader = &stream;
+    for _ in 0..MAX_REQUESTS_PER_CONNECTION {
+        let body = match read_frame(&mut reader) {
+            Ok(Some(body)) => body,
+            Ok(None) => return,
+            Err(ProtoError::FrameTooLarge { len, max }) => {
+                // The stream is out of step after an unread body: answer, then close.
+                reply_once(
+                    &stream,
+                    &error_reply(
+                        ErrorKind::FrameTooLarge,
+                        format!("frame of {len} bytes exceeds the {max}-byte limit"),
+                    ),
+                );
+                return;
+            }
+            Err(_) => return, // truncated, idle timeout or I/O error: nothing to answer.
+        };
+        let request = match decode_request(&body) {
+            Ok(request) => request,
+            Err(e) => {
+                let kind = match e {
+                    ProtoError::VersionMismatch { .. } => ErrorKind::VersionMismatch,
+                    _ => ErrorKind::BadRequest,
+                };
+                reply_once(&stream, &error_reply(kind, e.to_string()));
+                return;
+            }
+        };
+        drop(body);
+        let mut writer = &stream;
+        let mut respond = |reply: &Reply| -> std::result::Result<(), ProtoError> {
+            let body = encode_reply(reply)?;
+            write_frame(&mut writer, &body)
+        };
+        if daemon.handle(peer, kind, request, &mut respond).is_err() {
+            return;
+        }
+    }
+}
