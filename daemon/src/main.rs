@@ -12,7 +12,7 @@ mod timefmt;
 
 use std::fs::OpenOptions;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -137,15 +137,19 @@ fn harden_process() {
     }
 }
 
+/// Creates `path` with exactly `mode` (the umask would otherwise narrow it: the runtime directory
+/// must stay searchable so that every user can reach pam.sock). An existing directory is left as
+/// its owner set it up, e.g. by systemd's RuntimeDirectory=.
 fn make_dir(path: &Path, mode: u32) -> Result<()> {
-    match std::fs::DirBuilder::new()
+    if path.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
         .recursive(true)
         .mode(mode)
         .create(path)
-    {
-        Ok(()) => Ok(()),
-        Err(e) => Err(DaemonError::io(path, e)),
-    }
+        .and_then(|()| std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)))
+        .map_err(|e| DaemonError::io(path, e))
 }
 
 /// One daemon per state directory: a second one would be a second writer.

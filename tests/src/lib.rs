@@ -1,1 +1,8 @@
+//! Helpers for credd's end-to-end tests: a real daemon, the real PAM module through real libpam.
 
+pub mod bins;
+pub mod daemon;
+pub mod libpam;
+pub mod system_pam;
+
+pub use daemon::TestDaemon;

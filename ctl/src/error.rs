@@ -1,0 +1,215 @@
+//! Every way credctl can fail, and the exit status each one maps to (DESIGN.md §9):
+//! 0 done, 1 refused or failed, 2 usage error, 3 an integrity finding (`check`, `audit verify`;
+//! no command of this milestone reports one).
+
+use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use credd_proto::{ErrorKind, ProtoError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CtlError {
+    /// A command line clap accepted but that makes no sense, caught before connecting.
+    #[error("{0}")]
+    Usage(String),
+
+    /// `--password-stdin` was given something that cannot be a password.
+    #[error("{0}")]
+    BadPassword(&'static str),
+
+    #[error("cannot read the password from standard input: {}", os_message(.0))]
+    Stdin(#[source] io::Error),
+
+    /// Connecting failed: the daemon is down, the path is wrong, or we may not use the socket.
+    #[error("cannot reach credd at {}: {}{}", .socket.display(), os_message(.source), unreachable_hint(.source))]
+    Unreachable {
+        socket: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    #[error("credd at {} did not answer within {} s (is credd running?)", .socket.display(), .timeout.as_secs())]
+    Timeout { socket: PathBuf, timeout: Duration },
+
+    /// The connection broke or carried something we cannot read, after connecting.
+    #[error("talking to credd at {}: {source}", .socket.display())]
+    Protocol {
+        socket: PathBuf,
+        #[source]
+        source: ProtoError,
+    },
+
+    /// The daemon refused or failed the request; its message is meant for humans.
+    #[error("{message}")]
+    Daemon { kind: ErrorKind, message: String },
+
+    #[error("no such user: {0}")]
+    UnknownUser(String),
+
+    #[error("credd is busy; try again later")]
+    Busy,
+
+    /// A reply of the wrong type for the request: a daemon from another release or a bug.
+    #[error("unexpected reply from credd: {0}")]
+    Unexpected(String),
+
+    /// A listing that ended badly, as reported by `Client::call_stream`.
+    #[error("user list failed: {0}")]
+    Listing(String),
+
+    #[error("cannot write output: {}", os_message(.0))]
+    Output(#[source] io::Error),
+}
+
+impl CtlError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CtlError::Usage(_) | CtlError::BadPassword(_) => 2,
+            CtlError::Stdin(_)
+            | CtlError::Unreachable { .. }
+            | CtlError::Timeout { .. }
+            | CtlError::Protocol { .. }
+            | CtlError::Daemon { .. }
+            | CtlError::UnknownUser(_)
+            | CtlError::Busy
+            | CtlError::Unexpected(_)
+            | CtlError::Listing(_)
+            | CtlError::Output(_) => 1,
+        }
+    }
+
+    /// Standard output was closed by its reader (`credctl user list | head`).
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, CtlError::Output(e) if e.kind() == io::ErrorKind::BrokenPipe)
+    }
+
+    /// Classifies a failure of `Client::connect`.
+    pub fn connect(socket: PathBuf, timeout: Duration, err: ProtoError) -> Self {
+        match err {
+            ProtoError::Io(source) => CtlError::Unreachable { socket, source },
+            ProtoError::Timeout => CtlError::Timeout { socket, timeout },
+            source => CtlError::Protocol { socket, source },
+        }
+    }
+
+    /// Classifies a failure of `Client::call` on an established connection.
+    pub fn call(socket: PathBuf, timeout: Duration, err: ProtoError) -> Self {
+        match err {
+            ProtoError::Timeout => CtlError::Timeout { socket, timeout },
+            source => CtlError::Protocol { socket, source },
+        }
+    }
+}
+
+/// "No such file or directory" rather than "No such file or directory (os error 2)".
+fn os_message(err: &io::Error) -> String {
+    let text = err.to_string();
+    match (err.raw_os_error(), text.rfind(" (os error ")) {
+        (Some(_), Some(at)) => text[..at].to_string(),
+        _ => text,
+    }
+}
+
+fn unreachable_hint(err: &io::Error) -> &'static str {
+    match err.kind() {
+        io::ErrorKind::PermissionDenied => {
+            " (credctl needs root or membership of credd's admin group)"
+        }
+        io::ErrorKind::InvalidInput => "",
+        _ => " (is credd running?)",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sock() -> PathBuf {
+        PathBuf::from("/run/credd/admin.sock")
+    }
+
+    const T: Duration = Duration::from_secs(30);
+
+    #[test]
+    fn exit_codes() {
+        let cases: Vec<(CtlError, u8)> = vec![
+            (CtlError::Usage("invalid user name".into()), 2),
+            (CtlError::BadPassword("the password is empty"), 2),
+            (CtlError::Stdin(io::Error::other("x")), 1),
+            (
+                CtlError::connect(sock(), T, ProtoError::Io(io::Error::from_raw_os_error(2))),
+                1,
+            ),
+            (CtlError::connect(sock(), T, ProtoError::Timeout), 1),
+            (CtlError::call(sock(), T, ProtoError::Closed), 1),
+            (
+                CtlError::Daemon {
+                    kind: ErrorKind::NotPermitted,
+                    message: "not permitted".into(),
+                },
+                1,
+            ),
+            (
+                CtlError::Daemon {
+                    kind: ErrorKind::AlreadyExists,
+                    message: "exists".into(),
+                },
+                1,
+            ),
+            (CtlError::UnknownUser("x".into()), 1),
+            (CtlError::Busy, 1),
+            (CtlError::Unexpected("Pong".into()), 1),
+            (CtlError::Listing("cut short".into()), 1),
+            (
+                CtlError::Output(io::Error::from(io::ErrorKind::BrokenPipe)),
+                1,
+            ),
+        ];
+        for (err, code) in cases {
+            assert_eq!(err.exit_code(), code, "{err:?}");
+        }
+    }
+
+    #[test]
+    fn unreachable_daemon_names_the_socket_and_suggests_a_cause() {
+        let err = CtlError::connect(sock(), T, ProtoError::Io(io::Error::from_raw_os_error(2)));
+        assert_eq!(
+            err.to_string(),
+            "cannot reach credd at /run/credd/admin.sock: No such file or directory (is credd running?)"
+        );
+        let err = CtlError::connect(sock(), T, ProtoError::Io(io::Error::from_raw_os_error(13)));
+        assert_eq!(
+            err.to_string(),
+            "cannot reach credd at /run/credd/admin.sock: Permission denied \
+             (credctl needs root or membership of credd's admin group)"
+        );
+        let err = CtlError::connect(sock(), T, ProtoError::Timeout);
+        assert_eq!(
+            err.to_string(),
+            "credd at /run/credd/admin.sock did not answer within 30 s (is credd running?)"
+        );
+    }
+
+    #[test]
+    fn daemon_errors_print_only_their_message() {
+        let err = CtlError::Daemon {
+            kind: ErrorKind::NotFound,
+            message: "no such user: alice".into(),
+        };
+        assert_eq!(err.to_string(), "no such user: alice");
+    }
+
+    #[test]
+    fn messages_are_one_line() {
+        let err = CtlError::call(sock(), T, ProtoError::Closed);
+        assert!(!err.to_string().contains('\n'));
+    }
+
+    #[test]
+    fn only_a_closed_stdout_counts_as_broken_pipe() {
+        assert!(CtlError::Output(io::Error::from(io::ErrorKind::BrokenPipe)).is_broken_pipe());
+        assert!(!CtlError::Output(io::Error::from_raw_os_error(28)).is_broken_pipe());
+        assert!(!CtlError::Busy.is_broken_pipe());
+    }
+}

@@ -1,0 +1,359 @@
+//! credctl as a process against a scripted stand-in for credd: exit statuses, the one-line error
+//! contract and the exact output formats. Tests against the real daemon live in the workspace's
+//! `tests/` crate.
+
+use std::io::Write;
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::thread::JoinHandle;
+
+use credd_proto::{
+    ErrorKind, Reply, Request, UserInfo, decode_request, encode_reply, read_frame, write_frame,
+};
+
+/// A private directory, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Self {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "credctl-test-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir(&path).unwrap();
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Serves one connection: answers its first request with `replies`, and hands the request back.
+fn fake_credd(socket: &Path, replies: Vec<Reply>) -> JoinHandle<Request> {
+    let listener = UnixListener::bind(socket).unwrap();
+    std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let body = read_frame(&mut conn).unwrap().expect("a request");
+        let request = decode_request(&body).unwrap();
+        for reply in &replies {
+            write_frame(&mut conn, &encode_reply(reply).unwrap()).unwrap();
+        }
+        request
+    })
+}
+
+fn credctl(socket: &Path, args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_credctl"))
+        .arg("--socket")
+        .arg(socket)
+        .args(args)
+        .env_remove("CREDD_ADMIN_SOCKET")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // credctl may exit without reading (a usage error); a broken pipe here is fine.
+    let _ = child.stdin.take().unwrap().write_all(stdin);
+    child.wait_with_output().unwrap()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8(out.stderr.clone()).unwrap()
+}
+
+fn info(user: &str, uid: Option<u32>) -> UserInfo {
+    UserInfo {
+        user: user.into(),
+        uid,
+        hash_scheme: Some("pbkdf2-sha256".into()),
+        iterations: Some(600_000),
+        disabled: false,
+        must_change: false,
+        created_at: "2025-01-02T03:04:05Z".into(),
+        updated_at: "2025-01-02T03:04:05Z".into(),
+    }
+}
+
+#[test]
+fn unreachable_daemon_is_one_line_and_exit_1() {
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    let out = credctl(&socket, &["user", "list"], b"");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "credctl: cannot reach credd at {}: No such file or directory (is credd running?)\n",
+            socket.display()
+        )
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn socket_comes_from_the_environment() {
+    let dir = TempDir::new();
+    let socket = dir.0.join("from-env.sock");
+    let out = Command::new(env!("CARGO_BIN_EXE_credctl"))
+        .args(["user", "show", "alice"])
+        .env("CREDD_ADMIN_SOCKET", &socket)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains(&socket.display().to_string()),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn usage_errors_exit_2_before_connecting() {
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    for (args, stdin) in [
+        (&["user", "show", "a b"][..], &b""[..]),
+        (&["user", "remove", "--", "-rf"], b""),
+        (&["passwd", "alice", "--password-stdin"], b"\n"),
+        (&["passwd", "alice", "--password-stdin"], b"one\ntwo\n"),
+        (&["user", "add", "alice", "--password-stdin"], b""),
+    ] {
+        let out = credctl(&socket, args, stdin);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = stderr(&out);
+        assert!(
+            err.starts_with("credctl: ") && err.lines().count() == 1,
+            "{err}"
+        );
+    }
+    // clap's own usage errors.
+    for args in [
+        &["passwd", "alice"][..],
+        &["user", "frob"],
+        &["user", "add"],
+    ] {
+        assert_eq!(
+            credctl(&socket, args, b"").status.code(),
+            Some(2),
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn user_add_sends_the_password_and_confirms() {
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    let server = fake_credd(&socket, vec![Reply::User(info("alice", Some(1001)))]);
+    let out = credctl(
+        &socket,
+        &[
+            "user",
+            "add",
+            "alice",
+            "--uid",
+            "1001",
+            "--password-stdin",
+            "--must-change",
+        ],
+        b"s3cret pass\r\n",
+    );
+    assert_eq!(stderr(&out), "");
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(stdout(&out), "added alice (uid 1001)\n");
+    match server.join().unwrap() {
+        Request::UserAdd {
+            user,
+            uid,
+            password,
+            must_change,
+        } => {
+            assert_eq!(
+                (user.as_str(), uid, must_change),
+                ("alice", Some(1001), true)
+            );
+            assert_eq!(password.unwrap().expose(), "s3cret pass");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn user_add_without_password_sends_none() {
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    let server = fake_credd(&socket, vec![Reply::User(info("bob", None))]);
+    let out = credctl(&socket, &["user", "add", "bob"], b"ignored\n");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "added bob (no uid)\n");
+    assert!(matches!(
+        server.join().unwrap(),
+        Request::UserAdd {
+            password: None,
+            must_change: false,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn confirmations() {
+    let cases: [(&[&str], &[u8], &str); 5] = [
+        (&["user", "remove", "alice"], b"", "removed alice\n"),
+        (&["user", "disable", "alice"], b"", "disabled alice\n"),
+        (&["user", "enable", "alice"], b"", "enabled alice\n"),
+        (
+            &["passwd", "alice", "--password-stdin"],
+            b"pw\n",
+            "password set for alice\n",
+        ),
+        (
+            &["passwd", "alice", "--password-stdin", "--must-change"],
+            b"pw\n",
+            "password set for alice (must change at next login)\n",
+        ),
+    ];
+    for (args, stdin, expected) in cases {
+        let dir = TempDir::new();
+        let socket = dir.0.join("admin.sock");
+        let server = fake_credd(&socket, vec![Reply::Ok]);
+        let out = credctl(&socket, args, stdin);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+        assert_eq!(stdout(&out), expected);
+        let request = server.join().unwrap();
+        match (args[0], args.get(1).copied(), request) {
+            ("user", Some("remove"), Request::UserRemove { user }) => assert_eq!(user, "alice"),
+            ("user", Some("disable"), Request::UserSetDisabled { disabled, .. }) => {
+                assert!(disabled)
+            }
+            ("user", Some("enable"), Request::UserSetDisabled { disabled, .. }) => {
+                assert!(!disabled)
+            }
+            ("passwd", _, Request::SetPassword { password, .. }) => {
+                assert_eq!(password.expose(), "pw")
+            }
+            (_, _, other) => panic!("{args:?} sent {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn daemon_errors_print_their_message_and_exit_1() {
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    let _server = fake_credd(
+        &socket,
+        vec![Reply::Error {
+            kind: ErrorKind::NotFound,
+            message: "no such user: bob".into(),
+        }],
+    );
+    let out = credctl(&socket, &["user", "show", "bob"], b"");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr(&out), "credctl: no such user: bob\n");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn user_show_human_and_json() {
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    let _server = fake_credd(&socket, vec![Reply::User(info("alice", Some(1001)))]);
+    let out = credctl(&socket, &["user", "show", "alice"], b"");
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        stdout(&out),
+        "user: alice\nuid: 1001\nhash_scheme: pbkdf2-sha256\niterations: 600000\ndisabled: no\n\
+         must_change: no\ncreated_at: 2025-01-02T03:04:05Z\nupdated_at: 2025-01-02T03:04:05Z\n"
+    );
+
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    let _server = fake_credd(&socket, vec![Reply::User(info("alice", None))]);
+    let out = credctl(&socket, &["user", "show", "alice", "--json"], b"");
+    assert_eq!(out.status.code(), Some(0));
+    let shown: UserInfo = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown, info("alice", None));
+}
+
+#[test]
+fn user_list_streams_a_table_and_a_json_array() {
+    let rows = |n: u32| {
+        let mut replies: Vec<Reply> = (0..n)
+            .map(|i| Reply::Item(info(&format!("user{i}"), Some(2000 + i))))
+            .collect();
+        replies.push(Reply::End { count: n as u64 });
+        replies
+    };
+
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    let server = fake_credd(&socket, rows(2));
+    let out = credctl(&socket, &["user", "list"], b"");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "USER   UID   SCHEME         DISABLED  MUST_CHANGE\n\
+         user0  2000  pbkdf2-sha256  no        no\n\
+         user1  2001  pbkdf2-sha256  no        no\n"
+    );
+    assert!(matches!(server.join().unwrap(), Request::UserList));
+
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    let _server = fake_credd(&socket, rows(3000));
+    let out = credctl(&socket, &["user", "list", "--json"], b"");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let listed: Vec<UserInfo> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed.len(), 3000);
+    assert_eq!(listed[2999].user, "user2999");
+
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    let _server = fake_credd(&socket, rows(0));
+    let out = credctl(&socket, &["user", "list", "--json"], b"");
+    assert_eq!(stdout(&out), "[]\n");
+}
+
+#[test]
+fn refused_or_broken_listings_exit_1() {
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    let _server = fake_credd(
+        &socket,
+        vec![Reply::Error {
+            kind: ErrorKind::NotPermitted,
+            message: "administrative requests are served to root on admin.sock only".into(),
+        }],
+    );
+    let out = credctl(&socket, &["user", "list", "--json"], b"");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let err = stderr(&out);
+    assert!(
+        err.contains("served to root") && err.lines().count() == 1,
+        "{err}"
+    );
+
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    // The connection closes after one row, without an end marker.
+    let _server = fake_credd(&socket, vec![Reply::Item(info("a", None))]);
+    let out = credctl(&socket, &["user", "list", "--json"], b"");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+    // A cut listing never looks like a complete JSON document.
+    assert!(serde_json::from_slice::<serde_json::Value>(&out.stdout).is_err());
+}

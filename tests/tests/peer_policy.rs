@@ -1,0 +1,97 @@
+//! What an unprivileged local user can do over the sockets, decided by SO_PEERCRED (root only:
+//! the client runs as `nobody` through runuser).
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+
+use credd_e2e::TestDaemon;
+use credd_e2e::bins::{self, skip_unless_root};
+use credd_e2e::system_pam::{SystemService, all_output, have};
+
+fn nobody_uid() -> u32 {
+    let out = Command::new("id").args(["-u", "nobody"]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+#[test]
+fn unprivileged_peer_verifies_only_its_own_account() {
+    if skip_unless_root("unprivileged_peer_verifies_only_its_own_account") {
+        return;
+    }
+    assert!(
+        have("pamtester") && have("runuser"),
+        "pamtester and runuser are needed"
+    );
+    let d = TestDaemon::start();
+    // `nobody` is known to NSS, so credd stores its real uid; `victim` has another uid.
+    d.add_user("nobody", "nobody's own password", &[]);
+    d.add_user("victim", "victim's password!", &["--uid", "5201"]);
+    let svc = SystemService::install(&[d.module_line("auth", "required", "")]);
+
+    let own = svc.pamtester(
+        Some("nobody"),
+        "nobody",
+        &["authenticate"],
+        "nobody's own password\n",
+    );
+    assert!(own.status.success(), "{}", all_output(&own));
+
+    // The right password for someone else's account is useless: the daemon answers as if the
+    // account did not exist, so the peer learns neither the password nor that the account exists.
+    let other = svc.pamtester(
+        Some("nobody"),
+        "victim",
+        &["authenticate"],
+        "victim's password!\n",
+    );
+    let text = all_output(&other);
+    assert!(!other.status.success(), "{text}");
+    assert!(text.contains("User not known"), "{text}");
+    let ghost = svc.pamtester(Some("nobody"), "no-such-account", &["authenticate"], "x\n");
+    let ghost_text = all_output(&ghost);
+    assert!(ghost_text.contains("User not known"), "{ghost_text}");
+
+    // Root may verify anyone.
+    let root = svc.pamtester(None, "victim", &["authenticate"], "victim's password!\n");
+    assert!(root.status.success(), "{}", all_output(&root));
+    let log = d.log().join("\n");
+    assert!(log.contains(&format!("peer_uid={}", nobody_uid())), "{log}");
+}
+
+#[test]
+fn unprivileged_peer_cannot_use_the_admin_socket() {
+    if skip_unless_root("unprivileged_peer_cannot_use_the_admin_socket") {
+        return;
+    }
+    let d = TestDaemon::start();
+    let credctl = bins::credctl();
+    let run_as_nobody = || {
+        Command::new("runuser")
+            .args(["-u", "nobody", "--"])
+            .arg(&credctl)
+            .arg("--socket")
+            .arg(d.admin_socket())
+            .args(["user", "list"])
+            .output()
+            .unwrap()
+    };
+    // First fence: the socket mode.
+    let out = run_as_nobody();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Permission denied"), "{err}");
+
+    // Second fence: even with the mode opened up, the daemon checks the peer's uid.
+    std::fs::set_permissions(d.admin_socket(), std::fs::Permissions::from_mode(0o666)).unwrap();
+    let out = run_as_nobody();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("root only"), "{err}");
+    assert!(
+        d.log()
+            .iter()
+            .any(|l| l.contains("refused admin connection")),
+        "{:?}",
+        d.log()
+    );
+}

@@ -1,0 +1,172 @@
+//! Hostile and broken frames against a real daemon: each gets a clear error reply or a closed
+//! connection, and the daemon keeps serving everybody else.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+use credd_e2e::TestDaemon;
+use credd_proto::{
+    Client, ErrorKind, MAX_FRAME, PROTOCOL_VERSION, ProtoError, Reply, Request, decode_reply,
+    read_frame,
+};
+
+fn connect(d: &TestDaemon) -> UnixStream {
+    let s = UnixStream::connect(d.pam_socket()).expect("connect pam.sock");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
+}
+
+fn raw_frame(body: &[u8]) -> Vec<u8> {
+    let mut f = (body.len() as u32).to_be_bytes().to_vec();
+    f.extend_from_slice(body);
+    f
+}
+
+fn read_reply(s: &mut UnixStream) -> Option<Reply> {
+    match read_frame(s) {
+        Ok(Some(body)) => Some(decode_reply(&body).expect("daemon replies are valid")),
+        Ok(None) => None,
+        Err(e) => panic!("reading reply: {e}"),
+    }
+}
+
+fn assert_still_serving(d: &TestDaemon) {
+    let mut c = Client::connect(&d.pam_socket(), Duration::from_secs(5)).unwrap();
+    assert_eq!(
+        c.call(&Request::Ping).unwrap(),
+        Reply::Pong {
+            version: PROTOCOL_VERSION
+        }
+    );
+}
+
+fn expect_error(reply: Option<Reply>, kind: ErrorKind) -> String {
+    match reply {
+        Some(Reply::Error { kind: k, message }) if k == kind => message,
+        other => panic!("expected {kind:?} error, got {other:?}"),
+    }
+}
+
+#[test]
+fn oversized_frame_is_refused_and_connection_closed() {
+    let d = TestDaemon::start();
+    let mut s = connect(&d);
+    // Announce 1 MiB but send only the prefix: the daemon must refuse on the length alone.
+    s.write_all(&(1024 * 1024u32).to_be_bytes()).unwrap();
+    let message = expect_error(read_reply(&mut s), ErrorKind::FrameTooLarge);
+    assert!(message.contains(&MAX_FRAME.to_string()), "{message}");
+    assert_eq!(read_reply(&mut s), None, "connection should be closed");
+    assert_still_serving(&d);
+}
+
+#[test]
+fn truncated_frame_closes_the_connection() {
+    let d = TestDaemon::start();
+    let mut s = connect(&d);
+    s.write_all(&100u32.to_be_bytes()).unwrap();
+    s.write_all(br#"{"v":1,"req":"#).unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut rest = Vec::new();
+    s.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty(), "no reply expected to a truncated frame");
+    assert_still_serving(&d);
+}
+
+#[test]
+fn invalid_json_gets_bad_request() {
+    let d = TestDaemon::start();
+    let mut s = connect(&d);
+    s.write_all(&raw_frame(b"{not json")).unwrap();
+    let message = expect_error(read_reply(&mut s), ErrorKind::BadRequest);
+    assert!(message.contains("invalid JSON"), "{message}");
+    assert_still_serving(&d);
+}
+
+#[test]
+fn wrong_version_gets_version_mismatch() {
+    let d = TestDaemon::start();
+    let mut s = connect(&d);
+    s.write_all(&raw_frame(br#"{"v":99,"req":"ping"}"#))
+        .unwrap();
+    let message = expect_error(read_reply(&mut s), ErrorKind::VersionMismatch);
+    assert!(message.contains("99"), "{message}");
+    assert_still_serving(&d);
+}
+
+#[test]
+fn unknown_request_gets_bad_request_without_echoing_values() {
+    let d = TestDaemon::start();
+    let mut s = connect(&d);
+    let body = br#"{"v":1,"req":{"authenticate":{"user":"a","secret":"s3cr3t-value","bogus":"s3cr3t-value"}}}"#;
+    s.write_all(&raw_frame(body)).unwrap();
+    let message = expect_error(read_reply(&mut s), ErrorKind::BadRequest);
+    assert!(!message.contains("s3cr3t-value"), "{message}");
+    assert_still_serving(&d);
+}
+
+#[test]
+fn admin_requests_are_refused_on_the_pam_socket() {
+    let d = TestDaemon::start();
+    let mut c = Client::connect(&d.pam_socket(), Duration::from_secs(5)).unwrap();
+    let reply = c
+        .call(&Request::UserRemove {
+            user: "alice".into(),
+        })
+        .unwrap();
+    assert!(
+        matches!(
+            reply,
+            Reply::Error {
+                kind: ErrorKind::NotPermitted,
+                ..
+            }
+        ),
+        "{reply:?}"
+    );
+}
+
+#[test]
+fn control_characters_in_names_are_refused() {
+    let d = TestDaemon::start();
+    let mut c = Client::connect(&d.pam_socket(), Duration::from_secs(5)).unwrap();
+    let reply = c
+        .call(&Request::AccountCheck(credd_proto::AccountRequest {
+            user: "alice\nforged log line".into(),
+            service: "sshd".into(),
+        }))
+        .unwrap();
+    assert!(
+        matches!(
+            reply,
+            Reply::Error {
+                kind: ErrorKind::BadRequest,
+                ..
+            }
+        ),
+        "{reply:?}"
+    );
+    assert!(!d.log().join("\n").contains("forged log line"));
+}
+
+#[test]
+fn one_connection_carries_several_requests() {
+    let d = TestDaemon::start();
+    let mut c = Client::connect(&d.pam_socket(), Duration::from_secs(5)).unwrap();
+    for _ in 0..3 {
+        assert!(matches!(
+            c.call(&Request::Ping).unwrap(),
+            Reply::Pong { .. }
+        ));
+    }
+}
+
+#[test]
+fn client_reports_an_absent_daemon_as_unavailable() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = Client::connect(&dir.path().join("none.sock"), Duration::from_secs(1))
+        .err()
+        .expect("connect must fail");
+    assert!(err.is_unavailable(), "{err}");
+    assert!(matches!(err, ProtoError::Io(_)));
+}
