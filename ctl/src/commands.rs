@@ -180,7 +180,7 @@ fn say(out: &mut impl Write, line: std::fmt::Arguments<'_>) -> Result<(), CtlErr
 /// The reply to a request that answers with the account.
 fn expect_user(reply: Reply, user: &str) -> Result<UserInfo, CtlError> {
     match reply {
-        Reply::User(info) => Ok(info),
+        Reply::User(info) => Ok(*info),
         other => Err(refusal(other, user)),
     }
 }
@@ -264,9 +264,12 @@ mod tests {
 
     #[test]
     fn replies_map_to_outcomes() {
-        assert_eq!(expect_user(Reply::User(alice()), "alice").unwrap(), alice());
+        assert_eq!(
+            expect_user(Reply::User(Box::new(alice())), "alice").unwrap(),
+            alice()
+        );
         assert!(expect_done(Reply::Ok, "alice").is_ok());
-        assert!(expect_done(Reply::User(alice()), "alice").is_ok());
+        assert!(expect_done(Reply::User(Box::new(alice())), "alice").is_ok());
 
         let err = expect_done(
             Reply::Error {

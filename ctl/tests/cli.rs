@@ -156,7 +156,10 @@ fn usage_errors_exit_2_before_connecting() {
 fn user_add_sends_the_password_and_confirms() {
     let dir = TempDir::new();
     let socket = dir.0.join("admin.sock");
-    let server = fake_credd(&socket, vec![Reply::User(info("alice", Some(1001)))]);
+    let server = fake_credd(
+        &socket,
+        vec![Reply::User(Box::new(info("alice", Some(1001))))],
+    );
     let out = credctl(
         &socket,
         &[
@@ -194,7 +197,7 @@ fn user_add_sends_the_password_and_confirms() {
 fn user_add_without_password_sends_none() {
     let dir = TempDir::new();
     let socket = dir.0.join("admin.sock");
-    let server = fake_credd(&socket, vec![Reply::User(info("bob", None))]);
+    let server = fake_credd(&socket, vec![Reply::User(Box::new(info("bob", None)))]);
     let out = credctl(&socket, &["user", "add", "bob"], b"ignored\n");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(stdout(&out), "added bob (no uid)\n");
@@ -270,7 +273,10 @@ fn daemon_errors_print_their_message_and_exit_1() {
 fn user_show_human_and_json() {
     let dir = TempDir::new();
     let socket = dir.0.join("admin.sock");
-    let _server = fake_credd(&socket, vec![Reply::User(info("alice", Some(1001)))]);
+    let _server = fake_credd(
+        &socket,
+        vec![Reply::User(Box::new(info("alice", Some(1001))))],
+    );
     let out = credctl(&socket, &["user", "show", "alice"], b"");
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(
@@ -281,7 +287,7 @@ fn user_show_human_and_json() {
 
     let dir = TempDir::new();
     let socket = dir.0.join("admin.sock");
-    let _server = fake_credd(&socket, vec![Reply::User(info("alice", None))]);
+    let _server = fake_credd(&socket, vec![Reply::User(Box::new(info("alice", None)))]);
     let out = credctl(&socket, &["user", "show", "alice", "--json"], b"");
     assert_eq!(out.status.code(), Some(0));
     let shown: UserInfo = serde_json::from_slice(&out.stdout).unwrap();
@@ -292,7 +298,7 @@ fn user_show_human_and_json() {
 fn user_list_streams_a_table_and_a_json_array() {
     let rows = |n: u32| {
         let mut replies: Vec<Reply> = (0..n)
-            .map(|i| Reply::Item(info(&format!("user{i}"), Some(2000 + i))))
+            .map(|i| Reply::Item(Box::new(info(&format!("user{i}"), Some(2000 + i)))))
             .collect();
         replies.push(Reply::End { count: n as u64 });
         replies
@@ -350,7 +356,7 @@ fn refused_or_broken_listings_exit_1() {
     let dir = TempDir::new();
     let socket = dir.0.join("admin.sock");
     // The connection closes after one row, without an end marker.
-    let _server = fake_credd(&socket, vec![Reply::Item(info("a", None))]);
+    let _server = fake_credd(&socket, vec![Reply::Item(Box::new(info("a", None)))]);
     let out = credctl(&socket, &["user", "list", "--json"], b"");
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));

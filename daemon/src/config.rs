@@ -12,7 +12,7 @@ use crate::error::{DaemonError, Result};
 /// The iteration count the pbkdf2 crate accepts at least; real deployments use far more.
 pub const MIN_ITERATIONS: u32 = 1_000;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub hashing: Hashing,
@@ -49,16 +49,6 @@ pub struct Limits {
     pub hash_queue: usize,
     /// Hashing threads; 0 means one per core.
     pub hash_threads: usize,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            hashing: Hashing::default(),
-            password: Password::default(),
-            limits: Limits::default(),
-        }
-    }
 }
 
 impl Default for Hashing {

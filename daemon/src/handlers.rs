@@ -234,8 +234,11 @@ impl Daemon {
             ),
             Ok(Err(WriteConflict::NotFound)) => internal("insert reported a missing row"),
             Ok(Ok(account)) => {
-                eprintln!("credd: user_add user={user} uid={uid:?}");
-                Reply::User(user_info(&account))
+                eprintln!(
+                    "credd: user_add user={user} uid={}",
+                    uid.map_or("-".to_string(), |u| u.to_string())
+                );
+                Reply::User(Box::new(user_info(&account)))
             }
         }
     }
@@ -293,7 +296,7 @@ impl Daemon {
         match self.store().account(user) {
             Err(e) => internal(e),
             Ok(None) => not_found(user),
-            Ok(Some(a)) => Reply::User(user_info(&a)),
+            Ok(Some(a)) => Reply::User(Box::new(user_info(&a))),
         }
     }
 
@@ -308,7 +311,7 @@ impl Daemon {
             let Some(last) = page.last() else { break };
             after = Some(last.name.clone());
             for account in &page {
-                respond(&Reply::Item(user_info(account)))?;
+                respond(&Reply::Item(Box::new(user_info(account))))?;
                 count += 1;
             }
         }

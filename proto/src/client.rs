@@ -83,7 +83,7 @@ impl Client {
             match self.recv()? {
                 Reply::Item(row) => {
                     seen += 1;
-                    on_row(row);
+                    on_row(*row);
                 }
                 Reply::End { count } if count == seen => return Ok(count),
                 Reply::End { count } => {

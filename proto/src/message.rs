@@ -120,10 +120,10 @@ pub enum Reply {
     Pong {
         version: u32,
     },
-    /// One account, for `user show` and `user add`.
-    User(UserInfo),
+    /// One account, for `user show` and `user add`. Boxed to keep every reply small.
+    User(Box<UserInfo>),
     /// One row of a streamed listing.
-    Item(UserInfo),
+    Item(Box<UserInfo>),
     /// End of a streamed listing, with the number of rows sent.
     End {
         count: u64,

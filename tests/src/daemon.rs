@@ -102,10 +102,10 @@ impl TestDaemon {
             let mut ready_tx = Some(ready_tx);
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
-                if line.starts_with("credd: ready") {
-                    if let Some(tx) = ready_tx.take() {
-                        let _ = tx.send(());
-                    }
+                if line.starts_with("credd: ready")
+                    && let Some(tx) = ready_tx.take()
+                {
+                    let _ = tx.send(());
                 }
                 log.lock().unwrap().push(line);
             }

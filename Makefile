@@ -1,0 +1,29 @@
+# The two commands of the README: `make demo` (the main job) and `make test` (every test).
+# Both install the Debian packages they need when run as root (scripts/ensure-deps.sh).
+
+CARGO ?= cargo
+
+.PHONY: all deps build release demo test unit lint clean
+
+all: build
+
+deps:
+	@scripts/ensure-deps.sh
+
+build: deps
+	$(CARGO) build --workspace
+
+release: deps
+	$(CARGO) build --release --workspace
+
+demo: release
+	scripts/demo.sh target/release
+
+# Unit tests, end-to-end tests through real libpam and a real credd, then format and lint checks.
+test: build
+	$(CARGO) test --workspace
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,824 @@
+//! The flow driven by a scripted conversation and a scripted transport. Both check on drop that
+//! their script was used up, so a test also fails when an expected prompt or request never came.
+
+use std::collections::VecDeque;
+use std::io;
+
+use credd_proto::{ErrorKind, ProtoError, Reply, Request};
+use pam::constants::{PAM_DISALLOW_NULL_AUTHTOK, PAM_SILENT, PamFlag, PamResultCode};
+
+use super::*;
+use crate::args;
+use crate::log::{HookKind, Level, Logger};
+
+const PASSWORD: &str = "correct horse battery";
+
+// ---------------------------------------------------------------------------------------------
+// Scripted conversation
+
+enum Step {
+    Prompt(&'static str, Result<Option<&'static str>, PamResultCode>),
+    // No flow of this issue shows a PAM_TEXT_INFO message yet; chauthtok and sessions will.
+    #[allow(dead_code)]
+    Info(&'static str),
+    Error(&'static str),
+}
+
+/// What `PAM_AUTHTOK` holds before the hook runs.
+enum Token {
+    Unset,
+    Set(&'static str),
+    NotUtf8,
+}
+
+struct ScriptedConversation {
+    script: VecDeque<Step>,
+    token: Token,
+    /// Error to return from `store_token`, once.
+    store_error: Option<PamResultCode>,
+    stored: Vec<String>,
+    token_reads: usize,
+}
+
+impl ScriptedConversation {
+    fn new(script: Vec<Step>) -> Self {
+        ScriptedConversation {
+            script: script.into(),
+            token: Token::Unset,
+            store_error: None,
+            stored: Vec::new(),
+            token_reads: 0,
+        }
+    }
+
+    fn silent() -> Self {
+        Self::new(Vec::new())
+    }
+
+    fn password(answer: &'static str) -> Self {
+        Self::new(vec![Step::Prompt("Password: ", Ok(Some(answer)))])
+    }
+
+    fn with_token(mut self, token: Token) -> Self {
+        self.token = token;
+        self
+    }
+
+    fn next(&mut self, what: &str) -> Step {
+        match self.script.pop_front() {
+            Some(step) => step,
+            None => panic!("unexpected {what}: the script is used up"),
+        }
+    }
+}
+
+impl Conversation for ScriptedConversation {
+    fn prompt_secret(&mut self, prompt: &str) -> Result<Option<Secret>, PamResultCode> {
+        match self.next(&format!("prompt {prompt:?}")) {
+            Step::Prompt(expected, answer) => {
+                assert_eq!(prompt, expected);
+                answer.map(|a| a.map(|s| Secret::new(s.to_owned())))
+            }
+            _ => panic!("prompt {prompt:?} where the script expected a message"),
+        }
+    }
+
+    fn info(&mut self, message: &str) {
+        match self.next(&format!("info {message:?}")) {
+            Step::Info(expected) => assert_eq!(message, expected),
+            _ => panic!("info {message:?} out of script"),
+        }
+    }
+
+    fn error(&mut self, message: &str) {
+        match self.next(&format!("error {message:?}")) {
+            Step::Error(expected) => assert_eq!(message, expected),
+            _ => panic!("error message {message:?} out of script"),
+        }
+    }
+
+    fn stored_token(&mut self) -> StoredToken {
+        self.token_reads += 1;
+        match self.token {
+            Token::Unset => StoredToken::Unset,
+            Token::Set(t) => StoredToken::Set(Secret::new(t.to_owned())),
+            Token::NotUtf8 => StoredToken::NotUtf8,
+        }
+    }
+
+    fn store_token(&mut self, token: &Secret) -> Result<(), PamResultCode> {
+        if let Some(code) = self.store_error.take() {
+            return Err(code);
+        }
+        self.stored.push(token.expose().to_owned());
+        Ok(())
+    }
+}
+
+impl Drop for ScriptedConversation {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            assert!(
+                self.script.is_empty(),
+                "{} conversation step(s) never happened",
+                self.script.len()
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scripted transport
+
+struct ScriptedTransport {
+    replies: VecDeque<Result<Reply, ProtoError>>,
+    sent: Vec<Request>,
+}
+
+impl ScriptedTransport {
+    fn replying(reply: Reply) -> Self {
+        Self::new(vec![Ok(reply)])
+    }
+
+    fn failing(err: ProtoError) -> Self {
+        Self::new(vec![Err(err)])
+    }
+
+    /// For flows that must not contact the daemon at all.
+    fn unused() -> Self {
+        Self::new(Vec::new())
+    }
+
+    fn new(replies: Vec<Result<Reply, ProtoError>>) -> Self {
+        ScriptedTransport {
+            replies: replies.into(),
+            sent: Vec::new(),
+        }
+    }
+
+    fn only_auth(&self) -> &AuthRequest {
+        match self.sent.as_slice() {
+            [Request::Authenticate(auth)] => auth,
+            other => panic!("expected one authenticate request, got {other:?}"),
+        }
+    }
+
+    fn only_account(&self) -> &AccountRequest {
+        match self.sent.as_slice() {
+            [Request::AccountCheck(acct)] => acct,
+            other => panic!("expected one account check, got {other:?}"),
+        }
+    }
+}
+
+impl Transport for ScriptedTransport {
+    fn call(&mut self, request: &Request) -> Result<Reply, ProtoError> {
+        self.sent.push(request.clone());
+        match self.replies.pop_front() {
+            Some(reply) => reply,
+            None => panic!("unexpected request to credd: {request:?}"),
+        }
+    }
+}
+
+impl Drop for ScriptedTransport {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            assert!(
+                self.replies.is_empty(),
+                "{} scripted repl(y/ies) never requested",
+                self.replies.len()
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+fn ctx(words: &[&str], flags: PamFlag) -> HookContext {
+    ctx_for(b"alice", words, flags, HookKind::Auth)
+}
+
+fn ctx_for(user: &[u8], words: &[&str], flags: PamFlag, kind: HookKind) -> HookContext {
+    let owned: Vec<std::ffi::CString> = words
+        .iter()
+        .map(|w| std::ffi::CString::new(*w).unwrap())
+        .collect();
+    let refs: Vec<&std::ffi::CStr> = owned.iter().map(|c| c.as_c_str()).collect();
+    let (args, problems) = args::parse(&refs);
+    assert!(problems.is_empty(), "{problems:?}");
+    HookContext {
+        user: user.to_vec(),
+        service: "sshd".into(),
+        rhost: Some("192.0.2.7".into()),
+        tty: Some("ssh".into()),
+        ruser: None,
+        flags,
+        args,
+        // Debug on, so the no-secret-in-logs checks cover the debug lines as well.
+        log: Logger::memory("sshd", kind, true),
+    }
+}
+
+fn account_ctx(words: &[&str], flags: PamFlag) -> HookContext {
+    ctx_for(b"alice", words, flags, HookKind::Account)
+}
+
+fn unavailable() -> ProtoError {
+    ProtoError::Io(io::Error::from(io::ErrorKind::ConnectionRefused))
+}
+
+fn errors_logged(ctx: &HookContext) -> Vec<String> {
+    ctx.log
+        .lines()
+        .into_iter()
+        .filter(|(level, _)| *level == Level::Err)
+        .map(|(_, line)| line)
+        .collect()
+}
+
+fn assert_secret_never_logged(ctx: &HookContext, secret: &str) {
+    for (_, line) in ctx.log.lines() {
+        assert!(!line.contains(secret), "secret in log line {line:?}");
+    }
+}
+
+/// Runs authenticate with the password prompted for and credd answering `reply`.
+fn auth_with_reply(words: &[&str], reply: Reply) -> PamResultCode {
+    let ctx = ctx(words, 0);
+    let mut conv = ScriptedConversation::password(PASSWORD);
+    let mut transport = ScriptedTransport::replying(reply);
+    let code = authenticate(&ctx, &mut conv, &mut transport);
+    assert_eq!(transport.only_auth().secret.expose(), PASSWORD);
+    assert_secret_never_logged(&ctx, PASSWORD);
+    code
+}
+
+fn account_with_reply(
+    words: &[&str],
+    flags: PamFlag,
+    reply: Reply,
+    conv: Vec<Step>,
+) -> PamResultCode {
+    let ctx = account_ctx(words, flags);
+    let mut conv = ScriptedConversation::new(conv);
+    let mut transport = ScriptedTransport::replying(reply);
+    let code = account(&ctx, &mut conv, &mut transport);
+    let acct = transport.only_account();
+    assert_eq!(
+        (acct.user.as_str(), acct.service.as_str()),
+        ("alice", "sshd")
+    );
+    code
+}
+
+// ---------------------------------------------------------------------------------------------
+// authenticate: the reply mapping
+
+#[test]
+fn auth_ok_prompts_stores_the_token_and_sends_every_item() {
+    let ctx = ctx(&[], 0);
+    let mut conv = ScriptedConversation::password(PASSWORD);
+    let mut transport = ScriptedTransport::replying(Reply::Ok);
+    assert_eq!(
+        authenticate(&ctx, &mut conv, &mut transport),
+        PamResultCode::PAM_SUCCESS
+    );
+    let auth = transport.only_auth();
+    assert_eq!(auth.user, "alice");
+    assert_eq!(auth.secret.expose(), PASSWORD);
+    assert_eq!(auth.service, "sshd");
+    assert_eq!(auth.rhost.as_deref(), Some("192.0.2.7"));
+    assert_eq!(auth.tty.as_deref(), Some("ssh"));
+    assert_eq!(auth.ruser, None);
+    assert_eq!(conv.stored, [PASSWORD]);
+    assert_eq!(
+        conv.token_reads, 0,
+        "no first_pass argument: PAM_AUTHTOK is not read"
+    );
+    assert_secret_never_logged(&ctx, PASSWORD);
+    assert!(errors_logged(&ctx).is_empty());
+}
+
+#[test]
+fn auth_must_change_succeeds_so_acct_mgmt_can_enforce_the_change() {
+    assert_eq!(
+        auth_with_reply(&[], Reply::MustChange),
+        PamResultCode::PAM_SUCCESS
+    );
+}
+
+#[test]
+fn auth_denied_locked_busy_and_disabled_are_auth_err() {
+    for reply in [
+        Reply::Denied,
+        Reply::Locked { until: None },
+        Reply::Locked {
+            until: Some("2030-01-01T00:00:00Z".into()),
+        },
+        Reply::Busy,
+        Reply::Disabled,
+    ] {
+        assert_eq!(
+            auth_with_reply(&[], reply.clone()),
+            PamResultCode::PAM_AUTH_ERR,
+            "{reply:?}"
+        );
+    }
+}
+
+#[test]
+fn auth_unknown_user_is_user_unknown_or_ignored_on_request() {
+    assert_eq!(
+        auth_with_reply(&[], Reply::UnknownUser),
+        PamResultCode::PAM_USER_UNKNOWN
+    );
+    assert_eq!(
+        auth_with_reply(&["ignore_unknown_user"], Reply::UnknownUser),
+        PamResultCode::PAM_IGNORE
+    );
+}
+
+#[test]
+fn auth_unexpected_replies_are_auth_err_and_logged() {
+    for reply in [
+        Reply::Error {
+            kind: ErrorKind::Internal,
+            message: "database is locked".into(),
+        },
+        Reply::Pong { version: 1 },
+        Reply::End { count: 0 },
+    ] {
+        let ctx = ctx(&[], 0);
+        let mut conv = ScriptedConversation::password(PASSWORD);
+        let mut transport = ScriptedTransport::replying(reply.clone());
+        assert_eq!(
+            authenticate(&ctx, &mut conv, &mut transport),
+            PamResultCode::PAM_AUTH_ERR,
+            "{reply:?}"
+        );
+        let errors = errors_logged(&ctx);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].starts_with("pam_credd(sshd:auth): unexpected answer"));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// authenticate: the daemon cannot be reached, or speaks nonsense
+
+#[test]
+fn auth_unreachable_daemon_is_authinfo_unavail_and_logged() {
+    for err in [
+        unavailable(),
+        ProtoError::Timeout,
+        ProtoError::Closed,
+        ProtoError::Truncated,
+    ] {
+        let ctx = ctx(&[], 0);
+        let mut conv = ScriptedConversation::password(PASSWORD);
+        let mut transport = ScriptedTransport::failing(err);
+        assert_eq!(
+            authenticate(&ctx, &mut conv, &mut transport),
+            PamResultCode::PAM_AUTHINFO_UNAVAIL
+        );
+        let errors = errors_logged(&ctx);
+        assert_eq!(errors.len(), 1);
+        assert!(
+            errors[0].contains("credd is unreachable at /run/credd/pam.sock"),
+            "{errors:?}"
+        );
+        assert_secret_never_logged(&ctx, PASSWORD);
+    }
+}
+
+#[test]
+fn auth_unreachable_daemon_is_ignored_with_ignore_authinfo_unavail_but_still_logged() {
+    let ctx = ctx(&["ignore_authinfo_unavail"], 0);
+    let mut conv = ScriptedConversation::password(PASSWORD);
+    let mut transport = ScriptedTransport::failing(unavailable());
+    assert_eq!(
+        authenticate(&ctx, &mut conv, &mut transport),
+        PamResultCode::PAM_IGNORE
+    );
+    assert_eq!(errors_logged(&ctx).len(), 1);
+}
+
+#[test]
+fn auth_protocol_errors_are_auth_err_even_with_ignore_authinfo_unavail() {
+    for err in [
+        ProtoError::Malformed("invalid JSON at line 1 column 1".into()),
+        ProtoError::VersionMismatch {
+            got: 9,
+            oldest: 1,
+            newest: 1,
+        },
+        ProtoError::FrameTooLarge {
+            len: 70_000,
+            max: 65_536,
+        },
+        ProtoError::Unexpected("?".into()),
+    ] {
+        let ctx = ctx(&["ignore_authinfo_unavail"], 0);
+        let mut conv = ScriptedConversation::password(PASSWORD);
+        let mut transport = ScriptedTransport::failing(err);
+        assert_eq!(
+            authenticate(&ctx, &mut conv, &mut transport),
+            PamResultCode::PAM_AUTH_ERR
+        );
+        let errors = errors_logged(&ctx);
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].contains("protocol error"), "{errors:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// authenticate: getting the password
+
+#[test]
+fn use_first_pass_without_a_token_fails_without_prompting_or_asking_credd() {
+    let ctx = ctx(&["use_first_pass"], 0);
+    let mut conv = ScriptedConversation::silent();
+    let mut transport = ScriptedTransport::unused();
+    assert_eq!(
+        authenticate(&ctx, &mut conv, &mut transport),
+        PamResultCode::PAM_AUTH_ERR
+    );
+    assert_eq!(conv.token_reads, 1);
+    assert!(conv.stored.is_empty());
+}
+
+#[test]
+fn use_first_pass_sends_the_stored_token_without_prompting() {
+    let ctx = ctx(&["use_first_pass"], 0);
+    let mut conv = ScriptedConversation::silent().with_token(Token::Set("from pam_unix"));
+    let mut transport = ScriptedTransport::replying(Reply::Ok);
+    assert_eq!(
+        authenticate(&ctx, &mut conv, &mut transport),
+        PamResultCode::PAM_SUCCESS
+    );
+    assert_eq!(transport.only_auth().secret.expose(), "from pam_unix");
+    assert!(conv.stored.is_empty(), "the token is already stored");
+    assert_secret_never_logged(&ctx, "from pam_unix");
+}
+
+#[test]
+fn try_first_pass_uses_the_stored_token_when_there_is_one() {
+    let ctx = ctx(&["try_first_pass"], 0);
+    let mut conv = ScriptedConversation::silent().with_token(Token::Set("earlier"));
+    let mut transport = ScriptedTransport::replying(Reply::Denied);
+    assert_eq!(
+        authenticate(&ctx, &mut conv, &mut transport),
+        PamResultCode::PAM_AUTH_ERR
+    );
+    assert_eq!(transport.only_auth().secret.expose(), "earlier");
+}
+
+#[test]
+fn try_first_pass_prompts_and_stores_when_no_token_is_set() {
+    let ctx = ctx(&["try_first_pass"], 0);
+    let mut conv = ScriptedConversation::password(PASSWORD);
+    let mut transport = ScriptedTransport::replying(Reply::Ok);
+    assert_eq!(
+        authenticate(&ctx, &mut conv, &mut transport),
+        PamResultCode::PAM_SUCCESS
+    );
+    assert_eq!(conv.token_reads, 1);
+    assert_eq!(conv.stored, [PASSWORD]);
+}
+
+#[test]
+fn a_stored_token_that_is_not_utf8_fails_without_prompting() {
+    for word in ["use_first_pass", "try_first_pass"] {
+        let ctx = ctx(&[word], 0);
+        let mut conv = ScriptedConversation::silent().with_token(Token::NotUtf8);
+        let mut transport = ScriptedTransport::unused();
+        assert_eq!(
+            authenticate(&ctx, &mut conv, &mut transport),
+            PamResultCode::PAM_AUTH_ERR,
+            "{word}"
+        );
+    }
+}
+
+#[test]
+fn empty_password_is_refused_locally_with_disallow_null_authtok() {
+    let ctx = ctx(&[], PAM_DISALLOW_NULL_AUTHTOK);
+    let mut conv = ScriptedConversation::password("");
+    let mut transport = ScriptedTransport::unused();
+    assert_eq!(
+        authenticate(&ctx, &mut conv, &mut transport),
+        PamResultCode::PAM_AUTH_ERR
+    );
+
+    // The same applies to an empty token from an earlier module.
+    let ctx = self::ctx(&["use_first_pass"], PAM_DISALLOW_NULL_AUTHTOK);
+    let mut conv = ScriptedConversation::silent().with_token(Token::Set(""));
+    let mut transport = ScriptedTransport::unused();
+    assert_eq!(
+        authenticate(&ctx, &mut conv, &mut transport),
+        PamResultCode::PAM_AUTH_ERR
+    );
+}
+
+#[test]
+fn empty_password_goes_to_credd_without_disallow_null_authtok() {
+    let ctx = ctx(&[], 0);
+    let mut conv = ScriptedConversation::password("");
+    let mut transport = ScriptedTransport::replying(Reply::Denied);
+    assert_eq!(
+        authenticate(&ctx, &mut conv, &mut transport),
+        PamResultCode::PAM_AUTH_ERR
+    );
+    assert_eq!(transport.only_auth().secret.expose(), "");
+}
+
+#[test]
+fn oversized_password_is_refused_without_asking_credd() {
+    let long: &'static str = Box::leak("x".repeat(MAX_SECRET_LEN + 1).into_boxed_str());
+    let ctx = ctx(&[], 0);
+    let mut conv = ScriptedConversation::password(long);
+    let mut transport = ScriptedTransport::unused();
+    assert_eq!(
+        authenticate(&ctx, &mut conv, &mut transport),
+        PamResultCode::PAM_AUTH_ERR
+    );
+}
+
+#[test]
+fn conversation_failure_is_conv_err_and_credd_is_not_asked() {
+    for (answer, expected) in [
+        (
+            Err(PamResultCode::PAM_CONV_ERR),
+            PamResultCode::PAM_CONV_ERR,
+        ),
+        (Err(PamResultCode::PAM_BUF_ERR), PamResultCode::PAM_CONV_ERR),
+        (Ok(None), PamResultCode::PAM_CONV_ERR),
+        // An event-driven application asks to be called again, as with pam_unix.
+        (
+            Err(PamResultCode::PAM_CONV_AGAIN),
+            PamResultCode::PAM_INCOMPLETE,
+        ),
+        // The answer was not UTF-8 (PamConversation reports that as AUTH_ERR).
+        (
+            Err(PamResultCode::PAM_AUTH_ERR),
+            PamResultCode::PAM_AUTH_ERR,
+        ),
+    ] {
+        let ctx = ctx(&[], 0);
+        let mut conv = ScriptedConversation::new(vec![Step::Prompt("Password: ", answer)]);
+        let mut transport = ScriptedTransport::unused();
+        assert_eq!(authenticate(&ctx, &mut conv, &mut transport), expected);
+        assert!(conv.stored.is_empty());
+    }
+}
+
+#[test]
+fn failing_to_store_the_token_is_an_error_not_a_login() {
+    let ctx = ctx(&[], 0);
+    let mut conv = ScriptedConversation::password(PASSWORD);
+    conv.store_error = Some(PamResultCode::PAM_BUF_ERR);
+    let mut transport = ScriptedTransport::unused();
+    assert_eq!(
+        authenticate(&ctx, &mut conv, &mut transport),
+        PamResultCode::PAM_BUF_ERR
+    );
+
+    let ctx = self::ctx(&[], 0);
+    let mut conv = ScriptedConversation::password(PASSWORD);
+    conv.store_error = Some(PamResultCode::PAM_SUCCESS);
+    let mut transport = ScriptedTransport::unused();
+    assert_eq!(
+        authenticate(&ctx, &mut conv, &mut transport),
+        PamResultCode::PAM_SYSTEM_ERR
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// user names
+
+#[test]
+fn user_names_credd_cannot_hold_are_unknown_without_prompting_or_asking_credd() {
+    for user in [
+        &b"al\xffice"[..],
+        b"",
+        b"a b",
+        b"-rf",
+        b"evil\nname",
+        b"a:b",
+    ] {
+        let ctx = ctx_for(user, &[], 0, HookKind::Auth);
+        let mut conv = ScriptedConversation::silent();
+        let mut transport = ScriptedTransport::unused();
+        assert_eq!(
+            authenticate(&ctx, &mut conv, &mut transport),
+            PamResultCode::PAM_USER_UNKNOWN,
+            "{user:?}"
+        );
+        for (_, line) in ctx.log.lines() {
+            assert!(!line.contains('\n'), "{line:?}");
+        }
+
+        let ctx = ctx_for(user, &["ignore_unknown_user"], 0, HookKind::Account);
+        let mut transport = ScriptedTransport::unused();
+        assert_eq!(
+            account(&ctx, &mut conv, &mut transport),
+            PamResultCode::PAM_IGNORE,
+            "{user:?}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// acct_mgmt
+
+#[test]
+fn account_ok_is_success() {
+    assert_eq!(
+        account_with_reply(&[], 0, Reply::Ok, vec![]),
+        PamResultCode::PAM_SUCCESS
+    );
+}
+
+#[test]
+fn account_must_change_is_new_authtok_reqd_with_pam_unix_wording() {
+    assert_eq!(
+        account_with_reply(
+            &[],
+            0,
+            Reply::MustChange,
+            vec![Step::Error(
+                "You are required to change your password immediately (administrator enforced)"
+            )]
+        ),
+        PamResultCode::PAM_NEW_AUTHTOK_REQD
+    );
+}
+
+#[test]
+fn account_messages_are_suppressed_by_pam_silent_and_the_silent_argument() {
+    for reply in [
+        Reply::MustChange,
+        Reply::Disabled,
+        Reply::Locked { until: None },
+    ] {
+        assert_ne!(
+            account_with_reply(&[], PAM_SILENT, reply.clone(), vec![]),
+            PamResultCode::PAM_SUCCESS
+        );
+        assert_ne!(
+            account_with_reply(&["silent"], 0, reply, vec![]),
+            PamResultCode::PAM_SUCCESS
+        );
+    }
+}
+
+#[test]
+fn account_disabled_is_acct_expired() {
+    assert_eq!(
+        account_with_reply(&[], 0, Reply::Disabled, vec![Step::Error(DISABLED_MESSAGE)]),
+        PamResultCode::PAM_ACCT_EXPIRED
+    );
+}
+
+#[test]
+fn account_locked_is_perm_denied() {
+    assert_eq!(
+        account_with_reply(
+            &[],
+            0,
+            Reply::Locked { until: None },
+            vec![Step::Error(LOCKED_MESSAGE)]
+        ),
+        PamResultCode::PAM_PERM_DENIED
+    );
+}
+
+#[test]
+fn account_unknown_user_is_user_unknown_or_ignored_on_request() {
+    assert_eq!(
+        account_with_reply(&[], 0, Reply::UnknownUser, vec![]),
+        PamResultCode::PAM_USER_UNKNOWN
+    );
+    assert_eq!(
+        account_with_reply(&["ignore_unknown_user"], 0, Reply::UnknownUser, vec![]),
+        PamResultCode::PAM_IGNORE
+    );
+}
+
+#[test]
+fn account_unexpected_replies_are_perm_denied() {
+    for reply in [
+        Reply::Denied,
+        Reply::Busy,
+        Reply::Error {
+            kind: ErrorKind::NotPermitted,
+            message: "no".into(),
+        },
+        Reply::Pong { version: 1 },
+    ] {
+        assert_eq!(
+            account_with_reply(&[], 0, reply.clone(), vec![]),
+            PamResultCode::PAM_PERM_DENIED,
+            "{reply:?}"
+        );
+    }
+}
+
+#[test]
+fn account_unreachable_daemon_is_authinfo_unavail_or_ignored_on_request() {
+    for (words, expected) in [
+        (&[][..], PamResultCode::PAM_AUTHINFO_UNAVAIL),
+        (&["ignore_authinfo_unavail"][..], PamResultCode::PAM_IGNORE),
+    ] {
+        let ctx = account_ctx(words, 0);
+        let mut conv = ScriptedConversation::silent();
+        let mut transport = ScriptedTransport::failing(unavailable());
+        assert_eq!(account(&ctx, &mut conv, &mut transport), expected);
+        assert_eq!(errors_logged(&ctx).len(), 1);
+    }
+}
+
+#[test]
+fn account_protocol_error_is_perm_denied() {
+    let ctx = account_ctx(&["ignore_authinfo_unavail"], 0);
+    let mut conv = ScriptedConversation::silent();
+    let mut transport =
+        ScriptedTransport::failing(ProtoError::Malformed("invalid JSON at line 1".into()));
+    assert_eq!(
+        account(&ctx, &mut conv, &mut transport),
+        PamResultCode::PAM_PERM_DENIED
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// SocketTransport against a real socket
+
+mod socket {
+    use super::*;
+    use credd_proto::{decode_request, encode_reply, read_frame, write_frame};
+    use std::os::unix::net::UnixListener;
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    fn scratch_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("pam_credd-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn one_connection_serves_every_call_of_a_hook() {
+        let dir = scratch_dir("reuse");
+        let path = dir.join("pam.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let server = std::thread::spawn(move || {
+            // Accept exactly one connection and answer everything sent on it.
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut served = 0;
+            while let Some(body) = read_frame(&mut stream).unwrap() {
+                let reply = match decode_request(&body).unwrap() {
+                    Request::Ping => Reply::Pong { version: 1 },
+                    Request::AccountCheck(_) => Reply::Ok,
+                    other => panic!("unexpected {other:?}"),
+                };
+                write_frame(&mut stream, &encode_reply(&reply).unwrap()).unwrap();
+                served += 1;
+            }
+            served
+        });
+
+        let mut transport = SocketTransport::new(&path, Duration::from_secs(5));
+        assert_eq!(
+            transport.call(&Request::Ping).unwrap(),
+            Reply::Pong { version: 1 }
+        );
+        let ctx = account_ctx(&[], 0);
+        let mut conv = ScriptedConversation::silent();
+        assert_eq!(
+            account(&ctx, &mut conv, &mut transport),
+            PamResultCode::PAM_SUCCESS
+        );
+        drop(transport);
+        assert_eq!(server.join().unwrap(), 2);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_missing_socket_is_authinfo_unavail() {
+        let dir = scratch_dir("missing");
+        let path = dir.join("pam.sock");
+        let words = [format!("socket={}", path.display())];
+        let words: Vec<&str> = words.iter().map(String::as_str).collect();
+        let ctx = ctx(&words, 0);
+        let mut conv = ScriptedConversation::password(PASSWORD);
+        let mut transport = SocketTransport::new(&ctx.args.socket, ctx.args.timeout);
+        assert_eq!(
+            authenticate(&ctx, &mut conv, &mut transport),
+            PamResultCode::PAM_AUTHINFO_UNAVAIL
+        );
+        assert!(errors_logged(&ctx)[0].contains(&path.display().to_string()));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
