@@ -160,9 +160,11 @@ impl Conn {
     }
 
     fn call(&mut self, req: &Request) -> Result<Reply, CtlError> {
-        self.client
-            .call(req)
-            .map_err(|e| CtlError::call(self.socket.clone(), TIMEOUT, e))
+        match self.client.call(req) {
+            // Refused before reading the request: the refusal is the answer to show.
+            Err(ProtoError::Refused(reply)) => Ok(reply),
+            other => other.map_err(|e| CtlError::call(self.socket.clone(), TIMEOUT, e)),
+        }
     }
 }
 

@@ -95,8 +95,11 @@ impl HashPool {
         let slot = Slot(Arc::clone(&self.in_flight));
         let (tx, rx) = mpsc::sync_channel(1);
         let job: Job = Box::new(move || {
-            let _slot = slot;
-            let _ = tx.send(work());
+            let result = work();
+            // Free the slot before the caller wakes up, so that a caller who sees its result
+            // also sees the capacity it held returned. A panic in `work` drops it while unwinding.
+            drop(slot);
+            let _ = tx.send(result);
         });
         let sent = match self.sender.lock() {
             Ok(guard) => guard.as_ref().map(|s| s.send(job).is_ok()).unwrap_or(false),

@@ -105,9 +105,25 @@ impl Client {
         }
     }
 
+    /// Sends one request. When the daemon refused the connection outright (an admin socket peer
+    /// that is not root, a connection limit), it answered and closed before reading, so the write
+    /// fails with EPIPE while the answer waits in our receive buffer: surface that answer instead.
     fn send(&mut self, req: &Request) -> Result<(), ProtoError> {
         let body = encode_request(req)?;
-        write_frame(&mut self.stream, &body)
+        match write_frame(&mut self.stream, &body) {
+            Err(ProtoError::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+                ) =>
+            {
+                match self.recv() {
+                    Ok(reply) => Err(ProtoError::Refused(reply)),
+                    Err(_) => Err(ProtoError::Io(e)),
+                }
+            }
+            other => other,
+        }
     }
 
     fn recv(&mut self) -> Result<Reply, ProtoError> {

@@ -22,6 +22,17 @@ pub enum ProtoError {
     Unexpected(String),
     #[error("timed out waiting for credd")]
     Timeout,
+    /// The daemon answered before reading the request (and closed): see `Client::send`.
+    #[error("credd refused the connection: {}", describe_refusal(.0))]
+    Refused(crate::Reply),
+}
+
+fn describe_refusal(reply: &crate::Reply) -> String {
+    match reply {
+        crate::Reply::Error { message, .. } => message.clone(),
+        crate::Reply::Busy => "too many connections; try again later".into(),
+        other => format!("{other:?}"),
+    }
 }
 
 impl ProtoError {

@@ -194,11 +194,32 @@ impl TestDaemon {
 
     /// A PAM stack line loading the real module against this daemon, without fail delays.
     pub fn module_line(&self, facility: &str, control: &str, args: &str) -> String {
+        self.module_line_for(&bins::pam_module(), facility, control, args)
+    }
+
+    pub fn module_line_for(
+        &self,
+        module: &Path,
+        facility: &str,
+        control: &str,
+        args: &str,
+    ) -> String {
         format!(
             "{facility} {control} {} socket={} nodelay {args}",
-            bins::pam_module().display(),
+            module.display(),
             self.pam_socket().display()
         )
+    }
+
+    /// A copy of `binary` that any uid can read and run: the build tree may sit in a private
+    /// directory (a CI checkout under a 0700 mktemp dir), out of reach of `nobody`.
+    pub fn public_copy(&self, binary: &Path) -> PathBuf {
+        let name = binary.file_name().expect("binary has a file name");
+        let copy = self.root().join(name);
+        std::fs::copy(binary, &copy).expect("copy binary into the test directory");
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755))
+            .expect("chmod public copy");
+        copy
     }
 }
 

@@ -26,7 +26,8 @@ fn unprivileged_peer_verifies_only_its_own_account() {
     // `nobody` is known to NSS, so credd stores its real uid; `victim` has another uid.
     d.add_user("nobody", "nobody's own password", &[]);
     d.add_user("victim", "victim's password!", &["--uid", "5201"]);
-    let svc = SystemService::install(&[d.module_line("auth", "required", "")]);
+    let module = d.public_copy(&bins::pam_module());
+    let svc = SystemService::install(&[d.module_line_for(&module, "auth", "required", "")]);
 
     let own = svc.pamtester(
         Some("nobody"),
@@ -64,7 +65,7 @@ fn unprivileged_peer_cannot_use_the_admin_socket() {
         return;
     }
     let d = TestDaemon::start();
-    let credctl = bins::credctl();
+    let credctl = d.public_copy(&bins::credctl());
     let run_as_nobody = || {
         Command::new("runuser")
             .args(["-u", "nobody", "--"])
