@@ -6,9 +6,10 @@
 //! (sshd, login, su) so that a local user flooding the socket cannot starve real logins. Past the
 //! bound the caller gets [`Busy`] at once. Cheap requests never enter the pool.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 
 type Job = Box<dyn FnOnce() + Send + 'static>;
@@ -17,8 +18,46 @@ type Job = Box<dyn FnOnce() + Send + 'static>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Busy;
 
+/// Waiting jobs. Root's jobs are taken first: a reserve of admission slots alone would still let
+/// a root login wait behind every queued job of a flooding user.
+#[derive(Default)]
+struct Queues {
+    root: VecDeque<Job>,
+    others: VecDeque<Job>,
+    closed: bool,
+}
+
+struct Shared {
+    queues: Mutex<Queues>,
+    ready: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Queues> {
+        self.queues.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The next job, root's first; `None` once the pool is closed and drained.
+    fn next_job(&self) -> Option<Job> {
+        let mut queues = self.lock();
+        loop {
+            if let Some(job) = queues
+                .root
+                .pop_front()
+                .or_else(|| queues.others.pop_front())
+            {
+                return Some(job);
+            }
+            if queues.closed {
+                return None;
+            }
+            queues = self.ready.wait(queues).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
 pub struct HashPool {
-    sender: Mutex<Option<mpsc::Sender<Job>>>,
+    shared: Arc<Shared>,
     in_flight: Arc<AtomicUsize>,
     capacity: usize,
     reserved_for_root: usize,
@@ -36,35 +75,27 @@ impl Drop for Slot {
 
 impl HashPool {
     pub fn new(threads: usize, capacity: usize) -> HashPool {
-        let (sender, receiver) = mpsc::channel::<Job>();
-        let receiver = Arc::new(Mutex::new(receiver));
+        let shared = Arc::new(Shared {
+            queues: Mutex::new(Queues::default()),
+            ready: Condvar::new(),
+        });
         let workers = (0..threads.max(1))
             .map(|i| {
-                let receiver = Arc::clone(&receiver);
+                let shared = Arc::clone(&shared);
                 thread::Builder::new()
                     .name(format!("hash-{i}"))
                     .spawn(move || {
-                        loop {
-                            let job = match receiver.lock() {
-                                Ok(rx) => rx.recv(),
-                                Err(_) => return,
-                            };
-                            match job {
-                                // A panicking job must not take a worker with it; its caller
-                                // sees the dropped result channel as Busy.
-                                Ok(job) => {
-                                    let _ =
-                                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
-                                }
-                                Err(_) => return,
-                            }
+                        while let Some(job) = shared.next_job() {
+                            // A panicking job must not take a worker with it; its caller sees
+                            // the dropped result channel as Busy.
+                            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
                         }
                     })
                     .expect("spawning a hashing thread at startup")
             })
             .collect();
         HashPool {
-            sender: Mutex::new(Some(sender)),
+            shared,
             in_flight: Arc::new(AtomicUsize::new(0)),
             capacity,
             reserved_for_root: capacity / 4,
@@ -101,13 +132,18 @@ impl HashPool {
             drop(slot);
             let _ = tx.send(result);
         });
-        let sent = match self.sender.lock() {
-            Ok(guard) => guard.as_ref().map(|s| s.send(job).is_ok()).unwrap_or(false),
-            Err(_) => false,
-        };
-        if !sent {
-            return Err(Busy);
+        {
+            let mut queues = self.shared.lock();
+            if queues.closed {
+                return Err(Busy);
+            }
+            if privileged {
+                queues.root.push_back(job);
+            } else {
+                queues.others.push_back(job);
+            }
         }
+        self.shared.ready.notify_one();
         rx.recv().map_err(|_| Busy)
     }
 
@@ -118,9 +154,8 @@ impl HashPool {
 
     /// Lets queued jobs finish, then stops the threads.
     pub fn shutdown(&self) {
-        if let Ok(mut s) = self.sender.lock() {
-            s.take();
-        }
+        self.shared.lock().closed = true;
+        self.shared.ready.notify_all();
         if let Ok(mut workers) = self.workers.lock() {
             for w in workers.drain(..) {
                 let _ = w.join();
@@ -166,6 +201,47 @@ mod tests {
             assert_eq!(b.join().unwrap(), Ok(()));
         }
         assert_eq!(pool.run(false, || 1), Ok(1));
+    }
+
+    #[test]
+    fn root_jobs_overtake_queued_jobs_of_others() {
+        // One worker, held busy; then two jobs of others and one of root are queued. Root's
+        // must run first.
+        let pool = Arc::new(HashPool::new(1, 8));
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let (hold_tx, hold_rx) = mpsc::channel::<()>();
+        let (started_tx, started_rx) = mpsc::channel::<()>();
+        let blocker = {
+            let pool = Arc::clone(&pool);
+            thread::spawn(move || {
+                pool.run(false, move || {
+                    started_tx.send(()).unwrap();
+                    hold_rx.recv().unwrap();
+                })
+            })
+        };
+        started_rx.recv().unwrap();
+        let mut waiting = Vec::new();
+        for (who, privileged) in [("other-1", false), ("other-2", false), ("root", true)] {
+            let (p, order) = (Arc::clone(&pool), Arc::clone(&order));
+            waiting.push(thread::spawn(move || {
+                p.run(privileged, move || order.lock().unwrap().push(who))
+            }));
+            // Wait until the job is queued before submitting the next one.
+            while {
+                let q = pool.shared.lock();
+                q.root.len() + q.others.len()
+            } < waiting.len()
+            {
+                thread::yield_now();
+            }
+        }
+        hold_tx.send(()).unwrap();
+        blocker.join().unwrap().unwrap();
+        for w in waiting {
+            w.join().unwrap().unwrap();
+        }
+        assert_eq!(order.lock().unwrap()[0], "root");
     }
 
     #[test]
