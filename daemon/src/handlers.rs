@@ -138,7 +138,7 @@ impl Daemon {
             "(unknown)"
         };
         eprintln!(
-            "credd: authenticate user={shown} service={} peer_uid={} result={}",
+            "credd: authenticate user={shown} service={:?} peer_uid={} result={}",
             req.service,
             peer.uid,
             outcome_name(&outcome)

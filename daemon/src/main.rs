@@ -12,7 +12,7 @@ mod timefmt;
 
 use std::fs::OpenOptions;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -75,7 +75,10 @@ fn run(args: &Args) -> Result<()> {
 
     make_dir(&args.state_dir, 0o700)?;
     make_dir(&args.runtime_dir, 0o755)?;
-    let _lock = lock_state_dir(&args.state_dir)?;
+    // Both directories are locked: a second daemon with another state directory must not rename
+    // its sockets over ours.
+    let _state_lock = lock_dir(&args.state_dir)?;
+    let _runtime_lock = lock_dir(&args.runtime_dir)?;
     let db_path = args.state_dir.join(paths::DATABASE_NAME);
     let store = Store::open(&db_path)?;
 
@@ -90,13 +93,22 @@ fn run(args: &Args) -> Result<()> {
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGHUP,
     ])
     .map_err(|e| DaemonError::Startup(format!("cannot install signal handlers: {e}")))?;
     let stop = server.stopper();
     let signal_thread = std::thread::spawn(move || {
-        if let Some(sig) = signals.forever().next() {
+        for sig in signals.forever() {
+            if sig == signal_hook::consts::SIGHUP {
+                // SIGHUP must not kill the daemon (its default action); reloading comes later.
+                eprintln!(
+                    "credd: SIGHUP: configuration reload is not supported yet; restart credd to apply changes"
+                );
+                continue;
+            }
             eprintln!("credd: received signal {sig}, shutting down");
             stop();
+            break;
         }
     });
 
@@ -138,11 +150,32 @@ fn harden_process() {
 }
 
 /// Creates `path` with exactly `mode` (the umask would otherwise narrow it: the runtime directory
-/// must stay searchable so that every user can reach pam.sock). An existing directory is left as
-/// its owner set it up, e.g. by systemd's RuntimeDirectory=.
+/// must stay searchable so that every user can reach pam.sock). An existing directory keeps the
+/// mode its owner gave it (e.g. systemd's RuntimeDirectory=), but must be ours and writable by
+/// nobody else: whoever can write the runtime directory can put a fake pam.sock in it and collect
+/// passwords.
 fn make_dir(path: &Path, mode: u32) -> Result<()> {
-    if path.is_dir() {
-        return Ok(());
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        let me = nix::unistd::geteuid().as_raw();
+        let problem = if !meta.is_dir() {
+            Some("is not a directory".to_string())
+        } else if meta.uid() != me && meta.uid() != 0 {
+            Some(format!("is owned by uid {}", meta.uid()))
+        } else if meta.mode() & 0o022 != 0 {
+            Some(format!(
+                "is writable by group or others (mode {:o})",
+                meta.mode() & 0o7777
+            ))
+        } else {
+            None
+        };
+        return match problem {
+            Some(problem) => Err(DaemonError::Startup(format!(
+                "{} {problem}; refusing to use it",
+                path.display()
+            ))),
+            None => Ok(()),
+        };
     }
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -152,8 +185,9 @@ fn make_dir(path: &Path, mode: u32) -> Result<()> {
         .map_err(|e| DaemonError::io(path, e))
 }
 
-/// One daemon per state directory: a second one would be a second writer.
-fn lock_state_dir(dir: &Path) -> Result<std::fs::File> {
+/// One daemon per state directory (a second one would be a second writer) and per runtime
+/// directory (it would replace our sockets).
+fn lock_dir(dir: &Path) -> Result<std::fs::File> {
     let path = dir.join(paths::LOCK_NAME);
     let file = OpenOptions::new()
         .create(true)

@@ -6,7 +6,7 @@
 //! requests, so no peer can hold a thread for long.
 
 use std::collections::HashMap;
-use std::io::ErrorKind as IoKind;
+use std::io::{ErrorKind as IoKind, Read};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use credd_proto::{
     ErrorKind, ProtoError, Reply, decode_request, encode_reply, read_frame, write_frame,
@@ -105,7 +105,10 @@ impl Drop for ConnectionSlot {
 pub struct Server {
     daemon: Arc<Daemon>,
     limits: Arc<ConnectionLimits>,
-    stopping: Arc<AtomicBool>,
+    stopping: AtomicBool,
+    /// Listening sockets to shut down on stop; filled by `run`, under the same lock `stop` takes,
+    /// so a signal arriving before `run` starts is not lost.
+    listener_fds: Mutex<Vec<i32>>,
 }
 
 impl Server {
@@ -118,15 +121,21 @@ impl Server {
         Server {
             daemon,
             limits,
-            stopping: Arc::new(AtomicBool::new(false)),
+            stopping: AtomicBool::new(false),
+            listener_fds: Mutex::new(Vec::new()),
         }
     }
 
     /// Accepts on every socket until [`Server::stop`] is called from another thread, then waits
     /// up to `grace` for open connections to finish.
     pub fn run(&self, sockets: Vec<BoundSocket>, grace: Duration) {
-        let fds: Vec<i32> = sockets.iter().map(|s| s.listener.as_raw_fd()).collect();
-        *STOP_FDS.lock().unwrap_or_else(|p| p.into_inner()) = fds;
+        {
+            let mut fds = self.listener_fds.lock().unwrap_or_else(|p| p.into_inner());
+            *fds = sockets.iter().map(|s| s.listener.as_raw_fd()).collect();
+            if self.stopping.load(Ordering::SeqCst) {
+                shutdown_all(&fds);
+            }
+        }
         thread::scope(|scope| {
             for socket in &sockets {
                 scope.spawn(move || self.accept_loop(socket));
@@ -146,11 +155,7 @@ impl Server {
     /// accept(2) return.
     pub fn stop(&self) {
         self.stopping.store(true, Ordering::SeqCst);
-        for fd in STOP_FDS.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-            unsafe {
-                libc::shutdown(*fd, libc::SHUT_RDWR);
-            }
-        }
+        shutdown_all(&self.listener_fds.lock().unwrap_or_else(|p| p.into_inner()));
     }
 
     pub fn stopper(self: &Arc<Self>) -> impl Fn() + Send + 'static {
@@ -194,7 +199,7 @@ impl Server {
             .name(format!("conn-uid{}", peer.uid))
             .spawn(move || {
                 let _slot = slot;
-                serve_connection(&daemon, stream, peer, kind);
+                serve_connection(&daemon, stream, peer, kind, idle);
             });
         if let Err(e) = spawned {
             eprintln!("credd: cannot start a connection thread: {e}");
@@ -202,7 +207,36 @@ impl Server {
     }
 }
 
-static STOP_FDS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+fn shutdown_all(fds: &[i32]) {
+    for fd in fds {
+        // SAFETY: the fds belong to listeners that `run` keeps open until the accept loops end.
+        unsafe {
+            libc::shutdown(*fd, libc::SHUT_RDWR);
+        }
+    }
+}
+
+/// Reads with one deadline for a whole frame. A per-read timeout alone lets a peer trickle one
+/// byte per interval and hold a connection thread indefinitely (slow loris).
+struct FrameReader<'a> {
+    stream: &'a UnixStream,
+    deadline: Instant,
+}
+
+impl Read for FrameReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::Error::new(
+                IoKind::TimedOut,
+                "frame deadline passed",
+            ));
+        }
+        self.stream.set_read_timeout(Some(left))?;
+        let mut stream = self.stream;
+        stream.read(buf)
+    }
+}
 
 fn reply_once(mut stream: &UnixStream, reply: &Reply) {
     if let Ok(body) = encode_reply(reply) {
@@ -214,7 +248,13 @@ fn error_reply(kind: ErrorKind, message: String) -> Reply {
     Reply::Error { kind, message }
 }
 
-fn serve_connection(daemon: &Arc<Daemon>, stream: UnixStream, peer: Peer, kind: SocketKind) {
+fn serve_connection(
+    daemon: &Arc<Daemon>,
+    stream: UnixStream,
+    peer: Peer,
+    kind: SocketKind,
+    idle: Duration,
+) {
     // The admin socket's mode is the first fence; this is the second, checked before a single
     // request byte is parsed.
     if kind == SocketKind::Admin && !peer.is_root() {
@@ -231,8 +271,11 @@ fn serve_connection(daemon: &Arc<Daemon>, stream: UnixStream, peer: Peer, kind: 
         );
         return;
     }
-    let mut reader = &stream;
     for _ in 0..MAX_REQUESTS_PER_CONNECTION {
+        let mut reader = FrameReader {
+            stream: &stream,
+            deadline: Instant::now() + idle,
+        };
         let body = match read_frame(&mut reader) {
             Ok(Some(body)) => body,
             Ok(None) => return,

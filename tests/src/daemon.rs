@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use crate::bins;
@@ -22,7 +22,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct TestDaemon {
     dir: tempfile::TempDir,
     child: Option<Child>,
-    log: Arc<Mutex<Vec<String>>>,
+    log: Arc<(Mutex<Vec<String>>, Condvar)>,
 }
 
 impl TestDaemon {
@@ -45,7 +45,7 @@ impl TestDaemon {
         let mut daemon = TestDaemon {
             dir,
             child: None,
-            log: Arc::new(Mutex::new(Vec::new())),
+            log: Arc::new((Mutex::new(Vec::new()), Condvar::new())),
         };
         daemon.launch().expect("credd did not become ready");
         daemon
@@ -107,7 +107,8 @@ impl TestDaemon {
                 {
                     let _ = tx.send(());
                 }
-                log.lock().unwrap().push(line);
+                log.0.lock().unwrap().push(line);
+                log.1.notify_all();
             }
         });
         self.child = Some(child);
@@ -144,6 +145,10 @@ impl TestDaemon {
             .expect("credd did not become ready after restart");
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("credd is running").id()
+    }
+
     pub fn is_running(&mut self) -> bool {
         self.child
             .as_mut()
@@ -152,7 +157,19 @@ impl TestDaemon {
 
     /// Every line credd wrote to stderr so far.
     pub fn log(&self) -> Vec<String> {
-        self.log.lock().unwrap().clone()
+        self.log.0.lock().unwrap().clone()
+    }
+
+    /// Waits until credd has logged a line containing `needle`; false after `timeout`.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
+        let (lines, changed) = &*self.log;
+        let guard = lines.lock().unwrap();
+        let (guard, _) = changed
+            .wait_timeout_while(guard, timeout, |lines| {
+                !lines.iter().any(|l| l.contains(needle))
+            })
+            .unwrap();
+        guard.iter().any(|l| l.contains(needle))
     }
 
     /// Runs credctl against this daemon's admin socket.

@@ -3,6 +3,7 @@
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 
 use credd_e2e::TestDaemon;
+
 use credd_e2e::libpam::{Conversation, PamStack, codes};
 
 fn mode(path: &std::path::Path) -> u32 {
@@ -101,4 +102,57 @@ fn a_world_readable_database_is_refused() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("chmod 600"), "{err}");
+}
+
+#[test]
+fn sighup_does_not_stop_the_daemon() {
+    let mut d = TestDaemon::start();
+    unsafe {
+        libc::kill(d.pid() as i32, libc::SIGHUP);
+    }
+    assert!(
+        d.wait_for_log("SIGHUP", std::time::Duration::from_secs(10)),
+        "{:?}",
+        d.log()
+    );
+    let out = d.ctl(&["user", "list"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(d.is_running());
+}
+
+#[test]
+fn a_second_daemon_on_the_same_runtime_dir_refuses_to_start() {
+    let d = TestDaemon::start();
+    let other_state = d.root().join("other-state");
+    let out = std::process::Command::new(credd_e2e::bins::credd())
+        .arg("--config")
+        .arg(d.config_path())
+        .arg("--runtime-dir")
+        .arg(d.runtime_dir())
+        .arg("--state-dir")
+        .arg(&other_state)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("another credd already serves"), "{err}");
+    assert!(
+        d.pam_socket().exists(),
+        "the first daemon's socket must survive"
+    );
+}
+
+#[test]
+fn a_runtime_dir_others_can_write_is_refused() {
+    let mut d = TestDaemon::start();
+    d.stop();
+    std::fs::set_permissions(d.runtime_dir(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = d.command().output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("writable by group or others"), "{err}");
 }

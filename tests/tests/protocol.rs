@@ -170,3 +170,27 @@ fn client_reports_an_absent_daemon_as_unavailable() {
     assert!(err.is_unavailable(), "{err}");
     assert!(matches!(err, ProtoError::Io(_)));
 }
+
+#[test]
+fn a_peer_trickling_bytes_is_cut_off_at_the_idle_timeout() {
+    // One deadline per frame: a byte every 300 ms never trips a 1 s per-read timeout, but the
+    // whole 1000-byte frame would take five minutes. The daemon must close the connection.
+    let d =
+        TestDaemon::start_with("[hashing]\niterations = 1000\n[limits]\nidle_timeout = \"1s\"\n");
+    let mut s = connect(&d);
+    s.write_all(&1000u32.to_be_bytes()).unwrap();
+    let mut closed = false;
+    for _ in 0..40 {
+        // The trickle is the attack itself, not synchronisation.
+        std::thread::sleep(Duration::from_millis(300));
+        if s.write_all(b" ").is_err() {
+            closed = true;
+            break;
+        }
+    }
+    assert!(
+        closed,
+        "the daemon kept a trickling connection open for 12 s"
+    );
+    assert_still_serving(&d);
+}
