@@ -137,16 +137,15 @@ impl HookContext {
         let name = match std::str::from_utf8(&self.user) {
             Ok(name) => name,
             Err(_) => {
-                self.log.debug(&format!(
-                    "user name {:?} is not UTF-8; not a credd account",
-                    String::from_utf8_lossy(&self.user)
-                ));
+                self.log
+                    .debug("user name is not UTF-8; not a credd account");
                 return Err(self.unknown_user());
             }
         };
         if let Err(why) = validate_user_name(name) {
+            // The name itself is not logged: a mistyped name is often a password.
             self.log.debug(&format!(
-                "user name {name:?} is not acceptable ({why}); not a credd account"
+                "user name is not acceptable ({why}); not a credd account"
             ));
             return Err(self.unknown_user());
         }
@@ -298,6 +297,44 @@ pub fn account(
 
 /// The password to check: from `PAM_AUTHTOK` (`use_first_pass`, `try_first_pass`) or from the
 /// user. A prompted password is stored as `PAM_AUTHTOK` for the modules after us, as pam_unix does.
+/// Shown when a credd account's password change is refused.
+pub const CHANGE_UNAVAILABLE_MESSAGE: &str = "Password changes for this account are not available yet; please contact your system administrator.";
+
+/// `pam_sm_chauthtok` until credd implements password changes: fail closed for credd accounts.
+///
+/// Returning `PAM_IGNORE` would let the rest of the password stack (pam_unix) "succeed" for a
+/// credd account, so a login told `PAM_NEW_AUTHTOK_REQD` would go ahead with the change never
+/// made. Accounts credd does not hold get `PAM_USER_UNKNOWN` (or `PAM_IGNORE` with
+/// `ignore_unknown_user`), so stacks can still fall through to pam_unix for them.
+pub fn chauthtok(
+    ctx: &HookContext,
+    conv: &mut impl Conversation,
+    transport: &mut impl Transport,
+) -> PamResultCode {
+    let user = match ctx.user_name() {
+        Ok(user) => user,
+        Err(code) => return code,
+    };
+    let request = Request::AccountCheck(AccountRequest {
+        user: user.to_owned(),
+        service: ctx.service.clone(),
+    });
+    match transport.call(&request) {
+        Err(err) => ctx.transport_failure(&err, PamResultCode::PAM_AUTHTOK_ERR),
+        Ok(Reply::UnknownUser) => ctx.unknown_user(),
+        Ok(reply) => {
+            ctx.log.debug(&format!(
+                "password change for {user} refused: not implemented yet (credd answered {})",
+                describe(&reply)
+            ));
+            if !ctx.quiet() {
+                conv.error(CHANGE_UNAVAILABLE_MESSAGE);
+            }
+            PamResultCode::PAM_AUTHTOK_ERR
+        }
+    }
+}
+
 fn obtain_password(
     ctx: &HookContext,
     conv: &mut impl Conversation,

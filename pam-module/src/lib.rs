@@ -76,8 +76,14 @@ impl PamHooks for PamCredd {
         flow::account(&ctx, &mut PamConversation::new(pamh), &mut transport)
     }
 
-    fn sm_chauthtok(pamh: &mut PamHandle, args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
-        not_yet(pamh, &args, HookKind::Chauthtok)
+    fn sm_chauthtok(pamh: &mut PamHandle, args: Vec<&CStr>, flags: PamFlag) -> PamResultCode {
+        let start = start(pamh, &args, HookKind::Chauthtok);
+        let ctx = match context(pamh, flags, start) {
+            Ok(ctx) => ctx,
+            Err(code) => return code,
+        };
+        let mut transport = SocketTransport::new(&ctx.args.socket, ctx.args.timeout);
+        flow::chauthtok(&ctx, &mut PamConversation::new(pamh), &mut transport)
     }
 
     fn sm_open_session(pamh: &mut PamHandle, args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
@@ -135,8 +141,7 @@ fn context(
     })
 }
 
-/// chauthtok and the session hooks come with later issues; until then they stay out of the
-/// stack's decision.
+/// The session hooks come with a later issue; until then they stay out of the stack's decision.
 fn not_yet(pamh: &PamHandle, argv: &[&CStr], kind: HookKind) -> PamResultCode {
     let start = start(pamh, argv, kind);
     start.log.debug("not implemented yet; returning PAM_IGNORE");

@@ -752,6 +752,60 @@ fn account_protocol_error_is_perm_denied() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// chauthtok (fails closed until password changes are implemented)
+
+fn chauthtok_with_reply(words: &[&str], reply: Reply, conv: Vec<Step>) -> PamResultCode {
+    let ctx = ctx_for(b"alice", words, 0, HookKind::Chauthtok);
+    let mut conv = ScriptedConversation::new(conv);
+    let mut transport = ScriptedTransport::replying(reply);
+    let code = chauthtok(&ctx, &mut conv, &mut transport);
+    assert_eq!(transport.only_account().user, "alice");
+    code
+}
+
+#[test]
+fn chauthtok_refuses_every_credd_account_with_a_message() {
+    for reply in [Reply::Ok, Reply::MustChange, Reply::Disabled, Reply::Busy] {
+        assert_eq!(
+            chauthtok_with_reply(
+                &[],
+                reply.clone(),
+                vec![Step::Error(CHANGE_UNAVAILABLE_MESSAGE)]
+            ),
+            PamResultCode::PAM_AUTHTOK_ERR,
+            "{reply:?}"
+        );
+    }
+    assert_eq!(
+        chauthtok_with_reply(&["silent"], Reply::MustChange, vec![]),
+        PamResultCode::PAM_AUTHTOK_ERR
+    );
+}
+
+#[test]
+fn chauthtok_leaves_other_accounts_to_the_rest_of_the_stack() {
+    assert_eq!(
+        chauthtok_with_reply(&[], Reply::UnknownUser, vec![]),
+        PamResultCode::PAM_USER_UNKNOWN
+    );
+    assert_eq!(
+        chauthtok_with_reply(&["ignore_unknown_user"], Reply::UnknownUser, vec![]),
+        PamResultCode::PAM_IGNORE
+    );
+}
+
+#[test]
+fn chauthtok_with_the_daemon_down_is_authinfo_unavail() {
+    let ctx = ctx_for(b"alice", &[], 0, HookKind::Chauthtok);
+    let mut conv = ScriptedConversation::silent();
+    let mut transport = ScriptedTransport::failing(unavailable());
+    assert_eq!(
+        chauthtok(&ctx, &mut conv, &mut transport),
+        PamResultCode::PAM_AUTHINFO_UNAVAIL
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
 // SocketTransport against a real socket
 
 mod socket {
