@@ -23,6 +23,38 @@ pub struct Daemon {
     pub config: Config,
     pub store: Mutex<Store>,
     pub pool: HashPool,
+    pub busy_log: BusyLog,
+}
+
+/// `Busy` replies are logged once per [`BusyLog::INTERVAL`] with a count, not once each: a flood
+/// would otherwise drown the log (and journald's rate limit would then drop real events).
+#[derive(Default)]
+pub struct BusyLog {
+    last_report: std::sync::atomic::AtomicI64,
+    suppressed: std::sync::atomic::AtomicU64,
+}
+
+impl BusyLog {
+    const INTERVAL: i64 = 10;
+
+    fn record(&self, now: i64) {
+        use std::sync::atomic::Ordering;
+        let last = self.last_report.load(Ordering::Acquire);
+        let due = now - last >= Self::INTERVAL
+            && self
+                .last_report
+                .compare_exchange(last, now, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok();
+        if due {
+            let earlier = self.suppressed.swap(0, Ordering::AcqRel);
+            eprintln!(
+                "credd: hashing pool full: authentication answered Busy ({} more since the last report)",
+                earlier
+            );
+        } else {
+            self.suppressed.fetch_add(1, Ordering::AcqRel);
+        }
+    }
 }
 
 /// Sends one reply frame to the peer.
@@ -98,7 +130,7 @@ impl Daemon {
     /// account did not exist, so it learns nothing about other accounts.
     fn target_account(&self, peer: Peer, user: &str) -> Result<Option<Account>, Reply> {
         let account = self.store().account(user).map_err(internal)?;
-        Ok(account.filter(|a| peer.is_root() || a.uid == Some(peer.uid)))
+        Ok(account.filter(|a| peer.is_root() || owned_by(a, peer.uid)))
     }
 
     fn authenticate(&self, peer: Peer, req: AuthRequest) -> Reply {
@@ -115,7 +147,7 @@ impl Daemon {
         let secret: Secret = req.secret;
         // Every path costs one PBKDF2 at the configured strength: unknown users, users without a
         // password and over-long secrets are "verified" against a dummy so timing reveals nothing.
-        let verified = self.pool.run(peer.is_root(), move || match stored {
+        let verified = self.pool.run(peer.has_root_budget(), move || match stored {
             Some(hash) if !too_long => hashing::verify_password(secret.expose().as_bytes(), &hash),
             _ => {
                 let bytes = secret.expose().as_bytes();
@@ -131,6 +163,10 @@ impl Daemon {
             (Ok(true), Some(a)) if a.must_change => Reply::MustChange,
             (Ok(true), Some(_)) => Reply::Ok,
         };
+        if outcome == Reply::Busy {
+            self.busy_log.record(crate::timefmt::now_unix());
+            return outcome;
+        }
         // The typed name of an unknown user is not logged: a mistyped name is often a password.
         let shown = if target.is_some() {
             req.user.as_str()
@@ -341,19 +377,38 @@ fn check_pam_fields(user: &str, service: &str, req: &AuthRequest) -> Result<(), 
         .map_err(|message| error(ErrorKind::BadRequest, message))
 }
 
-/// NSS is the authority on uids when it knows the name; `--uid` may only agree with it.
+/// NSS is the authority on uids, in both directions: a name it knows keeps its uid (`--uid` may
+/// only agree), and a uid it gives to another name cannot be borrowed — that user could otherwise
+/// verify this account's password through pam.sock.
 fn resolve_uid(user: &str, requested: Option<u32>) -> Result<Option<u32>, String> {
-    let known = nix::unistd::User::from_name(user)
-        .ok()
-        .flatten()
-        .map(|u| u.uid.as_raw());
+    use nix::unistd::{Uid, User};
+    let known = User::from_name(user).ok().flatten().map(|u| u.uid.as_raw());
     match (known, requested) {
         (Some(k), Some(r)) if k != r => Err(format!(
             "uid {r} disagrees with the system's account database, which gives {user} uid {k}"
         )),
         (Some(k), _) => Ok(Some(k)),
-        (None, r) => Ok(r),
+        (None, Some(r)) => match User::from_uid(Uid::from_raw(r)).ok().flatten() {
+            Some(owner) => Err(format!(
+                "uid {r} belongs to {} in the system's account database",
+                owner.name
+            )),
+            None => Ok(Some(r)),
+        },
+        (None, None) => Ok(None),
     }
+}
+
+/// A non-root peer's own account: the stored uid is its uid, and NSS, where it knows that uid,
+/// names the same account (it may have changed since the account was added).
+fn owned_by(account: &Account, uid: u32) -> bool {
+    use nix::unistd::{Uid, User};
+    account.uid == Some(uid)
+        && match User::from_uid(Uid::from_raw(uid)) {
+            Ok(Some(u)) => u.name == account.name,
+            Ok(None) => true,
+            Err(_) => false,
+        }
 }
 
 pub fn user_info(a: &Account) -> UserInfo {

@@ -87,6 +87,7 @@ fn run(args: &Args) -> Result<()> {
         config,
         store: Mutex::new(store),
         pool,
+        busy_log: Default::default(),
     });
     let server = Arc::new(Server::new(Arc::clone(&daemon)));
 

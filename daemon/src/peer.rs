@@ -10,6 +10,9 @@ pub struct Peer {
     /// Effective uid at connect time. setuid-root programs (`su`, `passwd`) appear as 0.
     pub uid: u32,
     pub gid: u32,
+    /// Real uid of the peer process, read from `/proc/<pid>/status` right after accept; `None`
+    /// when it could not be read (the process is gone, or another pid namespace).
+    pub real_uid: Option<u32>,
 }
 
 impl Peer {
@@ -19,12 +22,44 @@ impl Peer {
             pid: cred.pid(),
             uid: cred.uid(),
             gid: cred.gid(),
+            real_uid: real_uid_of(cred.pid()),
         })
     }
 
+    /// Authority over accounts (DESIGN.md §4): the effective uid, so that `su` run by a user may
+    /// authenticate its target.
     pub fn is_root(&self) -> bool {
         self.uid == 0
     }
+
+    /// Root's reserved connection slots and hashing capacity go only to processes that are root
+    /// through and through (sshd, login). A setuid-root program started by a user is that user's
+    /// load: otherwise a user could run many `su` processes to take root's reserve.
+    pub fn has_root_budget(&self) -> bool {
+        self.uid == 0 && self.real_uid == Some(0)
+    }
+
+    /// The uid a connection is counted against.
+    pub fn budget_uid(&self) -> u32 {
+        match self.real_uid {
+            Some(real) if self.uid == 0 => real,
+            _ => self.uid,
+        }
+    }
+}
+
+fn real_uid_of(pid: i32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    parse_real_uid(&status)
+}
+
+/// `Uid:\treal\teffective\tsaved\tfs` in proc(5)'s status file.
+fn parse_real_uid(status: &str) -> Option<u32> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|real| real.parse().ok())
 }
 
 /// Which socket a request came in on; it decides which requests are served at all.
@@ -32,4 +67,45 @@ impl Peer {
 pub enum SocketKind {
     Pam,
     Admin,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn real_uid_is_the_first_uid_field() {
+        let status = "Name:\tsu\nUmask:\t0022\nUid:\t1000\t0\t0\t0\nGid:\t1000\t1000\t1000\t1000\n";
+        assert_eq!(parse_real_uid(status), Some(1000));
+        assert_eq!(parse_real_uid("Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn setuid_root_peers_count_as_their_user() {
+        let su = Peer {
+            pid: 1,
+            uid: 0,
+            gid: 0,
+            real_uid: Some(1000),
+        };
+        assert!(su.is_root());
+        assert!(!su.has_root_budget());
+        assert_eq!(su.budget_uid(), 1000);
+        let sshd = Peer {
+            real_uid: Some(0),
+            ..su
+        };
+        assert!(sshd.has_root_budget());
+        let unknown = Peer {
+            real_uid: None,
+            ..su
+        };
+        assert!(!unknown.has_root_budget());
+    }
+
+    #[test]
+    fn our_own_real_uid_is_read_from_proc() {
+        let me = std::process::id() as i32;
+        assert_eq!(real_uid_of(me), Some(nix::unistd::getuid().as_raw()));
+    }
 }

@@ -17,7 +17,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use credd_proto::{
-    ErrorKind, ProtoError, Reply, decode_request, encode_reply, read_frame, write_frame,
+    ErrorKind, ProtoError, Reply, decode_request_versioned, encode_reply, encode_reply_as,
+    read_frame, write_frame,
 };
 
 use crate::error::{DaemonError, Result};
@@ -66,8 +67,9 @@ impl ConnectionLimits {
     fn admit(self: &Arc<Self>, peer: Peer) -> Option<ConnectionSlot> {
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         let (total, per_uid) = &mut *open;
-        let mine = per_uid.get(&peer.uid).copied().unwrap_or(0);
-        let allowed = if peer.is_root() {
+        let uid = peer.budget_uid();
+        let mine = per_uid.get(&uid).copied().unwrap_or(0);
+        let allowed = if peer.has_root_budget() {
             *total < self.max_total
         } else {
             *total < self.max_total - self.max_total / 4 && mine < self.max_per_uid
@@ -76,10 +78,10 @@ impl ConnectionLimits {
             return None;
         }
         *total += 1;
-        per_uid.insert(peer.uid, mine + 1);
+        per_uid.insert(uid, mine + 1);
         Some(ConnectionSlot {
             limits: Arc::clone(self),
-            uid: peer.uid,
+            uid,
         })
     }
 
@@ -292,8 +294,8 @@ fn serve_connection(
             }
             Err(_) => return, // truncated, idle timeout or I/O error: nothing to answer.
         };
-        let request = match decode_request(&body) {
-            Ok(request) => request,
+        let (version, request) = match decode_request_versioned(&body) {
+            Ok(decoded) => decoded,
             Err(e) => {
                 let kind = match e {
                     ProtoError::VersionMismatch { .. } => ErrorKind::VersionMismatch,
@@ -306,7 +308,7 @@ fn serve_connection(
         drop(body);
         let mut writer = &stream;
         let mut respond = |reply: &Reply| -> std::result::Result<(), ProtoError> {
-            let body = encode_reply(reply)?;
+            let body = encode_reply_as(version, reply)?;
             write_frame(&mut writer, &body)
         };
         if daemon.handle(peer, kind, request, &mut respond).is_err() {

@@ -25,7 +25,6 @@ struct RequestOut<'a> {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RequestIn {
-    #[allow(dead_code)]
     v: u32,
     req: Request,
 }
@@ -117,27 +116,37 @@ fn check_version(body: &[u8]) -> Result<(), ProtoError> {
     }
 }
 
+/// Encodes a request into a buffer sized for the largest frame up front: a growing `Vec` would
+/// leave unwiped copies of the password behind in freed memory (in sshd's heap, for the module).
 pub fn encode_request(req: &Request) -> Result<Zeroizing<Vec<u8>>, ProtoError> {
     let out = RequestOut {
         v: PROTOCOL_VERSION,
         req,
     };
-    serde_json::to_vec(&out)
-        .map(Zeroizing::new)
-        .map_err(|e| ProtoError::from_json(&e))
+    let mut buf = Zeroizing::new(Vec::with_capacity(MAX_FRAME));
+    serde_json::to_writer(&mut *buf, &out).map_err(|e| ProtoError::from_json(&e))?;
+    Ok(buf)
 }
 
 pub fn decode_request(body: &[u8]) -> Result<Request, ProtoError> {
+    decode_request_versioned(body).map(|(_, req)| req)
+}
+
+/// The request and the protocol version it was sent in; the reply goes back in that version, so
+/// a client one release behind keeps understanding the daemon.
+pub fn decode_request_versioned(body: &[u8]) -> Result<(u32, Request), ProtoError> {
     check_version(body)?;
     let msg: RequestIn = serde_json::from_slice(body).map_err(|e| ProtoError::from_json(&e))?;
-    Ok(msg.req)
+    Ok((msg.v, msg.req))
 }
 
 pub fn encode_reply(reply: &Reply) -> Result<Vec<u8>, ProtoError> {
-    let out = ReplyOut {
-        v: PROTOCOL_VERSION,
-        reply,
-    };
+    encode_reply_as(PROTOCOL_VERSION, reply)
+}
+
+/// Encodes a reply in `version`, which must be one this build supports.
+pub fn encode_reply_as(version: u32, reply: &Reply) -> Result<Vec<u8>, ProtoError> {
+    let out = ReplyOut { v: version, reply };
     serde_json::to_vec(&out).map_err(|e| ProtoError::from_json(&e))
 }
 
@@ -233,6 +242,29 @@ mod tests {
         let body = br#"{"v":1,"req":{"user_show":{"user":"a","extra":"hunter2"}}}"#;
         let err = decode_request(body).unwrap_err().to_string();
         assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn the_reply_goes_back_in_the_request_version() {
+        let (v, req) = decode_request_versioned(br#"{"v":1,"req":"ping"}"#).unwrap();
+        assert_eq!(v, 1);
+        assert!(matches!(req, Request::Ping));
+        let body = encode_reply_as(v, &Reply::Ok).unwrap();
+        assert!(
+            body.starts_with(br#"{"v":1,"#),
+            "{}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+
+    #[test]
+    fn encoded_requests_never_reallocate() {
+        let body = encode_request(&auth("alice")).unwrap();
+        assert_eq!(
+            body.capacity(),
+            MAX_FRAME,
+            "a reallocation leaves unwiped copies behind"
+        );
     }
 
     #[test]

@@ -19,7 +19,8 @@ mod secret;
 pub use client::{Client, DEFAULT_TIMEOUT};
 pub use error::ProtoError;
 pub use frame::{
-    MAX_FRAME, decode_reply, decode_request, encode_reply, encode_request, read_frame, write_frame,
+    MAX_FRAME, decode_reply, decode_request, decode_request_versioned, encode_reply,
+    encode_reply_as, encode_request, read_frame, write_frame,
 };
 pub use message::{
     AccountRequest, AuthRequest, ErrorKind, OLDEST_SUPPORTED_VERSION, PROTOCOL_VERSION, Reply,

@@ -52,6 +52,19 @@ fn nss_uid_wins_and_a_contradicting_uid_is_refused() {
 }
 
 #[test]
+fn a_uid_nss_gives_to_another_name_cannot_be_borrowed() {
+    // Otherwise that system user could verify this account's password through pam.sock.
+    let d = TestDaemon::start();
+    let out = d.ctl(&["user", "add", "not-root", "--uid", "0"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("uid 0 belongs to root"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn show_json_has_the_documented_shape() {
     let d = TestDaemon::start();
     d.add_user(

@@ -302,7 +302,9 @@ fn password_change_fails_closed_for_credd_accounts_until_implemented() {
     let rc = s.chauthtok(0);
     assert_eq!(rc, codes::PAM_AUTHTOK_ERR, "{}", codes::name(rc));
     assert!(
-        s.messages().iter().any(|(_, m)| m.contains("not available yet")),
+        s.messages()
+            .iter()
+            .any(|(_, m)| m.contains("not available yet")),
         "{:?}",
         s.messages()
     );
