@@ -200,25 +200,7 @@ fn refusal(reply: Reply, user: &str) -> CtlError {
         Reply::Error { kind, message } => CtlError::Daemon { kind, message },
         Reply::UnknownUser => CtlError::UnknownUser(user.into()),
         Reply::Busy => CtlError::Busy,
-        other => CtlError::Unexpected(variant_name(&other).into()),
-    }
-}
-
-/// Names a reply without its contents.
-fn variant_name(reply: &Reply) -> &'static str {
-    match reply {
-        Reply::Ok => "ok",
-        Reply::Denied => "denied",
-        Reply::Locked { .. } => "locked",
-        Reply::MustChange => "must_change",
-        Reply::Disabled => "disabled",
-        Reply::UnknownUser => "unknown_user",
-        Reply::Busy => "busy",
-        Reply::Error { .. } => "error",
-        Reply::Pong { .. } => "pong",
-        Reply::User(_) => "user",
-        Reply::Item(_) => "item",
-        Reply::End { .. } => "end",
+        other => CtlError::Unexpected(other.name().into()),
     }
 }
 

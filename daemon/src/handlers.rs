@@ -177,7 +177,7 @@ impl Daemon {
             "credd: authenticate user={shown} service={:?} peer_uid={} result={}",
             req.service,
             peer.uid,
-            outcome_name(&outcome)
+            outcome.name()
         );
         outcome
     }
@@ -422,18 +422,5 @@ pub fn user_info(a: &Account) -> UserInfo {
         must_change: a.must_change,
         created_at: rfc3339(a.created_at),
         updated_at: rfc3339(a.updated_at),
-    }
-}
-
-fn outcome_name(reply: &Reply) -> &'static str {
-    match reply {
-        Reply::Ok => "ok",
-        Reply::Denied => "denied",
-        Reply::Locked { .. } => "locked",
-        Reply::MustChange => "must_change",
-        Reply::Disabled => "disabled",
-        Reply::UnknownUser => "unknown_user",
-        Reply::Busy => "busy",
-        _ => "error",
     }
 }

@@ -253,11 +253,7 @@ pub fn account(
         Ok(user) => user,
         Err(code) => return code,
     };
-    let request = Request::AccountCheck(AccountRequest {
-        user: user.to_owned(),
-        service: ctx.service.clone(),
-    });
-    let reply = match transport.call(&request) {
+    let reply = match check_account(ctx, transport, user) {
         Ok(reply) => reply,
         Err(err) => return ctx.transport_failure(&err, PamResultCode::PAM_PERM_DENIED),
     };
@@ -315,11 +311,7 @@ pub fn chauthtok(
         Ok(user) => user,
         Err(code) => return code,
     };
-    let request = Request::AccountCheck(AccountRequest {
-        user: user.to_owned(),
-        service: ctx.service.clone(),
-    });
-    match transport.call(&request) {
+    match check_account(ctx, transport, user) {
         Err(err) => ctx.transport_failure(&err, PamResultCode::PAM_AUTHTOK_ERR),
         Ok(Reply::UnknownUser) => ctx.unknown_user(),
         Ok(reply) => {
@@ -333,6 +325,17 @@ pub fn chauthtok(
             PamResultCode::PAM_AUTHTOK_ERR
         }
     }
+}
+
+fn check_account(
+    ctx: &HookContext,
+    transport: &mut impl Transport,
+    user: &str,
+) -> Result<Reply, ProtoError> {
+    transport.call(&Request::AccountCheck(AccountRequest {
+        user: user.to_owned(),
+        service: ctx.service.clone(),
+    }))
 }
 
 fn obtain_password(

@@ -130,6 +130,26 @@ pub enum Reply {
     },
 }
 
+impl Reply {
+    /// Stable name of the outcome for logs and messages; never includes a field value.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Reply::Ok => "ok",
+            Reply::Denied => "denied",
+            Reply::Locked { .. } => "locked",
+            Reply::MustChange => "must_change",
+            Reply::Disabled => "disabled",
+            Reply::UnknownUser => "unknown_user",
+            Reply::Busy => "busy",
+            Reply::Error { .. } => "error",
+            Reply::Pong { .. } => "pong",
+            Reply::User(_) => "user",
+            Reply::Item(_) => "item",
+            Reply::End { .. } => "end",
+        }
+    }
+}
+
 /// Stable error kinds; scripts and credctl's exit codes depend on them, the message is for humans.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
