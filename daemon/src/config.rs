@@ -17,7 +17,79 @@ pub const MIN_ITERATIONS: u32 = 1_000;
 pub struct Config {
     pub hashing: Hashing,
     pub password: Password,
+    pub lockout: Lockout,
+    pub rate: Rate,
     pub limits: Limits,
+}
+
+/// pam_faillock's settings, with its semantics (see docs/lockout.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Lockout {
+    /// Failures inside `fail_interval` that lock an account; 0 disables locking.
+    pub deny: u32,
+    #[serde(with = "duration_str")]
+    pub fail_interval: Duration,
+    /// `None` ("never"): only an administrator unlocks.
+    #[serde(with = "unlock_str")]
+    pub unlock_time: Option<Duration>,
+    /// Used instead of `unlock_time` for uid 0 when `even_deny_root` is set.
+    #[serde(with = "unlock_str")]
+    pub root_unlock_time: Option<Duration>,
+    pub even_deny_root: bool,
+    /// acct_mgmt refuses locked accounts, so logins that skip our auth (ssh keys) are refused too.
+    pub account_check: bool,
+}
+
+/// Token buckets: `burst` attempts at once, refilled at `per_minute`. `burst = 0` disables one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bucket {
+    pub burst: u32,
+    pub per_minute: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Rate {
+    /// Per account name, known or not, whoever asks.
+    pub account: Bucket,
+    /// Per remote host, as claimed by root callers only (sshd's PAM_RHOST).
+    pub host: Bucket,
+    /// Per calling uid, for non-root callers (screen lockers): stricter.
+    pub local_uid: Bucket,
+}
+
+impl Default for Lockout {
+    fn default() -> Self {
+        Lockout {
+            deny: 5,
+            fail_interval: Duration::from_secs(15 * 60),
+            unlock_time: None,
+            root_unlock_time: None,
+            even_deny_root: false,
+            account_check: true,
+        }
+    }
+}
+
+impl Default for Rate {
+    fn default() -> Self {
+        Rate {
+            account: Bucket {
+                burst: 10,
+                per_minute: 10,
+            },
+            host: Bucket {
+                burst: 30,
+                per_minute: 60,
+            },
+            local_uid: Bucket {
+                burst: 5,
+                per_minute: 10,
+            },
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -91,6 +163,22 @@ mod duration_str {
     }
 }
 
+/// `"never"` or a duration.
+mod unlock_str {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let s = String::deserialize(d)?;
+        if s == "never" {
+            return Ok(None);
+        }
+        humantime::parse_duration(&s).map(Some).map_err(|e| {
+            serde::de::Error::custom(format!("invalid value {s:?}: {e} (use \"never\" or e.g. \"10m\")"))
+        })
+    }
+}
+
 impl Config {
     /// Loads `path`; a missing file means the defaults (a fresh install works before anyone
     /// writes a config), any other problem is an error.
@@ -136,6 +224,29 @@ impl Config {
                 p.max_length,
                 credd_proto::MAX_SECRET_LEN
             ));
+        }
+        let lo = &self.lockout;
+        if lo.deny > 0 && lo.fail_interval.is_zero() {
+            return Err("lockout.fail_interval: must be longer than 0s".into());
+        }
+        for (name, value) in [
+            ("lockout.unlock_time", lo.unlock_time),
+            ("lockout.root_unlock_time", lo.root_unlock_time),
+        ] {
+            if value.is_some_and(|d| d.is_zero()) {
+                return Err(format!("{name}: must be \"never\" or longer than 0s"));
+            }
+        }
+        for (name, bucket) in [
+            ("rate.account", self.rate.account),
+            ("rate.host", self.rate.host),
+            ("rate.local_uid", self.rate.local_uid),
+        ] {
+            if bucket.burst > 0 && bucket.per_minute == 0 {
+                return Err(format!(
+                    "{name}: per_minute must be at least 1 (or burst 0 to disable the bucket)"
+                ));
+            }
         }
         let l = &self.limits;
         for (name, value) in [
@@ -216,6 +327,26 @@ mod tests {
         );
         let err = Config::parse("[password]\nmin_length = 20\nmax_length = 10\n").unwrap_err();
         assert!(err.contains("password.min_length"), "{err}");
+    }
+
+    #[test]
+    fn lockout_and_rate_parse_with_never_and_durations() {
+        let c = Config::parse(
+            "[lockout]\ndeny = 3\nunlock_time = \"10m\"\nroot_unlock_time = \"never\"\n\
+             [rate]\naccount = { burst = 2, per_minute = 6 }\n",
+        )
+        .unwrap();
+        assert_eq!(c.lockout.deny, 3);
+        assert_eq!(c.lockout.unlock_time, Some(Duration::from_secs(600)));
+        assert_eq!(c.lockout.root_unlock_time, None);
+        assert_eq!(c.rate.account, Bucket { burst: 2, per_minute: 6 });
+        assert_eq!(c.rate.host, Rate::default().host);
+        let err = Config::parse("[lockout]\nunlock_time = \"later\"\n").unwrap_err();
+        assert!(err.contains("never"), "{err}");
+        let err = Config::parse("[rate]\nhost = { burst = 3, per_minute = 0 }\n").unwrap_err();
+        assert!(err.contains("rate.host"), "{err}");
+        let err = Config::parse("[rate]\nhost = { burst = 3 }\n").unwrap_err();
+        assert!(err.contains("per_minute"), "{err}");
     }
 
     #[test]

@@ -1,84 +1,37 @@
 //! One function per request kind. Each reads as the policy it implements: check the caller,
 //! decide, record, reply.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use credd_proto::{
-    AccountRequest, AuthRequest, ErrorKind, PROTOCOL_VERSION, ProtoError, Reply, Request, Secret,
-    UserInfo, validate_field, validate_user_name,
+    ErrorKind, PROTOCOL_VERSION, ProtoError, Reply, Request, Secret, UserInfo, validate_user_name,
 };
 
-use crate::config::Config;
 use crate::hashing;
 use crate::peer::{Peer, SocketKind};
-use crate::pool::HashPool;
-use crate::store::{Account, Store, WriteConflict};
+use crate::state::Daemon;
+use crate::store::{Account, WriteConflict};
 use crate::timefmt::rfc3339;
 
 /// Rows per store query while streaming a listing; the store lock is released between pages.
-const LIST_PAGE: usize = 500;
-
-/// Everything a handler may touch.
-pub struct Daemon {
-    pub config: Config,
-    pub store: Mutex<Store>,
-    pub pool: HashPool,
-    pub busy_log: BusyLog,
-}
-
-/// `Busy` replies are logged once per [`BusyLog::INTERVAL`] with a count, not once each: a flood
-/// would otherwise drown the log (and journald's rate limit would then drop real events).
-#[derive(Default)]
-pub struct BusyLog {
-    last_report: std::sync::atomic::AtomicI64,
-    suppressed: std::sync::atomic::AtomicU64,
-}
-
-impl BusyLog {
-    const INTERVAL: i64 = 10;
-
-    fn record(&self, now: i64) {
-        use std::sync::atomic::Ordering;
-        let last = self.last_report.load(Ordering::Acquire);
-        let due = now - last >= Self::INTERVAL
-            && self
-                .last_report
-                .compare_exchange(last, now, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok();
-        if due {
-            let earlier = self.suppressed.swap(0, Ordering::AcqRel);
-            eprintln!(
-                "credd: hashing pool full: authentication answered Busy ({} more since the last report)",
-                earlier
-            );
-        } else {
-            self.suppressed.fetch_add(1, Ordering::AcqRel);
-        }
-    }
-}
+pub(crate) const LIST_PAGE: usize = 500;
 
 /// Sends one reply frame to the peer.
 pub type Respond<'a> = dyn FnMut(&Reply) -> Result<(), ProtoError> + 'a;
 
-fn error(kind: ErrorKind, message: impl Into<String>) -> Reply {
+pub(crate) fn error(kind: ErrorKind, message: impl Into<String>) -> Reply {
     Reply::Error {
         kind,
         message: message.into(),
     }
 }
 
-fn internal(e: impl std::fmt::Display) -> Reply {
+pub(crate) fn internal(e: impl std::fmt::Display) -> Reply {
     eprintln!("credd: internal error: {e}");
     error(ErrorKind::Internal, "internal error; see credd's log")
 }
 
 impl Daemon {
-    fn store(&self) -> MutexGuard<'_, Store> {
-        // A panic while holding the lock cannot leave a half-written row (every write is a
-        // transaction), so a poisoned lock is safe to keep using.
-        self.store.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     /// Serves one request, writing its reply (or replies, for a listing) through `respond`.
     pub fn handle(
         self: &Arc<Self>,
@@ -95,6 +48,7 @@ impl Daemon {
                 peer.pid,
                 socket
             );
+            self.counters.bump(&self.counters.refused_peers);
             return respond(&error(
                 ErrorKind::NotPermitted,
                 "administrative requests are served to root on admin.sock only",
@@ -121,80 +75,13 @@ impl Daemon {
                 password,
                 must_change,
             } => self.set_password(&user, password, must_change),
+            Request::Status { target: Some(t) } => self.status_of(&t),
+            Request::Status { target: None } => return self.status_list(respond),
+            Request::Lock { target, reason } => self.lock(peer, &target, reason.as_deref()),
+            Request::Unlock { target } => self.unlock(peer, &target),
+            Request::DaemonStatus => self.daemon_status(),
         };
         respond(&reply)
-    }
-
-    /// The account `user` names, if this peer may act on it. A non-root peer may reach only the
-    /// account whose stored uid is its own; for any other name it gets `None`, exactly as if the
-    /// account did not exist, so it learns nothing about other accounts.
-    fn target_account(&self, peer: Peer, user: &str) -> Result<Option<Account>, Reply> {
-        let account = self.store().account(user).map_err(internal)?;
-        Ok(account.filter(|a| peer.is_root() || owned_by(a, peer.uid)))
-    }
-
-    fn authenticate(&self, peer: Peer, req: AuthRequest) -> Reply {
-        if let Err(reply) = check_pam_fields(&req.user, &req.service, &req) {
-            return reply;
-        }
-        let target = match self.target_account(peer, &req.user) {
-            Ok(t) => t,
-            Err(reply) => return reply,
-        };
-        let iterations = self.config.hashing.iterations;
-        let too_long = req.secret.len() > self.config.password.max_length;
-        let stored = target.as_ref().and_then(|a| a.hash.clone());
-        let secret: Secret = req.secret;
-        // Every path costs one PBKDF2 at the configured strength: unknown users, users without a
-        // password and over-long secrets are "verified" against a dummy so timing reveals nothing.
-        let verified = self.pool.run(peer.has_root_budget(), move || match stored {
-            Some(hash) if !too_long => hashing::verify_password(secret.expose().as_bytes(), &hash),
-            _ => {
-                let bytes = secret.expose().as_bytes();
-                hashing::dummy_verify(&bytes[..bytes.len().min(1024)], iterations);
-                false
-            }
-        });
-        let outcome = match (verified, &target) {
-            (Err(_busy), _) => Reply::Busy,
-            (Ok(_), None) => Reply::UnknownUser,
-            (Ok(false), Some(_)) => Reply::Denied,
-            (Ok(true), Some(a)) if a.disabled => Reply::Disabled,
-            (Ok(true), Some(a)) if a.must_change => Reply::MustChange,
-            (Ok(true), Some(_)) => Reply::Ok,
-        };
-        if outcome == Reply::Busy {
-            self.busy_log.record(crate::timefmt::now_unix());
-            return outcome;
-        }
-        // The typed name of an unknown user is not logged: a mistyped name is often a password.
-        let shown = if target.is_some() {
-            req.user.as_str()
-        } else {
-            "(unknown)"
-        };
-        eprintln!(
-            "credd: authenticate user={shown} service={:?} peer_uid={} result={}",
-            req.service,
-            peer.uid,
-            outcome.name()
-        );
-        outcome
-    }
-
-    fn account_check(&self, peer: Peer, req: AccountRequest) -> Reply {
-        if let Err(message) =
-            validate_user_name(&req.user).and_then(|()| validate_field("service", &req.service))
-        {
-            return error(ErrorKind::BadRequest, message);
-        }
-        match self.target_account(peer, &req.user) {
-            Err(reply) => reply,
-            Ok(None) => Reply::UnknownUser,
-            Ok(Some(a)) if a.disabled => Reply::Disabled,
-            Ok(Some(a)) if a.must_change => Reply::MustChange,
-            Ok(Some(_)) => Reply::Ok,
-        }
     }
 
     fn check_new_password(&self, password: &Secret) -> Result<(), Reply> {
@@ -355,26 +242,8 @@ impl Daemon {
     }
 }
 
-fn not_found(user: &str) -> Reply {
+pub(crate) fn not_found(user: &str) -> Reply {
     error(ErrorKind::NotFound, format!("no such user: {user}"))
-}
-
-fn check_pam_fields(user: &str, service: &str, req: &AuthRequest) -> Result<(), Reply> {
-    validate_user_name(user)
-        .and_then(|()| validate_field("service", service))
-        .and_then(|()| {
-            for (what, value) in [
-                ("rhost", &req.rhost),
-                ("tty", &req.tty),
-                ("ruser", &req.ruser),
-            ] {
-                if let Some(v) = value {
-                    validate_field(what, v)?;
-                }
-            }
-            Ok(())
-        })
-        .map_err(|message| error(ErrorKind::BadRequest, message))
 }
 
 /// NSS is the authority on uids, in both directions: a name it knows keeps its uid (`--uid` may
@@ -397,18 +266,6 @@ fn resolve_uid(user: &str, requested: Option<u32>) -> Result<Option<u32>, String
         },
         (None, None) => Ok(None),
     }
-}
-
-/// A non-root peer's own account: the stored uid is its uid, and NSS, where it knows that uid,
-/// names the same account (it may have changed since the account was added).
-fn owned_by(account: &Account, uid: u32) -> bool {
-    use nix::unistd::{Uid, User};
-    account.uid == Some(uid)
-        && match User::from_uid(Uid::from_raw(uid)) {
-            Ok(Some(u)) => u.name == account.name,
-            Ok(None) => true,
-            Err(_) => false,
-        }
 }
 
 pub fn user_info(a: &Account) -> UserInfo {

@@ -3,10 +3,15 @@
 mod config;
 mod error;
 mod handlers;
+mod login;
 mod hashing;
+mod lockout;
 mod peer;
 mod pool;
+mod ratelimit;
 mod server;
+mod state;
+mod status;
 mod store;
 mod timefmt;
 
@@ -15,7 +20,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
@@ -23,9 +28,8 @@ use credd_proto::paths;
 
 use crate::config::Config;
 use crate::error::{DaemonError, Result};
-use crate::handlers::Daemon;
+use crate::state::Daemon;
 use crate::peer::SocketKind;
-use crate::pool::HashPool;
 use crate::server::Server;
 use crate::store::Store;
 
@@ -82,13 +86,7 @@ fn run(args: &Args) -> Result<()> {
     let db_path = args.state_dir.join(paths::DATABASE_NAME);
     let store = Store::open(&db_path)?;
 
-    let pool = HashPool::new(config.hash_threads(), config.limits.hash_queue);
-    let daemon = Arc::new(Daemon {
-        config,
-        store: Mutex::new(store),
-        pool,
-        busy_log: Default::default(),
-    });
+    let daemon = Arc::new(Daemon::new(config, store));
     let server = Arc::new(Server::new(Arc::clone(&daemon)));
 
     let mut signals = signal_hook::iterator::Signals::new([

@@ -22,7 +22,7 @@ use credd_proto::{
 };
 
 use crate::error::{DaemonError, Result};
-use crate::handlers::Daemon;
+use crate::state::Daemon;
 use crate::peer::{Peer, SocketKind};
 
 /// A PAM hook needs two or three requests; an admin session a handful.
@@ -260,6 +260,7 @@ fn serve_connection(
     // The admin socket's mode is the first fence; this is the second, checked before a single
     // request byte is parsed.
     if kind == SocketKind::Admin && !peer.is_root() {
+        daemon.counters.bump(&daemon.counters.refused_peers);
         eprintln!(
             "credd: refused admin connection from uid {} pid {}",
             peer.uid, peer.pid

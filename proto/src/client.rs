@@ -8,7 +8,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::{
-    ProtoError, Reply, Request, UserInfo, decode_reply, encode_request, read_frame, write_frame,
+    AccountStatus, ProtoError, Reply, Request, UserInfo, decode_reply, encode_request, read_frame,
+    write_frame,
 };
 
 /// Connect, read and write timeout unless the caller says otherwise (module argument `timeout=`).
@@ -77,13 +78,49 @@ impl Client {
         req: &Request,
         mut on_row: impl FnMut(UserInfo),
     ) -> Result<u64, ProtoError> {
+        self.call_stream_replies(req, |reply| match reply {
+            Reply::Item(row) => {
+                on_row(*row);
+                true
+            }
+            _ => false,
+        })
+    }
+
+    /// Streams a status listing (`Request::Status` without a target).
+    pub fn call_stream_status(
+        &mut self,
+        req: &Request,
+        mut on_row: impl FnMut(AccountStatus),
+    ) -> Result<u64, ProtoError> {
+        self.call_stream_replies(req, |reply| match reply {
+            Reply::StatusItem(row) => {
+                on_row(*row);
+                true
+            }
+            _ => false,
+        })
+    }
+
+    /// The listing loop: `on_row` takes a row reply and returns false for anything that is not
+    /// a row of this listing.
+    fn call_stream_replies(
+        &mut self,
+        req: &Request,
+        mut on_row: impl FnMut(Reply) -> bool,
+    ) -> Result<u64, ProtoError> {
         self.send(req)?;
         let mut seen = 0u64;
         loop {
             match self.recv()? {
-                Reply::Item(row) => {
+                row @ (Reply::Item(_) | Reply::StatusItem(_)) => {
+                    let name = row.name();
+                    if !on_row(row) {
+                        return Err(ProtoError::Unexpected(format!(
+                            "a {name} row in this listing"
+                        )));
+                    }
                     seen += 1;
-                    on_row(*row);
                 }
                 Reply::End { count } if count == seen => return Ok(count),
                 Reply::End { count } => {

@@ -23,8 +23,8 @@ pub use frame::{
     encode_reply_as, encode_request, read_frame, write_frame,
 };
 pub use message::{
-    AccountRequest, AuthRequest, ErrorKind, OLDEST_SUPPORTED_VERSION, PROTOCOL_VERSION, Reply,
-    Request, UserInfo,
+    AccountRequest, AccountStatus, AuthRequest, DaemonCounters, ErrorKind, FailureInfo,
+    OLDEST_SUPPORTED_VERSION, PROTOCOL_VERSION, Reply, Request, Target, UserInfo,
 };
 pub use names::{MAX_FIELD_LEN, MAX_NAME_LEN, MAX_SECRET_LEN, validate_field, validate_user_name};
 pub use secret::Secret;

@@ -46,6 +46,39 @@ pub enum Request {
         #[serde(default)]
         must_change: bool,
     },
+    /// Lockout state. One account: [`Reply::Status`]; `None`: every account with failures in the
+    /// window or a lock, as a stream of [`Reply::StatusItem`] and a final [`Reply::End`].
+    Status {
+        target: Option<Target>,
+    },
+    /// Administrative lock: never lifts by time, only by [`Request::Unlock`].
+    Lock {
+        target: Target,
+        reason: Option<String>,
+    },
+    /// Lifts any lock and clears the failure count.
+    Unlock {
+        target: Target,
+    },
+    /// Daemon counters; answered with [`Reply::Daemon`].
+    DaemonStatus,
+}
+
+/// How an administrator names an account: by name, or by its uid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    Name(String),
+    Uid(u32),
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Name(name) => f.write_str(name),
+            Target::Uid(uid) => write!(f, "uid {uid}"),
+        }
+    }
 }
 
 impl Request {
@@ -69,6 +102,10 @@ impl Request {
             Request::UserShow { .. } => "user_show",
             Request::UserSetDisabled { .. } => "user_set_disabled",
             Request::SetPassword { .. } => "set_password",
+            Request::Status { .. } => "status",
+            Request::Lock { .. } => "lock",
+            Request::Unlock { .. } => "unlock",
+            Request::DaemonStatus => "daemon_status",
         }
     }
 }
@@ -105,8 +142,19 @@ pub struct AccountRequest {
 pub enum Reply {
     Ok,
     Denied,
+    /// The account is locked; no password was checked. `until` is RFC 3339, or null when only an
+    /// administrator unlocks. `unknown` is set when the name is no account this peer may use: it
+    /// "locks" exactly like a real account, so that locking reveals nothing, and the module still
+    /// returns `PAM_USER_UNKNOWN` for it.
     Locked {
         until: Option<String>,
+        #[serde(default)]
+        unknown: bool,
+    },
+    /// Too many attempts for this account, calling uid or remote host; no password was checked.
+    RateLimited {
+        #[serde(default)]
+        unknown: bool,
     },
     MustChange,
     Disabled,
@@ -124,6 +172,11 @@ pub enum Reply {
     User(Box<UserInfo>),
     /// One row of a streamed listing.
     Item(Box<UserInfo>),
+    /// Lockout state of one account.
+    Status(Box<AccountStatus>),
+    /// One row of a streamed status listing.
+    StatusItem(Box<AccountStatus>),
+    Daemon(Box<DaemonCounters>),
     /// End of a streamed listing, with the number of rows sent.
     End {
         count: u64,
@@ -137,6 +190,7 @@ impl Reply {
             Reply::Ok => "ok",
             Reply::Denied => "denied",
             Reply::Locked { .. } => "locked",
+            Reply::RateLimited { .. } => "rate_limited",
             Reply::MustChange => "must_change",
             Reply::Disabled => "disabled",
             Reply::UnknownUser => "unknown_user",
@@ -145,6 +199,9 @@ impl Reply {
             Reply::Pong { .. } => "pong",
             Reply::User(_) => "user",
             Reply::Item(_) => "item",
+            Reply::Status(_) => "status",
+            Reply::StatusItem(_) => "status_item",
+            Reply::Daemon(_) => "daemon",
             Reply::End { .. } => "end",
         }
     }
@@ -192,4 +249,49 @@ pub struct UserInfo {
     /// RFC 3339 UTC.
     pub created_at: String,
     pub updated_at: String,
+}
+
+/// Lockout state of one account, as `credctl status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountStatus {
+    pub user: String,
+    pub uid: Option<u32>,
+    pub locked: bool,
+    /// Failed attempts inside `[lockout] fail_interval`.
+    pub failures: u32,
+    /// How the lock ends: `"time"`, `"administrator"`, or null when not locked.
+    pub unlock: Option<String>,
+    /// RFC 3339; null when not locked or when only an administrator unlocks.
+    pub locked_until: Option<String>,
+    pub locked_since: Option<String>,
+    /// `"failures"` or `"administrator"`.
+    pub lock_kind: Option<String>,
+    pub lock_reason: Option<String>,
+    pub last_failure: Option<FailureInfo>,
+}
+
+/// Where and when a failed attempt came from. `rhost`, `tty` and `service` are as the calling
+/// program claimed them; `peer_uid` is from SO_PEERCRED.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailureInfo {
+    pub time: String,
+    pub service: String,
+    pub rhost: Option<String>,
+    pub tty: Option<String>,
+    pub peer_uid: u32,
+}
+
+/// Daemon counters for `credctl status --daemon`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DaemonCounters {
+    pub uptime_seconds: u64,
+    /// PBKDF2 verifications run, real and dummy (for unknown names) alike.
+    pub verifications: u64,
+    pub busy_replies: u64,
+    pub locked_replies: u64,
+    pub rate_limited_replies: u64,
+    pub refused_peers: u64,
+    pub dropped_syslog_events: u64,
+    /// Accounts per hash scheme (`pbkdf2-sha256`, `none`).
+    pub accounts_per_scheme: std::collections::BTreeMap<String, u64>,
 }

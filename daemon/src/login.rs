@@ -1,0 +1,256 @@
+//! The login path: `authenticate` (pam_sm_authenticate) and `account_check` (pam_sm_acct_mgmt).
+//!
+//! authenticate: validate → rate limits (cheap, before any lookup work) → lock check and attempt
+//! reservation (no hashing for a locked account) → verify on the hashing pool → record success or
+//! failure → reply. Unknown names, and accounts a non-root peer may not use, take the same steps
+//! against an in-memory table and a dummy hash, so replies, messages, locking and timing match.
+
+use credd_proto::{AccountRequest, AuthRequest, ErrorKind, Reply, Secret, validate_field, validate_user_name};
+
+use crate::handlers::{error, internal};
+use crate::hashing;
+use crate::peer::Peer;
+use crate::ratelimit::Tripped;
+use crate::state::Daemon;
+use crate::store::{Account, AttemptSource, Begin};
+use crate::timefmt::{now_unix, now_unix_ms, rfc3339};
+
+/// The dummy verification hashes at most this many bytes of an over-long secret: its cost does not
+/// depend on the length beyond HMAC's first block anyway.
+const DUMMY_SECRET_BYTES: usize = 1024;
+
+impl Daemon {
+    /// The account `user` names, if this peer may act on it. A non-root peer may reach only the
+    /// account whose stored uid is its own; for any other name it gets `None`, exactly as if the
+    /// account did not exist, so it learns nothing about other accounts.
+    fn target_account(&self, peer: Peer, user: &str) -> Result<Option<Account>, Reply> {
+        let account = self.store().account(user).map_err(internal)?;
+        Ok(account.filter(|a| peer.is_root() || owned_by(a, peer.uid)))
+    }
+
+    pub(crate) fn authenticate(&self, peer: Peer, mut req: AuthRequest) -> Reply {
+        if let Err(reply) = check_pam_fields(&req) {
+            return reply;
+        }
+        // §4: rhost and tty are claims; only root's claims may drive per-host limits.
+        let rhost = if peer.is_root() { req.rhost.as_deref() } else { None };
+        let local_uid = (!peer.has_root_budget()).then(|| peer.budget_uid());
+        let rate = self.rate.admit(&req.user, rhost, local_uid, now_unix_ms());
+        let target = match self.target_account(peer, &req.user) {
+            Ok(t) => t,
+            Err(reply) => return reply,
+        };
+        let shown = if target.is_some() { req.user.as_str() } else { "(unknown)" };
+        if let Err(tripped) = rate {
+            return self.rate_limited(peer, shown, &req.service, tripped, target.is_none());
+        }
+        let now = now_unix();
+        let secret = std::mem::take(&mut req.secret);
+        let outcome = match target {
+            Some(account) => self.authenticate_account(peer, &account, secret, &req, now),
+            None => self.authenticate_unknown(peer, &req.user, secret, now),
+        };
+        match &outcome {
+            Reply::Busy => {
+                self.counters.bump(&self.counters.busy_replies);
+                self.busy_log.record(now);
+            }
+            Reply::Locked { .. } => self.counters.bump(&self.counters.locked_replies),
+            _ => {}
+        }
+        if outcome != Reply::Busy {
+            // The typed name of an unknown user is not logged: a mistyped name is often a password.
+            eprintln!(
+                "credd: authenticate user={shown} service={:?} peer_uid={} result={}",
+                req.service,
+                peer.uid,
+                outcome.name()
+            );
+        }
+        outcome
+    }
+
+    fn rate_limited(
+        &self,
+        peer: Peer,
+        shown: &str,
+        service: &str,
+        tripped: Tripped,
+        unknown: bool,
+    ) -> Reply {
+        self.counters.bump(&self.counters.rate_limited_replies);
+        if tripped.first_of_burst {
+            eprintln!(
+                "credd: rate limit {} tripped: user={shown} service={service:?} peer_uid={} \
+                 (further refusals of this burst are not logged)",
+                tripped.limit, peer.uid
+            );
+        }
+        Reply::RateLimited { unknown }
+    }
+
+    fn authenticate_account(
+        &self,
+        peer: Peer,
+        account: &Account,
+        secret: Secret,
+        req: &AuthRequest,
+        now: i64,
+    ) -> Reply {
+        let root_account = account.uid == Some(0);
+        let source = AttemptSource {
+            service: &req.service,
+            rhost: req.rhost.as_deref(),
+            tty: req.tty.as_deref(),
+            peer_uid: peer.uid,
+        };
+        let begun = self
+            .store()
+            .begin_attempt(&account.name, root_account, &self.lockout, now, &source);
+        let reservation = match begun {
+            Err(e) => return internal(e),
+            Ok(Begin::Locked { until }) => {
+                return Reply::Locked {
+                    until: until.map(rfc3339),
+                    unknown: false,
+                };
+            }
+            Ok(Begin::Proceed { reservation }) => reservation,
+        };
+        let too_long = secret.len() > self.config.password.max_length;
+        let stored = account.hash.clone().filter(|_| !too_long);
+        let verified = self.verify(peer, secret, stored);
+        let now = now_unix();
+        let mut store = self.store();
+        match verified {
+            None => {
+                if let Err(e) = store.cancel_attempt(reservation) {
+                    return internal(e);
+                }
+                Reply::Busy
+            }
+            Some(true) => match store.attempt_succeeded(&account.name, now) {
+                Err(e) => internal(e),
+                // Locked meanwhile by a parallel failing attempt: the success does not count.
+                Ok(Some(until)) => Reply::Locked {
+                    until: until.map(rfc3339),
+                    unknown: false,
+                },
+                Ok(None) if account.disabled => Reply::Disabled,
+                Ok(None) if account.must_change => Reply::MustChange,
+                Ok(None) => Reply::Ok,
+            },
+            Some(false) => {
+                match store.attempt_failed(&account.name, root_account, &self.lockout, now) {
+                    Err(e) => return internal(e),
+                    Ok(Some(lock)) => eprintln!(
+                        "credd: lock user={} after {} failures; unlock={}",
+                        account.name,
+                        self.lockout.deny,
+                        lock.until.map_or("administrator".to_string(), rfc3339)
+                    ),
+                    Ok(None) => {}
+                }
+                Reply::Denied
+            }
+        }
+    }
+
+    fn authenticate_unknown(&self, peer: Peer, name: &str, secret: Secret, now: i64) -> Reply {
+        if let Err(until) = self.unknown_names.begin(name, &self.lockout, now) {
+            return Reply::Locked {
+                until: until.map(rfc3339),
+                unknown: true,
+            };
+        }
+        match self.verify(peer, secret, None) {
+            None => {
+                self.unknown_names.cancel(name);
+                Reply::Busy
+            }
+            Some(_) => {
+                self.unknown_names.failed(name, &self.lockout, now_unix());
+                Reply::UnknownUser
+            }
+        }
+    }
+
+    /// One PBKDF2 on the pool at the configured strength, whatever `stored` holds: without a
+    /// hash (unknown name, account without password, over-long secret) a dummy of the same cost
+    /// runs and fails. `None`: the pool was full and nothing ran.
+    fn verify(&self, peer: Peer, secret: Secret, stored: Option<String>) -> Option<bool> {
+        let iterations = self.config.hashing.iterations;
+        let result = self.pool.run(peer.has_root_budget(), move || match stored {
+            Some(hash) => hashing::verify_password(secret.expose().as_bytes(), &hash),
+            None => {
+                let bytes = secret.expose().as_bytes();
+                hashing::dummy_verify(&bytes[..bytes.len().min(DUMMY_SECRET_BYTES)], iterations);
+                false
+            }
+        });
+        if result.is_ok() {
+            self.counters.bump(&self.counters.verifications);
+        }
+        result.ok()
+    }
+
+    pub(crate) fn account_check(&self, peer: Peer, req: AccountRequest) -> Reply {
+        if let Err(message) =
+            validate_user_name(&req.user).and_then(|()| validate_field("service", &req.service))
+        {
+            return error(ErrorKind::BadRequest, message);
+        }
+        let account = match self.target_account(peer, &req.user) {
+            Err(reply) => return reply,
+            Ok(None) => return Reply::UnknownUser,
+            Ok(Some(a)) => a,
+        };
+        if account.disabled {
+            return Reply::Disabled;
+        }
+        if self.config.lockout.account_check {
+            match self.store().current_lock(&account.name, now_unix()) {
+                Err(e) => return internal(e),
+                Ok(Some(until)) => {
+                    self.counters.bump(&self.counters.locked_replies);
+                    return Reply::Locked {
+                        until: until.map(rfc3339),
+                        unknown: false,
+                    };
+                }
+                Ok(None) => {}
+            }
+        }
+        if account.must_change {
+            Reply::MustChange
+        } else {
+            Reply::Ok
+        }
+    }
+}
+
+fn check_pam_fields(req: &AuthRequest) -> Result<(), Reply> {
+    validate_user_name(&req.user)
+        .and_then(|()| validate_field("service", &req.service))
+        .and_then(|()| {
+            for (what, value) in [("rhost", &req.rhost), ("tty", &req.tty), ("ruser", &req.ruser)] {
+                if let Some(v) = value {
+                    validate_field(what, v)?;
+                }
+            }
+            Ok(())
+        })
+        .map_err(|message| error(ErrorKind::BadRequest, message))
+}
+
+/// A non-root peer's own account: the stored uid is its uid, and NSS, where it knows that uid,
+/// names the same account (it may have changed since the account was added).
+fn owned_by(account: &Account, uid: u32) -> bool {
+    use nix::unistd::{Uid, User};
+    account.uid == Some(uid)
+        && match User::from_uid(Uid::from_raw(uid)) {
+            Ok(Some(u)) => u.name == account.name,
+            Ok(None) => true,
+            Err(_) => false,
+        }
+}
