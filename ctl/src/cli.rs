@@ -35,6 +35,13 @@ pub enum Command {
     User(UserCommand),
     /// Set an account's password, read from standard input
     Passwd(PasswdArgs),
+    /// Show lockout state: of one account, of every account with failures or a lock, or the
+    /// daemon's counters
+    Status(StatusArgs),
+    /// Lock an account until an administrator unlocks it
+    Lock(LockArgs),
+    /// Lift an account's lock and clear its failure count
+    Unlock(TargetArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -73,8 +80,7 @@ pub struct UserAddArgs {
     #[arg(value_name = "NAME")]
     pub name: String,
     /// Numeric uid, when NSS does not know the name
-    // u32::MAX is (uid_t)-1, the "no uid" sentinel of chown(2) and setresuid(2).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(..i64::from(u32::MAX)))]
+    #[arg(long, value_name = "N", value_parser = uid_parser())]
     pub uid: Option<u32>,
     /// Read the initial password from standard input (one line)
     #[arg(long)]
@@ -105,6 +111,50 @@ pub struct PasswdArgs {
     /// Require a new password at the next login
     #[arg(long)]
     pub must_change: bool,
+}
+
+/// `status [NAME | --uid N] [--json]` and `status --daemon [--json]`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Account name; without NAME or --uid, every account with failures or a lock
+    #[arg(value_name = "NAME", conflicts_with = "uid")]
+    pub name: Option<String>,
+    /// The account with this uid, instead of NAME
+    #[arg(long, value_name = "N", value_parser = uid_parser())]
+    pub uid: Option<u32>,
+    /// Show the daemon's counters instead of accounts
+    #[arg(long, conflicts_with_all = ["name", "uid"])]
+    pub daemon: bool,
+    /// Print JSON: an object for one account or the daemon, an array for the listing
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Exactly one of NAME and `--uid`: the account `lock` and `unlock` act on.
+#[derive(Debug, Args)]
+#[group(id = "target", required = true, multiple = false)]
+pub struct TargetArgs {
+    /// Account name
+    #[arg(value_name = "NAME")]
+    pub name: Option<String>,
+    /// The account with this uid, instead of NAME
+    #[arg(long, value_name = "N", value_parser = uid_parser())]
+    pub uid: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct LockArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Why, kept with the lock and shown by `status` (at most 255 bytes, no control characters)
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+}
+
+/// A uid as given on the command line. u32::MAX is (uid_t)-1, the "no uid" sentinel of chown(2)
+/// and setresuid(2), so it is refused.
+fn uid_parser() -> clap::builder::RangedI64ValueParser<u32> {
+    clap::value_parser!(u32).range(..i64::from(u32::MAX))
 }
 
 #[cfg(test)]
@@ -208,6 +258,104 @@ mod tests {
             Command::Passwd(p) => assert!(p.password_stdin && p.must_change),
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    fn status(args: &[&str]) -> StatusArgs {
+        let mut all = vec!["status"];
+        all.extend_from_slice(args);
+        match parse(&all).unwrap().command {
+            Command::Status(s) => s,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn status_takes_a_name_a_uid_or_nothing() {
+        let s = status(&[]);
+        assert_eq!(
+            (s.name, s.uid, s.daemon, s.json),
+            (None, None, false, false)
+        );
+        let s = status(&["alice", "--json"]);
+        assert_eq!(
+            (s.name.as_deref(), s.uid, s.json),
+            (Some("alice"), None, true)
+        );
+        let s = status(&["--uid", "1001"]);
+        assert_eq!((s.name, s.uid), (None, Some(1001)));
+        let s = status(&["--daemon", "--json"]);
+        assert!(s.daemon && s.json);
+    }
+
+    #[test]
+    fn status_refuses_conflicting_selections() {
+        for args in [
+            &["status", "alice", "--uid", "1001"][..],
+            &["status", "--daemon", "alice"],
+            &["status", "--uid", "1001", "--daemon"],
+            &["status", "alice", "bob"],
+            &["status", "--uid", "4294967295"],
+        ] {
+            let err = parse(args).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{args:?}");
+        }
+        let err = parse(&["status", "alice", "--uid", "1"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ArgumentConflict);
+    }
+
+    #[test]
+    fn lock_and_unlock_take_exactly_one_target() {
+        match parse(&["lock", "alice", "--reason", "left the company"])
+            .unwrap()
+            .command
+        {
+            Command::Lock(l) => {
+                assert_eq!(l.target.name.as_deref(), Some("alice"));
+                assert_eq!(l.target.uid, None);
+                assert_eq!(l.reason.as_deref(), Some("left the company"));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        match parse(&["lock", "--uid", "1001"]).unwrap().command {
+            Command::Lock(l) => {
+                assert_eq!(
+                    (l.target.name, l.target.uid, l.reason),
+                    (None, Some(1001), None)
+                );
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        match parse(&["unlock", "--uid", "0"]).unwrap().command {
+            Command::Unlock(t) => assert_eq!((t.name, t.uid), (None, Some(0))),
+            other => panic!("unexpected {other:?}"),
+        }
+        match parse(&["unlock", "bob"]).unwrap().command {
+            Command::Unlock(t) => assert_eq!((t.name.as_deref(), t.uid), (Some("bob"), None)),
+            other => panic!("unexpected {other:?}"),
+        }
+
+        for verb in ["lock", "unlock"] {
+            let err = parse(&[verb]).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::MissingRequiredArgument, "{verb}");
+            assert_eq!(err.exit_code(), 2);
+            let err = parse(&[verb, "alice", "--uid", "1001"]).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::ArgumentConflict, "{verb}");
+            assert_eq!(err.exit_code(), 2);
+            assert_eq!(
+                parse(&[verb, "--json", "alice"]).unwrap_err().exit_code(),
+                2
+            );
+            assert_eq!(parse(&[verb, "--daemon"]).unwrap_err().exit_code(), 2);
+        }
+        // A reason alone names no account.
+        let err = parse(&["lock", "--reason", "x"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::MissingRequiredArgument);
+        assert_eq!(
+            parse(&["unlock", "bob", "--reason", "x"])
+                .unwrap_err()
+                .exit_code(),
+            2
+        );
     }
 
     #[test]

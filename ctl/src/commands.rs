@@ -7,11 +7,17 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use credd_proto::{Client, ProtoError, Reply, Request, Secret, UserInfo, validate_user_name};
+use credd_proto::{
+    AccountStatus, Client, DaemonCounters, ProtoError, Reply, Request, Secret, Target, UserInfo,
+    validate_field, validate_user_name,
+};
 
-use crate::cli::{Cli, Command, NameArg, PasswdArgs, UserAddArgs, UserCommand, UserShowArgs};
+use crate::cli::{
+    Cli, Command, LockArgs, NameArg, PasswdArgs, StatusArgs, TargetArgs, UserAddArgs, UserCommand,
+    UserShowArgs,
+};
 use crate::error::CtlError;
-use crate::output::{self, UserList, one_line};
+use crate::output::{self, Listing, Row, one_line};
 use crate::password;
 
 /// Connect, read and write timeout: an admin request may hash a password (600 000 PBKDF2
@@ -33,6 +39,9 @@ pub fn run(cli: &Cli) -> Result<(), CtlError> {
             user_set_disabled(socket, name, false, &mut out)
         }
         Command::Passwd(args) => passwd(socket, args, &mut out),
+        Command::Status(args) => status(socket, args, &mut out),
+        Command::Lock(args) => lock(socket, args, &mut out),
+        Command::Unlock(args) => unlock(socket, args, &mut out),
     }
 }
 
@@ -67,19 +76,34 @@ fn user_remove(socket: &Path, name: &str, out: &mut impl Write) -> Result<(), Ct
 
 /// `user list [--json]`: rows are printed as they arrive.
 fn user_list(socket: &Path, json: bool, out: &mut impl Write) -> Result<(), CtlError> {
+    listing(socket, "user list", json, out, |client, on_row| {
+        client.call_stream(&Request::UserList, on_row)
+    })
+}
+
+/// A streamed listing, printed as rows arrive. `call` sends the request and hands each row on.
+fn listing<T: Row>(
+    socket: &Path,
+    command: &'static str,
+    json: bool,
+    out: &mut impl Write,
+    call: impl FnOnce(&mut Client, &mut dyn FnMut(T)) -> Result<u64, ProtoError>,
+) -> Result<(), CtlError> {
     let mut conn = Conn::open(socket)?;
-    let mut list = UserList::new(BufWriter::new(out), json);
+    let mut list = Listing::<_, T>::new(BufWriter::new(out), json);
     // The callback cannot fail, so the first write error is kept and later rows are dropped
     // (the rest of the listing is still read off the socket).
     let mut write_error: Option<io::Error> = None;
-    let streamed = conn.client.call_stream(&Request::UserList, |row| {
+    let streamed = call(&mut conn.client, &mut |row| {
         if write_error.is_none() {
             write_error = list.row(&row).err();
         }
     });
     match streamed {
         Ok(_) => {}
-        Err(ProtoError::Unexpected(what)) => return Err(CtlError::Listing(what)),
+        Err(ProtoError::Unexpected(detail)) => {
+            return Err(CtlError::Listing { command, detail });
+        }
         Err(e) => return Err(CtlError::call(conn.socket, TIMEOUT, e)),
     }
     if let Some(e) = write_error {
@@ -97,7 +121,7 @@ fn user_show(socket: &Path, args: &UserShowArgs, out: &mut impl Write) -> Result
     };
     let info = expect_user(Conn::open(socket)?.call(&req)?, &args.name)?;
     let written = if args.json {
-        output::write_user_json(out, &info)
+        output::write_json(out, &info)
     } else {
         output::write_user(out, &info)
     };
@@ -143,6 +167,71 @@ fn passwd(socket: &Path, args: &PasswdArgs, out: &mut impl Write) -> Result<(), 
     }
 }
 
+/// `status [NAME | --uid N] [--json]` and `status --daemon [--json]`
+fn status(socket: &Path, args: &StatusArgs, out: &mut impl Write) -> Result<(), CtlError> {
+    if args.daemon {
+        // clap refuses --daemon together with an account.
+        debug_assert!(args.name.is_none() && args.uid.is_none());
+        return daemon_status(socket, args.json, out);
+    }
+    let Some(target) = check_target(args.name.as_deref(), args.uid)? else {
+        return listing(socket, "status", args.json, out, |client, on_row| {
+            client.call_stream_status(&Request::Status { target: None }, on_row)
+        });
+    };
+    let req = Request::Status {
+        target: Some(target.clone()),
+    };
+    let status = expect_status(Conn::open(socket)?.call(&req)?, &target)?;
+    let written = if args.json {
+        output::write_json(out, &status)
+    } else {
+        output::write_status(out, &status)
+    };
+    written.and_then(|()| out.flush()).map_err(CtlError::Output)
+}
+
+/// `status --daemon [--json]`
+fn daemon_status(socket: &Path, json: bool, out: &mut impl Write) -> Result<(), CtlError> {
+    let counters: DaemonCounters = match Conn::open(socket)?.call(&Request::DaemonStatus)? {
+        Reply::Daemon(counters) => *counters,
+        // No account was named, so "no such user" would make no sense.
+        Reply::UnknownUser => return Err(CtlError::Unexpected(Reply::UnknownUser.name().into())),
+        other => return Err(refusal(other, "")),
+    };
+    let written = if json {
+        output::write_json(out, &counters)
+    } else {
+        output::write_daemon(out, &counters)
+    };
+    written.and_then(|()| out.flush()).map_err(CtlError::Output)
+}
+
+/// `lock NAME | --uid N [--reason TEXT]`
+fn lock(socket: &Path, args: &LockArgs, out: &mut impl Write) -> Result<(), CtlError> {
+    let target = require_target(&args.target)?;
+    if let Some(reason) = &args.reason {
+        validate_field("reason", reason)
+            .map_err(|why| CtlError::Usage(format!("invalid --reason: {why}")))?;
+    }
+    let req = Request::Lock {
+        target: target.clone(),
+        reason: args.reason.clone(),
+    };
+    expect_done(Conn::open(socket)?.call(&req)?, &target.to_string())?;
+    say(out, format_args!("locked {target}"))
+}
+
+/// `unlock NAME | --uid N`
+fn unlock(socket: &Path, args: &TargetArgs, out: &mut impl Write) -> Result<(), CtlError> {
+    let target = require_target(args)?;
+    let req = Request::Unlock {
+        target: target.clone(),
+    };
+    expect_done(Conn::open(socket)?.call(&req)?, &target.to_string())?;
+    say(out, format_args!("unlocked {target}"))
+}
+
 /// An open connection to the admin socket, remembering its path for error messages.
 struct Conn {
     client: Client,
@@ -173,6 +262,26 @@ fn check_name(name: &str) -> Result<(), CtlError> {
         .map_err(|why| CtlError::Usage(format!("invalid user name {name:?}: {why}")))
 }
 
+/// NAME or `--uid N` as a [`Target`], the name checked; `None` when neither is given.
+fn check_target(name: Option<&str>, uid: Option<u32>) -> Result<Option<Target>, CtlError> {
+    match (name, uid) {
+        (Some(name), None) => {
+            check_name(name)?;
+            Ok(Some(Target::Name(name.into())))
+        }
+        (None, Some(uid)) => Ok(Some(Target::Uid(uid))),
+        (None, None) => Ok(None),
+        // clap refuses both; kept so that no caller can send an ambiguous request.
+        (Some(_), Some(_)) => Err(CtlError::Usage("give NAME or --uid, not both".into())),
+    }
+}
+
+/// The account `lock` and `unlock` act on: exactly one of NAME and `--uid` (clap checks too).
+fn require_target(args: &TargetArgs) -> Result<Target, CtlError> {
+    check_target(args.name.as_deref(), args.uid)?
+        .ok_or_else(|| CtlError::Usage("name the account: NAME or --uid N".into()))
+}
+
 fn say(out: &mut impl Write, line: std::fmt::Arguments<'_>) -> Result<(), CtlError> {
     writeln!(out, "{line}")
         .and_then(|()| out.flush())
@@ -195,11 +304,20 @@ fn expect_done(reply: Reply, user: &str) -> Result<(), CtlError> {
     }
 }
 
+/// The reply to `status NAME` or `status --uid N`.
+fn expect_status(reply: Reply, target: &Target) -> Result<AccountStatus, CtlError> {
+    match reply {
+        Reply::Status(status) => Ok(*status),
+        other => Err(refusal(other, &target.to_string())),
+    }
+}
+
 fn refusal(reply: Reply, user: &str) -> CtlError {
     match reply {
         Reply::Error { kind, message } => CtlError::Daemon { kind, message },
         Reply::UnknownUser => CtlError::UnknownUser(user.into()),
         Reply::Busy => CtlError::Busy,
+        Reply::RateLimited { .. } => CtlError::RateLimited,
         other => CtlError::Unexpected(other.name().into()),
     }
 }
@@ -244,6 +362,97 @@ mod tests {
                 .starts_with("cannot reach credd at /nonexistent/credd/admin.sock: "),
             "{err}"
         );
+    }
+
+    fn target(name: Option<&str>, uid: Option<u32>) -> TargetArgs {
+        TargetArgs {
+            name: name.map(Into::into),
+            uid,
+        }
+    }
+
+    #[test]
+    fn targets_are_exactly_one_name_or_uid() {
+        assert_eq!(
+            require_target(&target(Some("alice"), None)).unwrap(),
+            Target::Name("alice".into())
+        );
+        assert_eq!(
+            require_target(&target(None, Some(0))).unwrap(),
+            Target::Uid(0)
+        );
+        for bad in [
+            target(None, None),
+            target(Some("alice"), Some(1001)),
+            target(Some("a b"), None),
+        ] {
+            let err = require_target(&bad).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{bad:?}");
+        }
+        assert_eq!(check_target(None, None).unwrap(), None);
+    }
+
+    #[test]
+    fn lock_and_unlock_refuse_bad_input_before_connecting() {
+        let nowhere = Path::new("/nonexistent/credd/admin.sock");
+        let lock_args = |name: &str, reason: Option<String>| LockArgs {
+            target: target(Some(name), None),
+            reason,
+        };
+        for args in [
+            lock_args("-rf", None),
+            lock_args("alice", Some("a\nforged: line".into())),
+            lock_args("alice", Some("x".repeat(256))),
+            LockArgs {
+                target: target(None, None),
+                reason: None,
+            },
+        ] {
+            let err = lock(nowhere, &args, &mut Vec::new()).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{args:?}");
+            assert!(!err.to_string().contains('\n'), "{err}");
+        }
+        let err = lock(
+            nowhere,
+            &lock_args("alice", Some("é".repeat(127))),
+            &mut Vec::new(),
+        )
+        .unwrap_err();
+        assert_eq!(err.exit_code(), 1, "a 254-byte reason is fine: {err}");
+        let err = unlock(nowhere, &target(Some("a:b"), None), &mut Vec::new()).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        let err = unlock(nowhere, &target(None, Some(5)), &mut Vec::new()).unwrap_err();
+        assert_eq!(err.exit_code(), 1);
+    }
+
+    #[test]
+    fn status_replies_map_to_outcomes() {
+        let status = AccountStatus {
+            user: "alice".into(),
+            uid: Some(1001),
+            locked: false,
+            failures: 1,
+            unlock: None,
+            locked_until: None,
+            locked_since: None,
+            lock_kind: None,
+            lock_reason: None,
+            last_failure: None,
+        };
+        let alice = Target::Name("alice".into());
+        assert_eq!(
+            expect_status(Reply::Status(Box::new(status.clone())), &alice).unwrap(),
+            status
+        );
+        let err = expect_status(Reply::UnknownUser, &Target::Uid(4242)).unwrap_err();
+        assert_eq!(
+            (err.exit_code(), err.to_string()),
+            (1, "no such user: uid 4242".into())
+        );
+        let err = expect_status(Reply::StatusItem(Box::new(status)), &alice).unwrap_err();
+        assert_eq!(err.to_string(), "unexpected reply from credd: status_item");
+        let err = expect_done(Reply::RateLimited { unknown: false }, "alice").unwrap_err();
+        assert_eq!(err.exit_code(), 1);
     }
 
     #[test]

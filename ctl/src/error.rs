@@ -50,13 +50,19 @@ pub enum CtlError {
     #[error("credd is busy; try again later")]
     Busy,
 
+    #[error("credd is refusing requests at this rate; try again later")]
+    RateLimited,
+
     /// A reply of the wrong type for the request: a daemon from another release or a bug.
     #[error("unexpected reply from credd: {0}")]
     Unexpected(String),
 
-    /// A listing that ended badly, as reported by `Client::call_stream`.
-    #[error("user list failed: {0}")]
-    Listing(String),
+    /// A listing (`user list`, `status`) that ended badly, as reported by `Client::call_stream`.
+    #[error("{command} failed: {detail}")]
+    Listing {
+        command: &'static str,
+        detail: String,
+    },
 
     #[error("cannot write output: {}", os_message(.0))]
     Output(#[source] io::Error),
@@ -73,8 +79,9 @@ impl CtlError {
             | CtlError::Daemon { .. }
             | CtlError::UnknownUser(_)
             | CtlError::Busy
+            | CtlError::RateLimited
             | CtlError::Unexpected(_)
-            | CtlError::Listing(_)
+            | CtlError::Listing { .. }
             | CtlError::Output(_) => 1,
         }
     }
@@ -159,8 +166,15 @@ mod tests {
             ),
             (CtlError::UnknownUser("x".into()), 1),
             (CtlError::Busy, 1),
+            (CtlError::RateLimited, 1),
             (CtlError::Unexpected("Pong".into()), 1),
-            (CtlError::Listing("cut short".into()), 1),
+            (
+                CtlError::Listing {
+                    command: "status",
+                    detail: "cut short".into(),
+                },
+                1,
+            ),
             (
                 CtlError::Output(io::Error::from(io::ErrorKind::BrokenPipe)),
                 1,
@@ -198,6 +212,18 @@ mod tests {
             message: "no such user: alice".into(),
         };
         assert_eq!(err.to_string(), "no such user: alice");
+    }
+
+    #[test]
+    fn listing_failures_name_the_command() {
+        let err = CtlError::Listing {
+            command: "status",
+            detail: "listing announced 3 rows but carried 2".into(),
+        };
+        assert_eq!(
+            err.to_string(),
+            "status failed: listing announced 3 rows but carried 2"
+        );
     }
 
     #[test]

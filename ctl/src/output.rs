@@ -8,14 +8,17 @@ use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
-use credd_proto::UserInfo;
+use credd_proto::{AccountStatus, DaemonCounters, FailureInfo, UserInfo};
+use serde::Serialize;
 
 /// Rows a table reads before fixing its column widths; later rows that are wider push the
 /// following columns right but are still separated by two spaces.
 pub const TABLE_BATCH: usize = 1000;
 
-const HEADER: [&str; 5] = ["USER", "UID", "SCHEME", "DISABLED", "MUST_CHANGE"];
 const GAP: &str = "  ";
+
+/// Shown for a null value in `key: value` lines and tables.
+const NONE: &str = "-";
 
 /// Text from the daemon made safe for a terminal and a single line: control characters (a
 /// newline, an escape sequence) are shown escaped instead of being obeyed.
@@ -38,8 +41,13 @@ fn yes_no(flag: bool) -> &'static str {
     if flag { "yes" } else { "no" }
 }
 
-fn uid(info: &UserInfo) -> String {
-    info.uid.map_or_else(|| "-".to_string(), |u| u.to_string())
+fn uid(uid: Option<u32>) -> String {
+    uid.map_or_else(|| NONE.to_string(), |u| u.to_string())
+}
+
+/// An optional string from the daemon, or `-`.
+fn or_none(value: Option<&str>) -> Cow<'_, str> {
+    value.map_or(Cow::Borrowed(NONE), one_line)
 }
 
 fn scheme(info: &UserInfo) -> Cow<'_, str> {
@@ -54,7 +62,7 @@ pub fn write_user<W: Write>(out: &mut W, info: &UserInfo) -> io::Result<()> {
         .iterations
         .map_or_else(|| "-".to_string(), |i| i.to_string());
     writeln!(out, "user: {}", one_line(&info.user))?;
-    writeln!(out, "uid: {}", uid(info))?;
+    writeln!(out, "uid: {}", uid(info.uid))?;
     writeln!(out, "hash_scheme: {}", scheme(info))?;
     writeln!(out, "iterations: {iterations}")?;
     writeln!(out, "disabled: {}", yes_no(info.disabled))?;
@@ -63,69 +71,186 @@ pub fn write_user<W: Write>(out: &mut W, info: &UserInfo) -> io::Result<()> {
     writeln!(out, "updated_at: {}", one_line(&info.updated_at))
 }
 
-/// `user show --json`: the `UserInfo` object in its serde shape.
-pub fn write_user_json<W: Write>(out: &mut W, info: &UserInfo) -> io::Result<()> {
-    serde_json::to_writer_pretty(&mut *out, info)?;
+/// `status NAME`: one `key: value` line per field, `-` for null.
+pub fn write_status<W: Write>(out: &mut W, status: &AccountStatus) -> io::Result<()> {
+    let last_failure = status
+        .last_failure
+        .as_ref()
+        .map_or_else(|| NONE.to_string(), failure);
+    writeln!(out, "user: {}", one_line(&status.user))?;
+    writeln!(out, "uid: {}", uid(status.uid))?;
+    writeln!(out, "locked: {}", yes_no(status.locked))?;
+    writeln!(out, "failures: {}", status.failures)?;
+    writeln!(out, "unlock: {}", or_none(status.unlock.as_deref()))?;
+    writeln!(
+        out,
+        "locked_since: {}",
+        or_none(status.locked_since.as_deref())
+    )?;
+    writeln!(
+        out,
+        "locked_until: {}",
+        or_none(status.locked_until.as_deref())
+    )?;
+    writeln!(out, "lock_kind: {}", or_none(status.lock_kind.as_deref()))?;
+    writeln!(
+        out,
+        "lock_reason: {}",
+        or_none(status.lock_reason.as_deref())
+    )?;
+    writeln!(out, "last_failure: {last_failure}")
+}
+
+/// `TIME service=S rhost=R tty=T peer_uid=U`; rhost and tty are left out when null.
+fn failure(f: &FailureInfo) -> String {
+    let mut line = format!("{} service={}", one_line(&f.time), field(&f.service));
+    if let Some(rhost) = &f.rhost {
+        let _ = write!(line, " rhost={}", field(rhost));
+    }
+    if let Some(tty) = &f.tty {
+        let _ = write!(line, " tty={}", field(tty));
+    }
+    let _ = write!(line, " peer_uid={}", f.peer_uid);
+    line
+}
+
+/// A `key=value` value as the calling program claimed it: quoted and escaped when it is empty or
+/// holds a blank, a quote or a control character, so that a claimed rhost of `x peer_uid=0`
+/// cannot pass for a field of its own.
+fn field(value: &str) -> Cow<'_, str> {
+    if !value.is_empty()
+        && !value
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '"')
+    {
+        Cow::Borrowed(value)
+    } else {
+        Cow::Owned(format!("{value:?}"))
+    }
+}
+
+/// `status --daemon`: one `key: value` line per counter, then `accounts[SCHEME]: N` per scheme.
+pub fn write_daemon<W: Write>(out: &mut W, c: &DaemonCounters) -> io::Result<()> {
+    writeln!(out, "uptime_seconds: {}", c.uptime_seconds)?;
+    writeln!(out, "verifications: {}", c.verifications)?;
+    writeln!(out, "busy_replies: {}", c.busy_replies)?;
+    writeln!(out, "locked_replies: {}", c.locked_replies)?;
+    writeln!(out, "rate_limited_replies: {}", c.rate_limited_replies)?;
+    writeln!(out, "refused_peers: {}", c.refused_peers)?;
+    writeln!(out, "dropped_syslog_events: {}", c.dropped_syslog_events)?;
+    for (scheme, count) in &c.accounts_per_scheme {
+        writeln!(out, "accounts[{}]: {count}", one_line(scheme))?;
+    }
+    Ok(())
+}
+
+/// `--json` for one object (`user show`, `status NAME`, `status --daemon`): the reply's serde
+/// shape, pretty-printed.
+pub fn write_json<W: Write, T: Serialize>(out: &mut W, value: &T) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, value)?;
     writeln!(out)
 }
 
-/// `user list`, written as rows arrive.
-pub enum UserList<W: Write> {
-    Table(Table<W>),
+/// A row of a listing: how it appears in a table. In JSON it is its serde shape.
+pub trait Row: Serialize {
+    const HEADER: &'static [&'static str];
+    /// One cell per header column, made safe for a single line.
+    fn cells(&self) -> Vec<String>;
+}
+
+impl Row for UserInfo {
+    const HEADER: &'static [&'static str] = &["USER", "UID", "SCHEME", "DISABLED", "MUST_CHANGE"];
+
+    fn cells(&self) -> Vec<String> {
+        vec![
+            one_line(&self.user).into_owned(),
+            uid(self.uid),
+            scheme(self).into_owned(),
+            yes_no(self.disabled).to_string(),
+            yes_no(self.must_change).to_string(),
+        ]
+    }
+}
+
+/// `status` without an account: LAST_FAILURE is the time only; `status NAME` has the rest.
+impl Row for AccountStatus {
+    const HEADER: &'static [&'static str] = &[
+        "USER",
+        "UID",
+        "LOCKED",
+        "FAILURES",
+        "UNLOCK",
+        "LOCKED_UNTIL",
+        "LAST_FAILURE",
+    ];
+
+    fn cells(&self) -> Vec<String> {
+        vec![
+            one_line(&self.user).into_owned(),
+            uid(self.uid),
+            yes_no(self.locked).to_string(),
+            self.failures.to_string(),
+            or_none(self.unlock.as_deref()).into_owned(),
+            or_none(self.locked_until.as_deref()).into_owned(),
+            or_none(self.last_failure.as_ref().map(|f| f.time.as_str())).into_owned(),
+        ]
+    }
+}
+
+/// A listing written as rows arrive (`user list`, `status`): an aligned table or a JSON array.
+pub enum Listing<W: Write, T: Row> {
+    Table(Table<W, T>),
     Json(JsonArray<W>),
 }
 
-impl<W: Write> UserList<W> {
+impl<W: Write, T: Row> Listing<W, T> {
     pub fn new(out: W, json: bool) -> Self {
         if json {
-            UserList::Json(JsonArray::new(out))
+            Listing::Json(JsonArray::new(out))
         } else {
-            UserList::Table(Table::new(out))
+            Listing::Table(Table::new(out))
         }
     }
 
-    pub fn row(&mut self, info: &UserInfo) -> io::Result<()> {
+    pub fn row(&mut self, row: &T) -> io::Result<()> {
         match self {
-            UserList::Table(t) => t.row(info),
-            UserList::Json(j) => j.row(info),
+            Listing::Table(t) => t.row(row),
+            Listing::Json(j) => j.row(row),
         }
     }
 
     /// Completes the output (an empty listing still prints a header or `[]`) and flushes it.
     pub fn finish(self) -> io::Result<W> {
         match self {
-            UserList::Table(t) => t.finish(),
-            UserList::Json(j) => j.finish(),
+            Listing::Table(t) => t.finish(),
+            Listing::Json(j) => j.finish(),
         }
     }
 }
 
 /// An aligned table with a header; column widths come from the first [`TABLE_BATCH`] rows.
-pub struct Table<W: Write> {
+pub struct Table<W: Write, T: Row> {
     out: W,
-    pending: Vec<[String; 5]>,
-    widths: Option<[usize; 5]>,
+    pending: Vec<Vec<String>>,
+    widths: Option<Vec<usize>>,
+    rows: std::marker::PhantomData<fn(&T)>,
 }
 
-impl<W: Write> Table<W> {
+impl<W: Write, T: Row> Table<W, T> {
     pub fn new(out: W) -> Self {
         Table {
             out,
             pending: Vec::new(),
             widths: None,
+            rows: std::marker::PhantomData,
         }
     }
 
-    pub fn row(&mut self, info: &UserInfo) -> io::Result<()> {
-        let cells = [
-            one_line(&info.user).into_owned(),
-            uid(info),
-            scheme(info).into_owned(),
-            yes_no(info.disabled).to_string(),
-            yes_no(info.must_change).to_string(),
-        ];
-        match self.widths {
-            Some(widths) => write_cells(&mut self.out, &widths, &cells),
+    pub fn row(&mut self, row: &T) -> io::Result<()> {
+        let cells = row.cells();
+        debug_assert_eq!(cells.len(), T::HEADER.len());
+        match &self.widths {
+            Some(widths) => write_cells(&mut self.out, widths, &cells),
             None => {
                 self.pending.push(cells);
                 if self.pending.len() >= TABLE_BATCH {
@@ -145,13 +270,13 @@ impl<W: Write> Table<W> {
     }
 
     fn flush_pending(&mut self) -> io::Result<()> {
-        let mut widths = HEADER.map(str::len);
+        let mut widths: Vec<usize> = T::HEADER.iter().map(|h| h.len()).collect();
         for cells in &self.pending {
             for (w, cell) in widths.iter_mut().zip(cells) {
                 *w = (*w).max(cell.chars().count());
             }
         }
-        write_cells(&mut self.out, &widths, &HEADER)?;
+        write_cells(&mut self.out, &widths, T::HEADER)?;
         for cells in std::mem::take(&mut self.pending) {
             write_cells(&mut self.out, &widths, &cells)?;
         }
@@ -163,8 +288,8 @@ impl<W: Write> Table<W> {
 /// One table line; the last column is not padded, so lines carry no trailing blanks.
 fn write_cells<W: Write, S: AsRef<str>>(
     out: &mut W,
-    widths: &[usize; 5],
-    cells: &[S; 5],
+    widths: &[usize],
+    cells: &[S],
 ) -> io::Result<()> {
     let last = cells.len() - 1;
     for (i, (cell, width)) in cells.iter().zip(widths).enumerate() {
@@ -190,10 +315,10 @@ impl<W: Write> JsonArray<W> {
         JsonArray { out, rows: 0 }
     }
 
-    pub fn row(&mut self, info: &UserInfo) -> io::Result<()> {
+    pub fn row(&mut self, row: &impl Serialize) -> io::Result<()> {
         self.out
             .write_all(if self.rows == 0 { b"[\n" } else { b",\n" })?;
-        serde_json::to_writer(&mut self.out, info)?;
+        serde_json::to_writer(&mut self.out, row)?;
         self.rows += 1;
         Ok(())
     }
@@ -258,7 +383,7 @@ mod tests {
     fn show_json_is_the_user_info_object() {
         let alice = info("alice", None, Some("pbkdf2-sha256"));
         let mut out = Vec::new();
-        write_user_json(&mut out, &alice).unwrap();
+        write_json(&mut out, &alice).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["user"], "alice");
         assert!(v["uid"].is_null());
@@ -270,7 +395,7 @@ mod tests {
 
     #[test]
     fn table_is_aligned_with_a_header() {
-        let mut list = UserList::new(Vec::new(), false);
+        let mut list = Listing::<_, UserInfo>::new(Vec::new(), false);
         list.row(&info("alice", Some(1001), Some("pbkdf2-sha256")))
             .unwrap();
         let mut bob = info("bob", None, None);
@@ -287,15 +412,23 @@ mod tests {
 
     #[test]
     fn empty_listings_still_have_a_shape() {
-        let out = text(UserList::new(Vec::new(), false).finish().unwrap());
+        let out = text(
+            Listing::<_, UserInfo>::new(Vec::new(), false)
+                .finish()
+                .unwrap(),
+        );
         assert_eq!(out, "USER  UID  SCHEME  DISABLED  MUST_CHANGE\n");
-        let out = text(UserList::new(Vec::new(), true).finish().unwrap());
+        let out = text(
+            Listing::<_, UserInfo>::new(Vec::new(), true)
+                .finish()
+                .unwrap(),
+        );
         assert_eq!(out, "[]\n");
     }
 
     #[test]
     fn json_list_is_one_valid_array() {
-        let mut list = UserList::new(Vec::new(), true);
+        let mut list = Listing::<_, UserInfo>::new(Vec::new(), true);
         for name in ["a", "b", "c"] {
             list.row(&info(name, Some(1), None)).unwrap();
         }
@@ -319,6 +452,216 @@ mod tests {
         let out = text(list.finish().unwrap());
         assert_eq!(out.lines().count(), TABLE_BATCH + 6);
         assert!(out.lines().all(|l| l.split_whitespace().count() == 5));
+    }
+
+    fn locked(user: &str) -> AccountStatus {
+        AccountStatus {
+            user: user.into(),
+            uid: Some(1001),
+            locked: true,
+            failures: 5,
+            unlock: Some("time".into()),
+            locked_until: Some("2025-01-02T03:19:05Z".into()),
+            locked_since: Some("2025-01-02T03:04:05Z".into()),
+            lock_kind: Some("failures".into()),
+            lock_reason: None,
+            last_failure: Some(FailureInfo {
+                time: "2025-01-02T03:04:05Z".into(),
+                service: "sshd".into(),
+                rhost: Some("203.0.113.9".into()),
+                tty: Some("ssh".into()),
+                peer_uid: 0,
+            }),
+        }
+    }
+
+    fn clear(user: &str) -> AccountStatus {
+        AccountStatus {
+            user: user.into(),
+            uid: None,
+            locked: false,
+            failures: 0,
+            unlock: None,
+            locked_until: None,
+            locked_since: None,
+            lock_kind: None,
+            lock_reason: None,
+            last_failure: None,
+        }
+    }
+
+    fn counters() -> DaemonCounters {
+        DaemonCounters {
+            uptime_seconds: 3600,
+            verifications: 42,
+            busy_replies: 1,
+            locked_replies: 2,
+            rate_limited_replies: 3,
+            refused_peers: 4,
+            dropped_syslog_events: 5,
+            accounts_per_scheme: [("pbkdf2-sha256".to_string(), 7), ("none".to_string(), 1)]
+                .into_iter()
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn status_prints_key_value_lines() {
+        let mut out = Vec::new();
+        write_status(&mut out, &locked("alice")).unwrap();
+        assert_eq!(
+            text(out),
+            "user: alice\nuid: 1001\nlocked: yes\nfailures: 5\nunlock: time\n\
+             locked_since: 2025-01-02T03:04:05Z\nlocked_until: 2025-01-02T03:19:05Z\n\
+             lock_kind: failures\nlock_reason: -\n\
+             last_failure: 2025-01-02T03:04:05Z service=sshd rhost=203.0.113.9 tty=ssh peer_uid=0\n"
+        );
+
+        let mut out = Vec::new();
+        write_status(&mut out, &clear("bob")).unwrap();
+        assert_eq!(
+            text(out),
+            "user: bob\nuid: -\nlocked: no\nfailures: 0\nunlock: -\nlocked_since: -\n\
+             locked_until: -\nlock_kind: -\nlock_reason: -\nlast_failure: -\n"
+        );
+    }
+
+    #[test]
+    fn status_of_an_administrative_lock() {
+        let mut admin = locked("carol");
+        admin.unlock = Some("administrator".into());
+        admin.locked_until = None;
+        admin.lock_kind = Some("administrator".into());
+        admin.lock_reason = Some("left the company".into());
+        admin.last_failure = Some(FailureInfo {
+            time: "2025-01-02T03:04:05Z".into(),
+            service: "login".into(),
+            rhost: None,
+            tty: None,
+            peer_uid: 1000,
+        });
+        let mut out = Vec::new();
+        write_status(&mut out, &admin).unwrap();
+        let out = text(out);
+        for line in [
+            "unlock: administrator\n",
+            "locked_until: -\n",
+            "lock_kind: administrator\n",
+            "lock_reason: left the company\n",
+            "last_failure: 2025-01-02T03:04:05Z service=login peer_uid=1000\n",
+        ] {
+            assert!(out.contains(line), "{line:?} in {out}");
+        }
+    }
+
+    #[test]
+    fn claimed_failure_fields_cannot_forge_others() {
+        let mut s = locked("alice");
+        s.last_failure = Some(FailureInfo {
+            time: "2025-01-02T03:04:05Z".into(),
+            service: String::new(),
+            rhost: Some("x peer_uid=0".into()),
+            tty: Some("pts/1\nuser: root".into()),
+            peer_uid: 1000,
+        });
+        let mut out = Vec::new();
+        write_status(&mut out, &s).unwrap();
+        let out = text(out);
+        assert!(
+            out.contains(
+                "last_failure: 2025-01-02T03:04:05Z service=\"\" rhost=\"x peer_uid=0\" \
+                 tty=\"pts/1\\nuser: root\" peer_uid=1000\n"
+            ),
+            "{out}"
+        );
+        assert_eq!(out.lines().count(), 10);
+    }
+
+    #[test]
+    fn status_json_keeps_the_design_keys() {
+        let mut out = Vec::new();
+        write_json(&mut out, &locked("alice")).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["user"], "alice");
+        assert_eq!(v["locked"], true);
+        assert_eq!(v["failures"], 5);
+        assert_eq!(v["unlock"], "time");
+        assert_eq!(v["locked_until"], "2025-01-02T03:19:05Z");
+        assert_eq!(v["last_failure"]["service"], "sshd");
+        assert_eq!(v["last_failure"]["peer_uid"], 0);
+
+        let mut out = Vec::new();
+        write_json(&mut out, &clear("bob")).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        for key in ["unlock", "locked_until", "last_failure"] {
+            assert!(v.get(key).is_some_and(|k| k.is_null()), "{key} in {v}");
+        }
+        assert_eq!(v["locked"], false);
+        let back: AccountStatus = serde_json::from_value(v).unwrap();
+        assert_eq!(back, clear("bob"));
+    }
+
+    #[test]
+    fn status_table_is_aligned_with_a_header() {
+        let mut list = Listing::<_, AccountStatus>::new(Vec::new(), false);
+        list.row(&locked("alice")).unwrap();
+        let mut bob = clear("bob");
+        bob.failures = 2;
+        list.row(&bob).unwrap();
+        let out = text(list.finish().unwrap());
+        assert_eq!(
+            out,
+            "USER   UID   LOCKED  FAILURES  UNLOCK  LOCKED_UNTIL          LAST_FAILURE\n\
+             alice  1001  yes     5         time    2025-01-02T03:19:05Z  2025-01-02T03:04:05Z\n\
+             bob    -     no      2         -       -                     -\n"
+        );
+        let out = text(
+            Listing::<_, AccountStatus>::new(Vec::new(), false)
+                .finish()
+                .unwrap(),
+        );
+        assert_eq!(
+            out,
+            "USER  UID  LOCKED  FAILURES  UNLOCK  LOCKED_UNTIL  LAST_FAILURE\n"
+        );
+    }
+
+    #[test]
+    fn status_json_list_is_one_valid_array() {
+        let mut list = Listing::<_, AccountStatus>::new(Vec::new(), true);
+        list.row(&locked("alice")).unwrap();
+        list.row(&clear("bob")).unwrap();
+        let out = text(list.finish().unwrap());
+        let rows: Vec<AccountStatus> = serde_json::from_str(&out).unwrap();
+        assert_eq!(rows, vec![locked("alice"), clear("bob")]);
+    }
+
+    #[test]
+    fn daemon_counters_as_lines_and_json() {
+        let mut out = Vec::new();
+        write_daemon(&mut out, &counters()).unwrap();
+        assert_eq!(
+            text(out),
+            "uptime_seconds: 3600\nverifications: 42\nbusy_replies: 1\nlocked_replies: 2\n\
+             rate_limited_replies: 3\nrefused_peers: 4\ndropped_syslog_events: 5\n\
+             accounts[none]: 1\naccounts[pbkdf2-sha256]: 7\n"
+        );
+
+        let mut out = Vec::new();
+        write_json(&mut out, &counters()).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        for key in [
+            "uptime_seconds",
+            "verifications",
+            "busy_replies",
+            "refused_peers",
+            "dropped_syslog_events",
+        ] {
+            assert!(v[key].is_u64(), "{key} in {v}");
+        }
+        assert_eq!(v["accounts_per_scheme"]["pbkdf2-sha256"], 7);
+        let back: DaemonCounters = serde_json::from_value(v).unwrap();
+        assert_eq!(back, counters());
     }
 
     #[test]

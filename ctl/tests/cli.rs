@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread::JoinHandle;
 
 use credd_proto::{
-    ErrorKind, Reply, Request, UserInfo, decode_request, encode_reply, read_frame, write_frame,
+    AccountStatus, DaemonCounters, ErrorKind, FailureInfo, Reply, Request, Target, UserInfo,
+    decode_request, encode_reply, read_frame, write_frame,
 };
 
 /// A private directory, removed when dropped.
@@ -83,6 +84,27 @@ fn info(user: &str, uid: Option<u32>) -> UserInfo {
         must_change: false,
         created_at: "2025-01-02T03:04:05Z".into(),
         updated_at: "2025-01-02T03:04:05Z".into(),
+    }
+}
+
+fn status_of(user: &str, locked: bool) -> AccountStatus {
+    AccountStatus {
+        user: user.into(),
+        uid: Some(1001),
+        locked,
+        failures: if locked { 5 } else { 1 },
+        unlock: locked.then(|| "time".into()),
+        locked_until: locked.then(|| "2025-01-02T03:19:05Z".into()),
+        locked_since: locked.then(|| "2025-01-02T03:04:05Z".into()),
+        lock_kind: locked.then(|| "failures".into()),
+        lock_reason: None,
+        last_failure: Some(FailureInfo {
+            time: "2025-01-02T03:04:05Z".into(),
+            service: "sshd".into(),
+            rhost: Some("203.0.113.9".into()),
+            tty: None,
+            peer_uid: 0,
+        }),
     }
 }
 
@@ -362,4 +384,253 @@ fn refused_or_broken_listings_exit_1() {
     assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
     // A cut listing never looks like a complete JSON document.
     assert!(serde_json::from_slice::<serde_json::Value>(&out.stdout).is_err());
+}
+
+#[test]
+fn status_of_one_account_human_and_json() {
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    let server = fake_credd(
+        &socket,
+        vec![Reply::Status(Box::new(status_of("alice", true)))],
+    );
+    let out = credctl(&socket, &["status", "alice"], b"");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "user: alice\nuid: 1001\nlocked: yes\nfailures: 5\nunlock: time\n\
+         locked_since: 2025-01-02T03:04:05Z\nlocked_until: 2025-01-02T03:19:05Z\n\
+         lock_kind: failures\nlock_reason: -\n\
+         last_failure: 2025-01-02T03:04:05Z service=sshd rhost=203.0.113.9 peer_uid=0\n"
+    );
+    match server.join().unwrap() {
+        Request::Status { target } => assert_eq!(target, Some(Target::Name("alice".into()))),
+        other => panic!("unexpected {other:?}"),
+    }
+
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    let server = fake_credd(
+        &socket,
+        vec![Reply::Status(Box::new(status_of("alice", false)))],
+    );
+    let out = credctl(&socket, &["status", "--uid", "1001", "--json"], b"");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v.is_object());
+    assert_eq!(v["user"], "alice");
+    assert_eq!(v["locked"], false);
+    assert_eq!(v["failures"], 1);
+    assert!(v["unlock"].is_null() && v["locked_until"].is_null());
+    assert_eq!(v["last_failure"]["time"], "2025-01-02T03:04:05Z");
+    let shown: AccountStatus = serde_json::from_value(v).unwrap();
+    assert_eq!(shown, status_of("alice", false));
+    match server.join().unwrap() {
+        Request::Status { target } => assert_eq!(target, Some(Target::Uid(1001))),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn status_of_an_unknown_account_exits_1() {
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    let _server = fake_credd(&socket, vec![Reply::UnknownUser]);
+    let out = credctl(&socket, &["status", "--uid", "4242"], b"");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr(&out), "credctl: no such user: uid 4242\n");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn status_listing_streams_a_table_and_a_json_array() {
+    let rows = || {
+        vec![
+            Reply::StatusItem(Box::new(status_of("alice", true))),
+            Reply::StatusItem(Box::new(AccountStatus {
+                uid: None,
+                last_failure: None,
+                ..status_of("bob", false)
+            })),
+            Reply::End { count: 2 },
+        ]
+    };
+
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    let server = fake_credd(&socket, rows());
+    let out = credctl(&socket, &["status"], b"");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "USER   UID   LOCKED  FAILURES  UNLOCK  LOCKED_UNTIL          LAST_FAILURE\n\
+         alice  1001  yes     5         time    2025-01-02T03:19:05Z  2025-01-02T03:04:05Z\n\
+         bob    -     no      1         -       -                     -\n"
+    );
+    assert!(matches!(
+        server.join().unwrap(),
+        Request::Status { target: None }
+    ));
+
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    let _server = fake_credd(&socket, rows());
+    let out = credctl(&socket, &["status", "--json"], b"");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let listed: Vec<AccountStatus> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0], status_of("alice", true));
+    assert_eq!(listed[1].user, "bob");
+
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    let _server = fake_credd(&socket, vec![Reply::End { count: 0 }]);
+    let out = credctl(&socket, &["status"], b"");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "USER  UID  LOCKED  FAILURES  UNLOCK  LOCKED_UNTIL  LAST_FAILURE\n"
+    );
+
+    // A user listing row in a status listing is a broken listing.
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    let _server = fake_credd(
+        &socket,
+        vec![
+            Reply::Item(Box::new(info("a", None))),
+            Reply::End { count: 1 },
+        ],
+    );
+    let out = credctl(&socket, &["status", "--json"], b"");
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("credctl: status failed: ") && err.lines().count() == 1,
+        "{err}"
+    );
+}
+
+#[test]
+fn lock_and_unlock_confirm() {
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["lock", "alice", "--reason", "left the company"],
+            "locked alice\n",
+        ),
+        (&["lock", "--uid", "1001"], "locked uid 1001\n"),
+        (&["unlock", "alice"], "unlocked alice\n"),
+        (&["unlock", "--uid", "1001"], "unlocked uid 1001\n"),
+    ];
+    for (args, expected) in cases {
+        let dir = TempDir::new();
+        let socket = dir.0.join("admin.sock");
+        let server = fake_credd(&socket, vec![Reply::Ok]);
+        let out = credctl(&socket, args, b"");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+        assert_eq!(stdout(&out), expected);
+        let by_uid = args.contains(&"--uid");
+        let expected_target = if by_uid {
+            Target::Uid(1001)
+        } else {
+            Target::Name("alice".into())
+        };
+        match (args[0], server.join().unwrap()) {
+            ("lock", Request::Lock { target, reason }) => {
+                assert_eq!(target, expected_target);
+                let expected_reason = (!by_uid).then(|| "left the company".to_string());
+                assert_eq!(reason, expected_reason);
+            }
+            ("unlock", Request::Unlock { target }) => assert_eq!(target, expected_target),
+            (_, other) => panic!("{args:?} sent {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn lock_refusals_exit_1_and_usage_errors_exit_2() {
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    let _server = fake_credd(
+        &socket,
+        vec![Reply::Error {
+            kind: ErrorKind::NotFound,
+            message: "no account has uid 4242".into(),
+        }],
+    );
+    let out = credctl(&socket, &["unlock", "--uid", "4242"], b"");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr(&out), "credctl: no account has uid 4242\n");
+    assert!(out.stdout.is_empty());
+
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    let _server = fake_credd(&socket, vec![Reply::UnknownUser]);
+    let out = credctl(&socket, &["lock", "bob"], b"");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr(&out), "credctl: no such user: bob\n");
+
+    // Nothing listens here: every case must be refused before connecting.
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    let long = "r".repeat(256);
+    for args in [
+        &["lock"][..],
+        &["unlock"],
+        &["lock", "alice", "--uid", "1001"],
+        &["unlock", "alice", "--uid", "1001"],
+        &["lock", "a b"],
+        &["unlock", "--", "-rf"],
+        &["lock", "alice", "--reason", "one\ntwo"],
+        &["lock", "alice", "--reason", &long],
+        &["status", "alice", "--uid", "1001"],
+        &["status", "--daemon", "alice"],
+        &["status", "a:b"],
+    ] {
+        let out = credctl(&socket, args, b"");
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).starts_with("error: ") || stderr(&out).starts_with("credctl: "));
+    }
+}
+
+#[test]
+fn daemon_status_human_and_json() {
+    let counters = DaemonCounters {
+        uptime_seconds: 86_400,
+        verifications: 1234,
+        busy_replies: 0,
+        locked_replies: 7,
+        rate_limited_replies: 2,
+        refused_peers: 1,
+        dropped_syslog_events: 0,
+        accounts_per_scheme: [("pbkdf2-sha256".to_string(), 40), ("none".to_string(), 2)]
+            .into_iter()
+            .collect(),
+    };
+
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    let server = fake_credd(&socket, vec![Reply::Daemon(Box::new(counters.clone()))]);
+    let out = credctl(&socket, &["status", "--daemon", "--json"], b"");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v.is_object());
+    assert_eq!(v["verifications"], 1234);
+    assert_eq!(v["refused_peers"], 1);
+    assert_eq!(v["accounts_per_scheme"]["pbkdf2-sha256"], 40);
+    let shown: DaemonCounters = serde_json::from_value(v).unwrap();
+    assert_eq!(shown, counters);
+    assert!(matches!(server.join().unwrap(), Request::DaemonStatus));
+
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    let _server = fake_credd(&socket, vec![Reply::Daemon(Box::new(counters))]);
+    let out = credctl(&socket, &["status", "--daemon"], b"");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "uptime_seconds: 86400\nverifications: 1234\nbusy_replies: 0\nlocked_replies: 7\n\
+         rate_limited_replies: 2\nrefused_peers: 1\ndropped_syslog_events: 0\n\
+         accounts[none]: 2\naccounts[pbkdf2-sha256]: 40\n"
+    );
 }

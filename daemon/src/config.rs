@@ -174,7 +174,9 @@ mod unlock_str {
             return Ok(None);
         }
         humantime::parse_duration(&s).map(Some).map_err(|e| {
-            serde::de::Error::custom(format!("invalid value {s:?}: {e} (use \"never\" or e.g. \"10m\")"))
+            serde::de::Error::custom(format!(
+                "invalid value {s:?}: {e} (use \"never\" or e.g. \"10m\")"
+            ))
         })
     }
 }
@@ -339,7 +341,13 @@ mod tests {
         assert_eq!(c.lockout.deny, 3);
         assert_eq!(c.lockout.unlock_time, Some(Duration::from_secs(600)));
         assert_eq!(c.lockout.root_unlock_time, None);
-        assert_eq!(c.rate.account, Bucket { burst: 2, per_minute: 6 });
+        assert_eq!(
+            c.rate.account,
+            Bucket {
+                burst: 2,
+                per_minute: 6
+            }
+        );
         assert_eq!(c.rate.host, Rate::default().host);
         let err = Config::parse("[lockout]\nunlock_time = \"later\"\n").unwrap_err();
         assert!(err.contains("never"), "{err}");

@@ -132,7 +132,9 @@ pub struct Lock {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Gate {
     Open,
-    Locked { until: Option<i64> },
+    Locked {
+        until: Option<i64>,
+    },
     /// The lock's time is up: clear it (and the failures that set it), then proceed.
     Expired,
 }
@@ -351,7 +353,11 @@ mod tests {
         let p = policy(2, None);
         assert!(names.begin("ghost", &p, 0).is_ok());
         assert!(names.begin("ghost", &p, 0).is_ok());
-        assert_eq!(names.begin("ghost", &p, 0), Err(None), "two already in flight");
+        assert_eq!(
+            names.begin("ghost", &p, 0),
+            Err(None),
+            "two already in flight"
+        );
         names.cancel("ghost");
         assert!(names.begin("ghost", &p, 0).is_ok());
     }

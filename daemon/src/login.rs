@@ -5,7 +5,9 @@
 //! failure → reply. Unknown names, and accounts a non-root peer may not use, take the same steps
 //! against an in-memory table and a dummy hash, so replies, messages, locking and timing match.
 
-use credd_proto::{AccountRequest, AuthRequest, ErrorKind, Reply, Secret, validate_field, validate_user_name};
+use credd_proto::{
+    AccountRequest, AuthRequest, ErrorKind, Reply, Secret, validate_field, validate_user_name,
+};
 
 use crate::handlers::{error, internal};
 use crate::hashing;
@@ -33,14 +35,22 @@ impl Daemon {
             return reply;
         }
         // §4: rhost and tty are claims; only root's claims may drive per-host limits.
-        let rhost = if peer.is_root() { req.rhost.as_deref() } else { None };
+        let rhost = if peer.is_root() {
+            req.rhost.as_deref()
+        } else {
+            None
+        };
         let local_uid = (!peer.has_root_budget()).then(|| peer.budget_uid());
         let rate = self.rate.admit(&req.user, rhost, local_uid, now_unix_ms());
         let target = match self.target_account(peer, &req.user) {
             Ok(t) => t,
             Err(reply) => return reply,
         };
-        let shown = if target.is_some() { req.user.as_str() } else { "(unknown)" };
+        let shown = if target.is_some() {
+            req.user.as_str()
+        } else {
+            "(unknown)"
+        };
         if let Err(tripped) = rate {
             return self.rate_limited(peer, shown, &req.service, tripped, target.is_none());
         }
@@ -104,9 +114,9 @@ impl Daemon {
             tty: req.tty.as_deref(),
             peer_uid: peer.uid,
         };
-        let begun = self
-            .store()
-            .begin_attempt(&account.name, root_account, &self.lockout, now, &source);
+        let begun =
+            self.store()
+                .begin_attempt(&account.name, root_account, &self.lockout, now, &source);
         let reservation = match begun {
             Err(e) => return internal(e),
             Ok(Begin::Locked { until }) => {
@@ -233,7 +243,11 @@ fn check_pam_fields(req: &AuthRequest) -> Result<(), Reply> {
     validate_user_name(&req.user)
         .and_then(|()| validate_field("service", &req.service))
         .and_then(|()| {
-            for (what, value) in [("rhost", &req.rhost), ("tty", &req.tty), ("ruser", &req.ruser)] {
+            for (what, value) in [
+                ("rhost", &req.rhost),
+                ("tty", &req.tty),
+                ("ruser", &req.ruser),
+            ] {
                 if let Some(v) = value {
                     validate_field(what, v)?;
                 }

@@ -3,9 +3,9 @@
 mod config;
 mod error;
 mod handlers;
-mod login;
 mod hashing;
 mod lockout;
+mod login;
 mod peer;
 mod pool;
 mod ratelimit;
@@ -28,9 +28,9 @@ use credd_proto::paths;
 
 use crate::config::Config;
 use crate::error::{DaemonError, Result};
-use crate::state::Daemon;
 use crate::peer::SocketKind;
 use crate::server::Server;
+use crate::state::Daemon;
 use crate::store::Store;
 
 /// How long a shutdown waits for open connections before closing the store anyway; every write is

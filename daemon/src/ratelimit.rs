@@ -205,11 +205,18 @@ mod tests {
         let trip = l.admit("alice", None, None, 0).unwrap_err();
         assert_eq!(trip.limit, "account");
         assert!(trip.first_of_burst);
-        assert!(!l.admit("alice", None, None, 500).unwrap_err().first_of_burst);
+        assert!(
+            !l.admit("alice", None, None, 500)
+                .unwrap_err()
+                .first_of_burst
+        );
         // 60 per minute: one token per second.
         assert!(l.admit("alice", None, None, 1_000).is_ok());
         assert!(l.admit("alice", None, None, 1_000).is_err());
-        assert!(l.admit("bob", None, None, 1_000).is_ok(), "buckets are per account");
+        assert!(
+            l.admit("bob", None, None, 1_000).is_ok(),
+            "buckets are per account"
+        );
     }
 
     #[test]
@@ -219,7 +226,10 @@ mod tests {
         assert!(l.admit("a", Some("10.0.0.1"), None, 0).is_err());
         // The host refusal must not have spent account tokens: 98 more fit from another host.
         for i in 0..98 {
-            assert!(l.admit("a", Some(&format!("10.0.1.{i}")), None, 0).is_ok(), "{i}");
+            assert!(
+                l.admit("a", Some(&format!("10.0.1.{i}")), None, 0).is_ok(),
+                "{i}"
+            );
         }
     }
 
@@ -227,8 +237,14 @@ mod tests {
     fn local_uid_bucket_applies_only_when_given() {
         let l = limits((100, 60), (100, 60), (1, 60));
         assert!(l.admit("a", None, Some(1000), 0).is_ok());
-        assert_eq!(l.admit("b", None, Some(1000), 0).unwrap_err().limit, "local_uid");
-        assert!(l.admit("b", None, None, 0).is_ok(), "root callers have no uid bucket");
+        assert_eq!(
+            l.admit("b", None, Some(1000), 0).unwrap_err().limit,
+            "local_uid"
+        );
+        assert!(
+            l.admit("b", None, None, 0).is_ok(),
+            "root callers have no uid bucket"
+        );
     }
 
     #[test]

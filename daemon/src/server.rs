@@ -22,8 +22,8 @@ use credd_proto::{
 };
 
 use crate::error::{DaemonError, Result};
-use crate::state::Daemon;
 use crate::peer::{Peer, SocketKind};
+use crate::state::Daemon;
 
 /// A PAM hook needs two or three requests; an admin session a handful.
 const MAX_REQUESTS_PER_CONNECTION: usize = 64;

@@ -26,8 +26,12 @@ pub struct AttemptSource<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Begin {
     /// Verify the password; `reservation` is the failure row to cancel if verification never runs.
-    Proceed { reservation: i64 },
-    Locked { until: Option<i64> },
+    Proceed {
+        reservation: i64,
+    },
+    Locked {
+        until: Option<i64>,
+    },
 }
 
 /// A recorded failure, as `status` reports it.
@@ -514,7 +518,10 @@ impl Store {
     }
 
     /// Lifts any lock and clears the failure count.
-    pub fn unlock_account(&mut self, user: &str) -> Result<std::result::Result<bool, WriteConflict>> {
+    pub fn unlock_account(
+        &mut self,
+        user: &str,
+    ) -> Result<std::result::Result<bool, WriteConflict>> {
         let tx = self.conn.transaction()?;
         if !exists(&tx, user)? {
             return Ok(Err(WriteConflict::NotFound));
@@ -544,7 +551,8 @@ impl Store {
                 },
             )
             .optional()?;
-        let lock = lock_of(&self.conn, user)?.filter(|l| lockout::gate(Some(l), now) != Gate::Expired);
+        let lock =
+            lock_of(&self.conn, user)?.filter(|l| lockout::gate(Some(l), now) != Gate::Expired);
         Ok(LockoutState {
             failures_in_window: failures_in_window(&self.conn, user, policy.window_start(now))?,
             lock,
@@ -741,7 +749,9 @@ mod tests {
     #[test]
     fn reservations_bound_parallel_attempts_to_deny() {
         let (_d, mut s) = temp_store();
-        s.insert_account("a", None, Some("$h"), false).unwrap().unwrap();
+        s.insert_account("a", None, Some("$h"), false)
+            .unwrap()
+            .unwrap();
         let p = policy(3, None);
         let begun: Vec<Begin> = (0..10)
             .map(|_| s.begin_attempt("a", false, &p, 100, &src()).unwrap())
@@ -763,7 +773,9 @@ mod tests {
     #[test]
     fn success_clears_and_a_lock_set_meanwhile_wins() {
         let (_d, mut s) = temp_store();
-        s.insert_account("a", None, Some("$h"), false).unwrap().unwrap();
+        s.insert_account("a", None, Some("$h"), false)
+            .unwrap()
+            .unwrap();
         let p = policy(2, Some(60));
         s.begin_attempt("a", false, &p, 0, &src()).unwrap();
         assert_eq!(s.attempt_succeeded("a", 0).unwrap(), None);
@@ -779,7 +791,9 @@ mod tests {
     #[test]
     fn expired_lock_clears_itself_and_locked_attempts_do_not_extend_it() {
         let (_d, mut s) = temp_store();
-        s.insert_account("a", None, Some("$h"), false).unwrap().unwrap();
+        s.insert_account("a", None, Some("$h"), false)
+            .unwrap()
+            .unwrap();
         let p = policy(1, Some(60));
         s.begin_attempt("a", false, &p, 0, &src()).unwrap();
         assert!(s.attempt_failed("a", false, &p, 0).unwrap().is_some());
@@ -796,21 +810,30 @@ mod tests {
     #[test]
     fn admin_lock_survives_time_and_unlock_clears_everything() {
         let (_d, mut s) = temp_store();
-        s.insert_account("a", None, Some("$h"), false).unwrap().unwrap();
+        s.insert_account("a", None, Some("$h"), false)
+            .unwrap()
+            .unwrap();
         let p = policy(5, Some(1));
-        s.lock_account("a", Some("incident 42"), 0, 0).unwrap().unwrap();
+        s.lock_account("a", Some("incident 42"), 0, 0)
+            .unwrap()
+            .unwrap();
         assert_eq!(s.current_lock("a", 1_000_000).unwrap(), Some(None));
         let state = s.lockout_state("a", &p, 0).unwrap();
         assert_eq!(state.lock.unwrap().reason.as_deref(), Some("incident 42"));
         assert_eq!(s.unlock_account("a").unwrap(), Ok(true));
         assert_eq!(s.current_lock("a", 0).unwrap(), None);
-        assert_eq!(s.unlock_account("nobody").unwrap(), Err(WriteConflict::NotFound));
+        assert_eq!(
+            s.unlock_account("nobody").unwrap(),
+            Err(WriteConflict::NotFound)
+        );
     }
 
     #[test]
     fn cancelled_reservations_do_not_count() {
         let (_d, mut s) = temp_store();
-        s.insert_account("a", None, Some("$h"), false).unwrap().unwrap();
+        s.insert_account("a", None, Some("$h"), false)
+            .unwrap()
+            .unwrap();
         let p = policy(1, None);
         let Begin::Proceed { reservation } = s.begin_attempt("a", false, &p, 0, &src()).unwrap()
         else {
@@ -826,10 +849,14 @@ mod tests {
     #[test]
     fn removing_an_account_removes_its_failures_and_lock() {
         let (_d, mut s) = temp_store();
-        s.insert_account("a", None, Some("$h"), false).unwrap().unwrap();
+        s.insert_account("a", None, Some("$h"), false)
+            .unwrap()
+            .unwrap();
         s.lock_account("a", None, 0, 0).unwrap().unwrap();
         s.remove_account("a").unwrap().unwrap();
-        s.insert_account("a", None, Some("$h"), false).unwrap().unwrap();
+        s.insert_account("a", None, Some("$h"), false)
+            .unwrap()
+            .unwrap();
         assert_eq!(s.current_lock("a", 0).unwrap(), None);
     }
 

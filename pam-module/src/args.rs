@@ -48,6 +48,8 @@ pub struct ModuleArgs {
     pub fail_delay: Duration,
     /// `silent`: never show informational messages, as if every call carried `PAM_SILENT`.
     pub silent: bool,
+    /// `no_lock_message`: do not tell the user that the account is locked (on by default).
+    pub no_lock_message: bool,
 }
 
 impl Default for ModuleArgs {
@@ -64,6 +66,7 @@ impl Default for ModuleArgs {
             nodelay: false,
             fail_delay: DEFAULT_FAIL_DELAY,
             silent: false,
+            no_lock_message: false,
         }
     }
 }
@@ -116,6 +119,7 @@ fn apply(args: &mut ModuleArgs, word: &str) -> Result<(), String> {
         ("ignore_authinfo_unavail", None) => &mut args.ignore_authinfo_unavail,
         ("nodelay", None) => &mut args.nodelay,
         ("silent", None) => &mut args.silent,
+        ("no_lock_message", None) => &mut args.no_lock_message,
         ("socket", Some(path)) => {
             args.socket = parse_socket(path)?;
             return Ok(());
@@ -136,7 +140,8 @@ fn apply(args: &mut ModuleArgs, word: &str) -> Result<(), String> {
             | "ignore_unknown_user"
             | "ignore_authinfo_unavail"
             | "nodelay"
-            | "silent",
+            | "silent"
+            | "no_lock_message",
             Some(_),
         ) => return Err(format!("ignoring {word:?}: {key} takes no value")),
         ("socket" | "timeout" | "fail_delay", None) => {

@@ -48,6 +48,14 @@ pub const DISABLED_MESSAGE: &str =
 pub const LOCKED_MESSAGE: &str =
     "Your account is locked; please contact your system administrator.";
 
+/// The lock message, with the time the lock lifts when it lifts by itself.
+pub fn locked_message(until: Option<&str>) -> String {
+    match until {
+        Some(until) => format!("{LOCKED_MESSAGE} It unlocks at {until}."),
+        None => LOCKED_MESSAGE.to_string(),
+    }
+}
+
 /// What `PAM_AUTHTOK` currently holds.
 #[derive(Debug)]
 pub enum StoredToken {
@@ -229,9 +237,21 @@ pub fn authenticate(
         // A valid reset code also lands here as MustChange: authentication succeeded, and
         // acct_mgmt answers NEW_AUTHTOK_REQD so the application runs chauthtok before a session.
         Reply::Ok | Reply::MustChange => PamResultCode::PAM_SUCCESS,
-        Reply::Denied | Reply::Locked { .. } | Reply::Busy | Reply::Disabled => {
-            PamResultCode::PAM_AUTH_ERR
+        Reply::Denied | Reply::Busy | Reply::Disabled => PamResultCode::PAM_AUTH_ERR,
+        // An unknown name "locks" like an account and shows the same message; only the return
+        // code differs, as it does for every unknown name (pam_unix's convention).
+        Reply::Locked { until, unknown } => {
+            if !ctx.quiet() && !ctx.args.no_lock_message {
+                conv.error(&locked_message(until.as_deref()));
+            }
+            if unknown {
+                ctx.unknown_user()
+            } else {
+                PamResultCode::PAM_AUTH_ERR
+            }
         }
+        Reply::RateLimited { unknown: true } => ctx.unknown_user(),
+        Reply::RateLimited { unknown: false } => PamResultCode::PAM_AUTH_ERR,
         Reply::UnknownUser => ctx.unknown_user(),
         other => {
             ctx.log.error(&format!(
@@ -274,9 +294,9 @@ pub fn account(
             }
             PamResultCode::PAM_ACCT_EXPIRED
         }
-        Reply::Locked { .. } => {
-            if !ctx.quiet() {
-                conv.error(LOCKED_MESSAGE);
+        Reply::Locked { until, .. } => {
+            if !ctx.quiet() && !ctx.args.no_lock_message {
+                conv.error(&locked_message(until.as_deref()));
             }
             PamResultCode::PAM_PERM_DENIED
         }
@@ -410,7 +430,9 @@ fn never_success(code: PamResultCode, instead: PamResultCode) -> PamResultCode {
 /// control characters are escaped by the logger. No reply variant carries a secret.
 fn describe(reply: &Reply) -> String {
     match reply {
-        Reply::Locked { until: Some(until) } => format!("Locked until {until}"),
+        Reply::Locked {
+            until: Some(until), ..
+        } => format!("Locked until {until}"),
         Reply::Error { kind, message } => format!("Error {}: {message}", kind.as_str()),
         other => format!("{other:?}"),
     }

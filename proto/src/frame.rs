@@ -271,7 +271,10 @@ mod tests {
     fn replies_round_trip() {
         for reply in [
             Reply::Ok,
-            Reply::Locked { until: None },
+            Reply::Locked {
+                until: None,
+                unknown: true,
+            },
             Reply::Error {
                 kind: crate::ErrorKind::NotFound,
                 message: "no such user".into(),

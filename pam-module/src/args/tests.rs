@@ -33,6 +33,7 @@ fn every_documented_argument_is_understood() {
         "ignore_authinfo_unavail",
         "fail_delay=500",
         "silent",
+        "no_lock_message",
     ]);
     assert!(problems.is_empty(), "{problems:?}");
     assert_eq!(
@@ -49,6 +50,7 @@ fn every_documented_argument_is_understood() {
             nodelay: false,
             fail_delay: Duration::from_millis(500),
             silent: true,
+            no_lock_message: true,
         }
     );
     assert_eq!(args.fail_delay_usec(), Some(500_000));

@@ -255,6 +255,91 @@ fn auth_with_reply(words: &[&str], reply: Reply) -> PamResultCode {
     code
 }
 
+/// Authenticate with a scripted conversation beyond the password prompt.
+fn auth_with_conversation(words: &[&str], reply: Reply, after_prompt: Vec<Step>) -> PamResultCode {
+    let ctx = ctx(words, 0);
+    let mut script = vec![Step::Prompt("Password: ", Ok(Some(PASSWORD)))];
+    script.extend(after_prompt);
+    let mut conv = ScriptedConversation::new(script);
+    let mut transport = ScriptedTransport::replying(reply);
+    let code = authenticate(&ctx, &mut conv, &mut transport);
+    assert_secret_never_logged(&ctx, PASSWORD);
+    code
+}
+
+fn leak(s: String) -> &'static str {
+    Box::leak(s.into_boxed_str())
+}
+
+#[test]
+fn auth_locked_tells_the_user_and_is_auth_err() {
+    assert_eq!(
+        auth_with_conversation(
+            &[],
+            Reply::Locked {
+                until: None,
+                unknown: false
+            },
+            vec![Step::Error(LOCKED_MESSAGE)]
+        ),
+        PamResultCode::PAM_AUTH_ERR
+    );
+    let until = "2030-01-01T00:00:00Z";
+    assert_eq!(
+        auth_with_conversation(
+            &[],
+            Reply::Locked {
+                until: Some(until.into()),
+                unknown: false
+            },
+            vec![Step::Error(leak(locked_message(Some(until))))]
+        ),
+        PamResultCode::PAM_AUTH_ERR
+    );
+    assert!(locked_message(Some(until)).contains(until));
+}
+
+#[test]
+fn an_unknown_name_locks_with_the_same_message_but_stays_unknown() {
+    let locked = Reply::Locked {
+        until: None,
+        unknown: true,
+    };
+    assert_eq!(
+        auth_with_conversation(&[], locked.clone(), vec![Step::Error(LOCKED_MESSAGE)]),
+        PamResultCode::PAM_USER_UNKNOWN
+    );
+    assert_eq!(
+        auth_with_conversation(
+            &["ignore_unknown_user"],
+            locked,
+            vec![Step::Error(LOCKED_MESSAGE)]
+        ),
+        PamResultCode::PAM_IGNORE
+    );
+    assert_eq!(
+        auth_with_reply(&[], Reply::RateLimited { unknown: true }),
+        PamResultCode::PAM_USER_UNKNOWN
+    );
+}
+
+#[test]
+fn the_lock_message_is_suppressed_by_no_lock_message_and_silent() {
+    for words in [&["no_lock_message"][..], &["silent"][..]] {
+        assert_eq!(
+            auth_with_conversation(
+                words,
+                Reply::Locked {
+                    until: None,
+                    unknown: false
+                },
+                vec![]
+            ),
+            PamResultCode::PAM_AUTH_ERR
+        );
+    }
+}
+
 fn account_with_reply(
     words: &[&str],
     flags: PamFlag,
@@ -310,15 +395,12 @@ fn auth_must_change_succeeds_so_acct_mgmt_can_enforce_the_change() {
 }
 
 #[test]
-fn auth_denied_locked_busy_and_disabled_are_auth_err() {
+fn auth_denied_busy_disabled_and_rate_limited_are_auth_err() {
     for reply in [
         Reply::Denied,
-        Reply::Locked { until: None },
-        Reply::Locked {
-            until: Some("2030-01-01T00:00:00Z".into()),
-        },
         Reply::Busy,
         Reply::Disabled,
+        Reply::RateLimited { unknown: false },
     ] {
         assert_eq!(
             auth_with_reply(&[], reply.clone()),
@@ -660,7 +742,10 @@ fn account_messages_are_suppressed_by_pam_silent_and_the_silent_argument() {
     for reply in [
         Reply::MustChange,
         Reply::Disabled,
-        Reply::Locked { until: None },
+        Reply::Locked {
+            until: None,
+            unknown: false,
+        },
     ] {
         assert_ne!(
             account_with_reply(&[], PAM_SILENT, reply.clone(), vec![]),
@@ -687,7 +772,10 @@ fn account_locked_is_perm_denied() {
         account_with_reply(
             &[],
             0,
-            Reply::Locked { until: None },
+            Reply::Locked {
+                until: None,
+                unknown: false
+            },
             vec![Step::Error(LOCKED_MESSAGE)]
         ),
         PamResultCode::PAM_PERM_DENIED
