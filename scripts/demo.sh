@@ -58,6 +58,20 @@ login "authenticate: PAM_AUTH_ERR" alice "correct horse battery stable"
 step "an unknown user is reported as unknown (so a stack can fall through to pam_unix)"
 login "authenticate: PAM_USER_UNKNOWN" mallory "anything at all"
 
+step "four more wrong passwords: with the one above that makes deny = 5, and alice is locked"
+echo "   (unlock_time = \"never\" by default: only an administrator unlocks; even her real password is refused)"
+for i in 1 2 3 4; do
+  login "authenticate: PAM_AUTH_ERR" alice "wrong guess number $i"
+done
+login "account is locked" alice "correct horse battery staple"
+run "$credctl" status alice
+run "$credctl" status
+
+step "the administrator unlocks alice; her password works again"
+run "$credctl" unlock alice
+login "authenticate: PAM_SUCCESS" alice "correct horse battery staple"
+run "$credctl" status --daemon
+
 step "the administrator disables alice: account management refuses her"
 run "$credctl" user disable alice
 login "acct_mgmt: PAM_ACCT_EXPIRED" alice "correct horse battery staple" account
