@@ -34,14 +34,13 @@ impl Daemon {
         if let Err(reply) = check_pam_fields(&req) {
             return reply;
         }
-        // §4: rhost and tty are claims; only root's claims may drive per-host limits.
-        let rhost = if peer.is_root() {
-            req.rhost.as_deref()
-        } else {
-            None
-        };
+        // §4: rhost is a claim; only root's claims may drive per-host limits. A non-root caller
+        // is limited by its own uid only, so it cannot drain the bucket of someone else's account.
+        let root = peer.is_root();
+        let rhost = req.rhost.as_deref().filter(|_| root);
+        let account = Some(req.user.as_str()).filter(|_| root);
         let local_uid = (!peer.has_root_budget()).then(|| peer.budget_uid());
-        let rate = self.rate.admit(&req.user, rhost, local_uid, now_unix_ms());
+        let rate = self.rate.admit(account, rhost, local_uid, now_unix_ms());
         let target = match self.target_account(peer, &req.user) {
             Ok(t) => t,
             Err(reply) => return reply,

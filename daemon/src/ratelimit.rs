@@ -146,24 +146,32 @@ impl RateLimits {
     }
 
     /// Takes one token from every bucket that applies, or none when any of them is empty.
-    /// `rhost` must be `None` unless the caller is root (§4); `local_uid` only for non-root callers.
+    ///
+    /// `account` and `rhost` must be `None` unless the caller is root (§4): a local user's own
+    /// attempts must not drain the bucket that sshd's logins for that account draw on, and its
+    /// claims about remote hosts are not believed. `local_uid` is set for every caller that is
+    /// not root through and through (including `su` run by a user).
     pub fn admit(
         &self,
-        account: &str,
+        account: Option<&str>,
         rhost: Option<&str>,
         local_uid: Option<u32>,
         now_ms: i64,
     ) -> Result<(), Tripped> {
-        let account = account.to_owned();
+        let account = account.map(str::to_owned);
         let host = rhost.filter(|h| !h.is_empty()).map(str::to_owned);
-        self.account.check(&account, now_ms)?;
+        if let Some(account) = &account {
+            self.account.check(account, now_ms)?;
+        }
         if let Some(host) = &host {
             self.host.check(host, now_ms)?;
         }
         if let Some(uid) = &local_uid {
             self.local_uid.check(uid, now_ms)?;
         }
-        self.account.take(&account, now_ms);
+        if let Some(account) = &account {
+            self.account.take(account, now_ms);
+        }
         if let Some(host) = &host {
             self.host.take(host, now_ms);
         }
@@ -200,21 +208,21 @@ mod tests {
     fn burst_then_refusal_then_refill() {
         let l = limits((3, 60), (0, 0), (0, 0));
         for _ in 0..3 {
-            assert!(l.admit("alice", None, None, 0).is_ok());
+            assert!(l.admit(Some("alice"), None, None, 0).is_ok());
         }
-        let trip = l.admit("alice", None, None, 0).unwrap_err();
+        let trip = l.admit(Some("alice"), None, None, 0).unwrap_err();
         assert_eq!(trip.limit, "account");
         assert!(trip.first_of_burst);
         assert!(
-            !l.admit("alice", None, None, 500)
+            !l.admit(Some("alice"), None, None, 500)
                 .unwrap_err()
                 .first_of_burst
         );
         // 60 per minute: one token per second.
-        assert!(l.admit("alice", None, None, 1_000).is_ok());
-        assert!(l.admit("alice", None, None, 1_000).is_err());
+        assert!(l.admit(Some("alice"), None, None, 1_000).is_ok());
+        assert!(l.admit(Some("alice"), None, None, 1_000).is_err());
         assert!(
-            l.admit("bob", None, None, 1_000).is_ok(),
+            l.admit(Some("bob"), None, None, 1_000).is_ok(),
             "buckets are per account"
         );
     }
@@ -222,12 +230,13 @@ mod tests {
     #[test]
     fn a_refused_attempt_takes_no_token_from_the_other_buckets() {
         let l = limits((100, 60), (1, 60), (0, 0));
-        assert!(l.admit("a", Some("10.0.0.1"), None, 0).is_ok());
-        assert!(l.admit("a", Some("10.0.0.1"), None, 0).is_err());
+        assert!(l.admit(Some("a"), Some("10.0.0.1"), None, 0).is_ok());
+        assert!(l.admit(Some("a"), Some("10.0.0.1"), None, 0).is_err());
         // The host refusal must not have spent account tokens: 98 more fit from another host.
         for i in 0..98 {
             assert!(
-                l.admit("a", Some(&format!("10.0.1.{i}")), None, 0).is_ok(),
+                l.admit(Some("a"), Some(&format!("10.0.1.{i}")), None, 0)
+                    .is_ok(),
                 "{i}"
             );
         }
@@ -236,13 +245,13 @@ mod tests {
     #[test]
     fn local_uid_bucket_applies_only_when_given() {
         let l = limits((100, 60), (100, 60), (1, 60));
-        assert!(l.admit("a", None, Some(1000), 0).is_ok());
+        assert!(l.admit(None, None, Some(1000), 0).is_ok());
         assert_eq!(
-            l.admit("b", None, Some(1000), 0).unwrap_err().limit,
+            l.admit(None, None, Some(1000), 0).unwrap_err().limit,
             "local_uid"
         );
         assert!(
-            l.admit("b", None, None, 0).is_ok(),
+            l.admit(Some("b"), None, None, 0).is_ok(),
             "root callers have no uid bucket"
         );
     }
@@ -251,7 +260,7 @@ mod tests {
     fn disabled_buckets_never_refuse() {
         let l = limits((0, 0), (0, 0), (0, 0));
         for _ in 0..1000 {
-            assert!(l.admit("a", Some("h"), Some(5), 0).is_ok());
+            assert!(l.admit(Some("a"), Some("h"), Some(5), 0).is_ok());
         }
     }
 
@@ -259,7 +268,7 @@ mod tests {
     fn tables_are_bounded() {
         let l = limits((1, 1), (0, 0), (0, 0));
         for i in 0..(CAPACITY + 50) {
-            let _ = l.admit(&format!("u{i}"), None, None, i as i64);
+            let _ = l.admit(Some(&format!("u{i}")), None, None, i as i64);
         }
         assert!(l.account.map.lock().unwrap().len() <= CAPACITY);
     }

@@ -96,3 +96,25 @@ fn unprivileged_peer_cannot_use_the_admin_socket() {
         d.log()
     );
 }
+
+#[test]
+fn a_local_user_cannot_rate_limit_or_lock_someone_elses_account() {
+    if skip_unless_root("a_local_user_cannot_rate_limit_or_lock_someone_elses_account") {
+        return;
+    }
+    let d = TestDaemon::start_with(&format!(
+        "{}[lockout]\ndeny = 2\n[rate]\naccount = {{ burst = 2, per_minute = 1 }}\n\
+         local_uid = {{ burst = 100, per_minute = 100 }}\n",
+        credd_e2e::daemon::TEST_CONFIG
+    ));
+    d.add_user("victim", "victim's password!", &["--uid", "5201"]);
+    let module = d.public_copy(&bins::pam_module());
+    let svc = SystemService::install(&[d.module_line_for(&module, "auth", "required", "")]);
+    for _ in 0..5 {
+        let out = svc.pamtester(Some("nobody"), "victim", &["authenticate"], "guess\n");
+        assert!(!out.status.success());
+    }
+    // sshd (root) logs the victim in: neither the account bucket nor the lock was touched.
+    let root = svc.pamtester(None, "victim", &["authenticate"], "victim's password!\n");
+    assert!(root.status.success(), "{}", all_output(&root));
+}
