@@ -228,6 +228,13 @@ impl Config {
             ));
         }
         let lo = &self.lockout;
+        if lo.deny > crate::lockout::MAX_DENY {
+            return Err(format!(
+                "lockout.deny: {} is above the maximum of {} (0 disables locking)",
+                lo.deny,
+                crate::lockout::MAX_DENY
+            ));
+        }
         if lo.deny > 0 && lo.fail_interval.is_zero() {
             return Err("lockout.fail_interval: must be longer than 0s".into());
         }

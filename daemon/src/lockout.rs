@@ -22,11 +22,12 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
-use hmac::{Hmac, KeyInit, Mac};
-use rand::TryRng;
-use sha2::Sha256;
-
 use crate::config;
+use crate::namekey::{NameHasher, NameKey};
+
+/// Largest `deny` the config accepts: failure rows are kept per account (and failure times per
+/// unknown name) up to a bound that must stay above it, or locking would silently stop.
+pub const MAX_DENY: u32 = 50;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
@@ -153,10 +154,12 @@ pub fn gate(lock: Option<&Lock>, now: i64) -> Gate {
     }
 }
 
-/// How many unknown names are tracked at once; the least recently seen is forgotten first.
-const UNKNOWN_CAPACITY: usize = 10_000;
-/// Failure times kept per unknown name; more than `deny` is never needed.
-const UNKNOWN_MAX_FAILURES: usize = 64;
+/// How many unknown names are tracked at once. When full, an unlocked name is forgotten first
+/// (least recently seen); a locked one only when every tracked name is locked, which takes
+/// `deny` dummy verifications per name through the rate limits.
+const UNKNOWN_CAPACITY: usize = 100_000;
+/// Failure times kept per unknown name; above [`MAX_DENY`].
+const UNKNOWN_MAX_FAILURES: usize = MAX_DENY as usize + 14;
 
 #[derive(Default)]
 struct UnknownEntry {
@@ -167,29 +170,22 @@ struct UnknownEntry {
 }
 
 /// Lockout state for names that are no account (or no account the calling peer may use), kept in
-/// memory and keyed by an HMAC of the name under a key drawn at start: the table never holds the
-/// typed names, which are often passwords typed into the wrong prompt.
+/// memory under [`NameKey`]s: the table never holds the typed names.
 pub struct UnknownNames {
-    key: [u8; 32],
-    entries: Mutex<HashMap<[u8; 32], UnknownEntry>>,
+    names: NameHasher,
+    entries: Mutex<HashMap<NameKey, UnknownEntry>>,
 }
 
 impl UnknownNames {
     pub fn new() -> UnknownNames {
-        let mut key = [0u8; 32];
-        // Falling back to a fixed key only weakens the name hiding, never the lockout itself.
-        let _ = rand::rngs::SysRng.try_fill_bytes(&mut key);
         UnknownNames {
-            key,
+            names: NameHasher::new(),
             entries: Mutex::new(HashMap::new()),
         }
     }
 
-    fn id(&self, name: &str) -> [u8; 32] {
-        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.key)
-            .expect("HMAC accepts any key length");
-        mac.update(name.as_bytes());
-        mac.finalize().into_bytes().into()
+    fn id(&self, name: &str) -> NameKey {
+        self.names.key(name)
     }
 
     /// Reserves an attempt like the store does for an account; `Err(until)` means "locked".
@@ -248,11 +244,13 @@ impl UnknownNames {
     }
 }
 
-fn evict_oldest(entries: &mut HashMap<[u8; 32], UnknownEntry>) {
+fn evict_oldest(entries: &mut HashMap<NameKey, UnknownEntry>) {
+    // Unlocked names first: evicting a locked one would let an attacker who floods the table
+    // watch a "lock" vanish, which a real account's never does.
     let oldest = entries
         .iter()
         .filter(|(_, e)| e.pending == 0)
-        .min_by_key(|(_, e)| e.last_seen)
+        .min_by_key(|(_, e)| (e.lock.is_some(), e.last_seen))
         .map(|(id, _)| *id);
     if let Some(id) = oldest {
         entries.remove(&id);
@@ -363,14 +361,19 @@ mod tests {
     }
 
     #[test]
-    fn unknown_table_is_bounded() {
+    fn unknown_table_is_bounded_and_evicts_unlocked_names_first() {
         let names = UnknownNames::new();
-        let p = policy(3, None);
+        let p = policy(1, None);
+        // The oldest name is locked; a flood of newer, unlocked names must not evict it.
+        names.begin("locked-first", &p, 0).unwrap();
+        names.failed("locked-first", &p, 0);
+        let lenient = policy(10, None);
         for i in 0..(UNKNOWN_CAPACITY + 10) {
             let name = format!("n{i}");
-            names.begin(&name, &p, i as i64).unwrap();
-            names.failed(&name, &p, i as i64);
+            names.begin(&name, &lenient, 1 + i as i64).unwrap();
+            names.failed(&name, &lenient, 1 + i as i64);
         }
         assert!(names.entries.lock().unwrap().len() <= UNKNOWN_CAPACITY);
+        assert_eq!(names.begin("locked-first", &p, i64::MAX / 2), Err(None));
     }
 }

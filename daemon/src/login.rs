@@ -21,6 +21,13 @@ use crate::timefmt::{now_unix, now_unix_ms, rfc3339};
 /// depend on the length beyond HMAC's first block anyway.
 const DUMMY_SECRET_BYTES: usize = 1024;
 
+/// The outcome of one verification on the pool.
+struct Verified {
+    ok: bool,
+    /// (old hash, new hash) when a success under weaker parameters was rehashed.
+    rehashed: Option<(String, String)>,
+}
+
 impl Daemon {
     /// The account `user` names, if this peer may act on it. A non-root peer may reach only the
     /// account whose stored uid is its own; for any other name it gets `None`, exactly as if the
@@ -36,8 +43,10 @@ impl Daemon {
         }
         // §4: rhost is a claim; only root's claims may drive per-host limits. A non-root caller
         // is limited by its own uid only, so it cannot drain the bucket of someone else's account.
+        // `su` run by a user is root by euid, so its attempts count against the account, but its
+        // rhost is the user's claim: only a process that is root through and through is believed.
         let root = peer.is_root();
-        let rhost = req.rhost.as_deref().filter(|_| root);
+        let rhost = req.rhost.as_deref().filter(|_| peer.has_root_budget());
         let account = Some(req.user.as_str()).filter(|_| root);
         let local_uid = (!peer.has_root_budget()).then(|| peer.budget_uid());
         let rate = self.rate.admit(account, rhost, local_uid, now_unix_ms());
@@ -138,18 +147,34 @@ impl Daemon {
                 }
                 Reply::Busy
             }
-            Some(true) => match store.attempt_succeeded(&account.name, now) {
-                Err(e) => internal(e),
-                // Locked meanwhile by a parallel failing attempt: the success does not count.
-                Ok(Some(until)) => Reply::Locked {
-                    until: until.map(rfc3339),
-                    unknown: false,
-                },
-                Ok(None) if account.disabled => Reply::Disabled,
-                Ok(None) if account.must_change => Reply::MustChange,
-                Ok(None) => Reply::Ok,
-            },
-            Some(false) => {
+            Some(Verified { ok: true, rehashed }) => {
+                match store.attempt_succeeded(&account.name, now) {
+                    Err(e) => return internal(e),
+                    // Locked meanwhile by a parallel failing attempt: the success does not count,
+                    // and the reply is the one a wrong guess got, so it confirms nothing to a
+                    // guesser who sent several passwords at once.
+                    Ok(Some(_)) => return Reply::Denied,
+                    Ok(None) => {}
+                }
+                if let Some((old, new)) = rehashed {
+                    match store.replace_hash(&account.name, &old, &new) {
+                        Ok(true) => eprintln!(
+                            "credd: hash_upgraded user={} iterations={}",
+                            account.name, self.config.hashing.iterations
+                        ),
+                        Ok(false) => {} // changed meanwhile by an administrator: theirs stands
+                        Err(e) => eprintln!("credd: rehash of {} failed: {e}", account.name),
+                    }
+                }
+                if account.disabled {
+                    Reply::Disabled
+                } else if account.must_change {
+                    Reply::MustChange
+                } else {
+                    Reply::Ok
+                }
+            }
+            Some(Verified { ok: false, .. }) => {
                 match store.attempt_failed(&account.name, root_account, &self.lockout, now) {
                     Err(e) => return internal(e),
                     Ok(Some(lock)) => eprintln!(
@@ -187,14 +212,28 @@ impl Daemon {
     /// One PBKDF2 on the pool at the configured strength, whatever `stored` holds: without a
     /// hash (unknown name, account without password, over-long secret) a dummy of the same cost
     /// runs and fails. `None`: the pool was full and nothing ran.
-    fn verify(&self, peer: Peer, secret: Secret, stored: Option<String>) -> Option<bool> {
+    fn verify(&self, peer: Peer, secret: Secret, stored: Option<String>) -> Option<Verified> {
         let iterations = self.config.hashing.iterations;
         let result = self.pool.run(peer.has_root_budget(), move || match stored {
-            Some(hash) => hashing::verify_password(secret.expose().as_bytes(), &hash),
+            Some(hash) => {
+                let ok = hashing::verify_password(secret.expose().as_bytes(), &hash);
+                // DESIGN §5: a login under weaker parameters than the policy rehashes, in the same
+                // job while the password is at hand. Only after a success: a failure's timing
+                // stays that of one verification.
+                let weaker = hashing::inspect(&hash).is_none_or(|h| h.iterations < iterations);
+                let rehashed = (ok && weaker)
+                    .then(|| hashing::hash_password(secret.expose().as_bytes(), iterations).ok())
+                    .flatten()
+                    .map(|new| (hash, new));
+                Verified { ok, rehashed }
+            }
             None => {
                 let bytes = secret.expose().as_bytes();
                 hashing::dummy_verify(&bytes[..bytes.len().min(DUMMY_SECRET_BYTES)], iterations);
-                false
+                Verified {
+                    ok: false,
+                    rehashed: None,
+                }
             }
         });
         if result.is_ok() {

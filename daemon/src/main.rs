@@ -6,6 +6,7 @@ mod handlers;
 mod hashing;
 mod lockout;
 mod login;
+mod namekey;
 mod peer;
 mod pool;
 mod ratelimit;

@@ -11,6 +11,7 @@ use std::hash::Hash;
 use std::sync::Mutex;
 
 use crate::config;
+use crate::namekey::{NameHasher, NameKey};
 
 /// Buckets per table.
 const CAPACITY: usize = 10_000;
@@ -129,9 +130,11 @@ fn evict<K: Hash + Eq + Clone>(map: &mut HashMap<K, Bucket>, rate: Rate, now_ms:
     }
 }
 
-/// The three limits of an authentication attempt.
+/// The three limits of an authentication attempt. Account buckets are keyed by [`NameKey`], so
+/// the table never holds typed names.
 pub struct RateLimits {
-    account: Buckets<String>,
+    names: NameHasher,
+    account: Buckets<NameKey>,
     host: Buckets<String>,
     local_uid: Buckets<u32>,
 }
@@ -139,6 +142,7 @@ pub struct RateLimits {
 impl RateLimits {
     pub fn from_config(c: &config::Rate) -> RateLimits {
         RateLimits {
+            names: NameHasher::new(),
             account: Buckets::new("account", Rate::from_config(c.account)),
             host: Buckets::new("host", Rate::from_config(c.host)),
             local_uid: Buckets::new("local_uid", Rate::from_config(c.local_uid)),
@@ -158,7 +162,7 @@ impl RateLimits {
         local_uid: Option<u32>,
         now_ms: i64,
     ) -> Result<(), Tripped> {
-        let account = account.map(str::to_owned);
+        let account = account.map(|name| self.names.key(name));
         let host = rhost.filter(|h| !h.is_empty()).map(str::to_owned);
         if let Some(account) = &account {
             self.account.check(account, now_ms)?;

@@ -87,7 +87,8 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;",
 ];
 
-/// Failure rows kept per account (newest first); enough for `status` and for any sane `deny`.
+/// Failure rows kept per account (newest first): enough for `status`, and far above
+/// [`crate::lockout::MAX_DENY`] so trimming never undercounts a window.
 const FAILURES_KEPT_PER_ACCOUNT: i64 = 200;
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -298,6 +299,16 @@ impl Store {
         } else {
             Err(WriteConflict::NotFound)
         })
+    }
+
+    /// Replaces `old` by `new` only if the account still has `old`: a transparent rehash must
+    /// never overwrite a password an administrator set in the meantime.
+    pub fn replace_hash(&mut self, name: &str, old: &str, new: &str) -> Result<bool> {
+        let n = self.conn.execute(
+            "UPDATE users SET hash = ?3 WHERE name = ?1 AND hash = ?2",
+            params![name, old, new],
+        )?;
+        Ok(n == 1)
     }
 
     pub fn set_hash(

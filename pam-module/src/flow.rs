@@ -231,8 +231,11 @@ pub fn authenticate(
     };
     drop(request);
 
-    ctx.log
-        .debug(&format!("credd answered {} for {user}", describe(&reply)));
+    ctx.log.debug(&format!(
+        "credd answered {} for {}",
+        describe(&reply),
+        shown(&reply, user)
+    ));
     match reply {
         // A valid reset code also lands here as MustChange: authentication succeeded, and
         // acct_mgmt answers NEW_AUTHTOK_REQD so the application runs chauthtok before a session.
@@ -278,8 +281,11 @@ pub fn account(
         Err(err) => return ctx.transport_failure(&err, PamResultCode::PAM_PERM_DENIED),
     };
 
-    ctx.log
-        .debug(&format!("credd answered {} for {user}", describe(&reply)));
+    ctx.log.debug(&format!(
+        "credd answered {} for {}",
+        describe(&reply),
+        shown(&reply, user)
+    ));
     match reply {
         Reply::Ok => PamResultCode::PAM_SUCCESS,
         Reply::MustChange => {
@@ -428,6 +434,17 @@ fn never_success(code: PamResultCode, instead: PamResultCode) -> PamResultCode {
 
 /// A reply for a log line. `Error` carries the daemon's message, which never holds a secret;
 /// control characters are escaped by the logger. No reply variant carries a secret.
+/// The user name as debug lines may show it: not when credd does not know it, because a name
+/// typed at the login prompt is often a password typed into the wrong field.
+fn shown<'a>(reply: &Reply, user: &'a str) -> &'a str {
+    match reply {
+        Reply::UnknownUser
+        | Reply::Locked { unknown: true, .. }
+        | Reply::RateLimited { unknown: true } => "(unknown name)",
+        _ => user,
+    }
+}
+
 fn describe(reply: &Reply) -> String {
     match reply {
         Reply::Locked {

@@ -22,6 +22,8 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct TestDaemon {
     dir: tempfile::TempDir,
     child: Option<Child>,
+    /// Reads credd's stderr into `log`; ends at EOF, when credd has exited.
+    reader: Option<std::thread::JoinHandle<()>>,
     log: Arc<(Mutex<Vec<String>>, Condvar)>,
 }
 
@@ -45,10 +47,16 @@ impl TestDaemon {
         let mut daemon = TestDaemon {
             dir,
             child: None,
+            reader: None,
             log: Arc::new((Mutex::new(Vec::new()), Condvar::new())),
         };
         daemon.launch().expect("credd did not become ready");
         daemon
+    }
+
+    /// Replaces the config file; it takes effect at the next [`TestDaemon::restart`].
+    pub fn set_config(&self, config: &str) {
+        std::fs::write(self.config_path(), config).expect("write config");
     }
 
     pub fn root(&self) -> &Path {
@@ -98,19 +106,18 @@ impl TestDaemon {
         let stderr = child.stderr.take().expect("piped stderr");
         let (ready_tx, ready_rx) = mpsc::channel();
         let log = Arc::clone(&self.log);
-        std::thread::spawn(move || {
+        self.reader = Some(std::thread::spawn(move || {
             let mut ready_tx = Some(ready_tx);
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
-                if line.starts_with("credd: ready")
-                    && let Some(tx) = ready_tx.take()
-                {
-                    let _ = tx.send(());
-                }
+                let ready = line.starts_with("credd: ready");
                 log.0.lock().unwrap().push(line);
                 log.1.notify_all();
+                if ready && let Some(tx) = ready_tx.take() {
+                    let _ = tx.send(());
+                }
             }
-        });
+        }));
         self.child = Some(child);
         match ready_rx.recv_timeout(READY_TIMEOUT) {
             Ok(()) => Ok(()),
@@ -133,7 +140,12 @@ impl TestDaemon {
         unsafe {
             libc::kill(child.id() as i32, libc::SIGTERM);
         }
-        child.wait().expect("wait for credd")
+        let status = child.wait().expect("wait for credd");
+        // Every line credd wrote is in the log once the reader has seen EOF.
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        status
     }
 
     /// Starts credd again on the same directories and database.

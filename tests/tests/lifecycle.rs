@@ -156,3 +156,31 @@ fn a_runtime_dir_others_can_write_is_refused() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("writable by group or others"), "{err}");
 }
+
+#[test]
+fn a_login_under_fewer_iterations_than_configured_rehashes() {
+    let mut d = TestDaemon::start();
+    d.add_user("alice", "correct horse battery", &["--uid", "5001"]);
+    d.set_config("[hashing]\niterations = 2000\n");
+    d.restart();
+    let iterations = |d: &TestDaemon| -> u64 {
+        let out = d.ctl(&["user", "show", "alice", "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["iterations"].as_u64().unwrap()
+    };
+    assert_eq!(iterations(&d), 1000);
+    let stack = PamStack::new("credd-test", &[d.module_line("auth", "required", "")]);
+    let login = |password: &str| {
+        let conv = Conversation::new().answer(Some("Password: "), password);
+        stack.start("alice", conv).unwrap().authenticate(0)
+    };
+    assert_eq!(login("wrong horse battery"), codes::PAM_AUTH_ERR);
+    assert_eq!(iterations(&d), 1000, "a failed login must not rehash");
+    assert_eq!(login("correct horse battery"), codes::PAM_SUCCESS);
+    assert_eq!(iterations(&d), 2000);
+    assert_eq!(
+        login("correct horse battery"),
+        codes::PAM_SUCCESS,
+        "the new hash verifies"
+    );
+}
