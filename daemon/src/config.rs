@@ -19,7 +19,57 @@ pub struct Config {
     pub password: Password,
     pub lockout: Lockout,
     pub rate: Rate,
+    pub codes: Codes,
+    pub sessions: Sessions,
     pub limits: Limits,
+}
+
+/// Temporary access codes issued by `credctl reset`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Codes {
+    /// Default lifetime; `credctl reset --ttl` may choose another within the same range.
+    #[serde(with = "duration_str")]
+    pub ttl: Duration,
+    /// Wrong codes before the code is burned.
+    pub max_attempts: u32,
+    /// Resets of one account per rolling hour.
+    pub per_account_per_hour: u32,
+    /// Resets by one administrator (uid) per rolling hour.
+    pub per_admin_per_hour: u32,
+}
+
+impl Default for Codes {
+    fn default() -> Self {
+        Codes {
+            ttl: Duration::from_secs(15 * 60),
+            max_attempts: 5,
+            per_account_per_hour: 5,
+            per_admin_per_hour: 100,
+        }
+    }
+}
+
+/// Code lifetimes accepted from the config and from `credctl reset --ttl`.
+pub const MIN_CODE_TTL: Duration = Duration::from_secs(60);
+pub const MAX_CODE_TTL: Duration = Duration::from_secs(24 * 3600);
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Sessions {
+    /// Also end the processes of revoked login sessions (SIGHUP, then SIGKILL after the grace).
+    pub terminate_on_revoke: bool,
+    #[serde(with = "duration_str")]
+    pub terminate_grace: Duration,
+}
+
+impl Default for Sessions {
+    fn default() -> Self {
+        Sessions {
+            terminate_on_revoke: false,
+            terminate_grace: Duration::from_secs(5),
+        }
+    }
 }
 
 /// pam_faillock's settings, with its semantics (see docs/lockout.md).
@@ -104,6 +154,8 @@ pub struct Hashing {
 pub struct Password {
     pub min_length: usize,
     pub max_length: usize,
+    /// A file of forbidden passwords, one per line, compared case-insensitively; "" for none.
+    pub blocklist: PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -136,6 +188,7 @@ impl Default for Password {
         Password {
             min_length: 12,
             max_length: 1024,
+            blocklist: PathBuf::new(),
         }
     }
 }
@@ -226,6 +279,16 @@ impl Config {
                 p.max_length,
                 credd_proto::MAX_SECRET_LEN
             ));
+        }
+        let c = &self.codes;
+        if c.ttl < MIN_CODE_TTL || c.ttl > MAX_CODE_TTL {
+            return Err(format!(
+                "codes.ttl: {} is outside the accepted range of 1m to 24h",
+                humantime::format_duration(c.ttl)
+            ));
+        }
+        if c.max_attempts == 0 {
+            return Err("codes.max_attempts: must be at least 1".into());
         }
         let lo = &self.lockout;
         if lo.deny > crate::lockout::MAX_DENY {

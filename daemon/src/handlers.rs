@@ -80,6 +80,16 @@ impl Daemon {
             Request::Lock { target, reason } => self.lock(peer, &target, reason.as_deref()),
             Request::Unlock { target } => self.unlock(peer, &target),
             Request::DaemonStatus => self.daemon_status(),
+            Request::Reset {
+                target,
+                ttl_seconds,
+                keep_password,
+            } => self.reset(peer, &target, ttl_seconds, keep_password),
+            Request::ChangeCheck(req) => self.change_check(peer, req),
+            Request::ChangePassword(req) => self.change_password(peer, req),
+            Request::SessionOpen(req) => self.session_open(peer, req),
+            Request::SessionClose(req) => self.session_close(peer, req),
+            Request::Sessions { user } => return self.sessions_list(user.as_deref(), respond),
         };
         respond(&reply)
     }

@@ -10,29 +10,18 @@ use credd_proto::{
 };
 
 use crate::handlers::{error, internal};
-use crate::hashing;
 use crate::peer::Peer;
 use crate::ratelimit::Tripped;
+use crate::secret_check::Checked;
 use crate::state::Daemon;
-use crate::store::{Account, AttemptSource, Begin};
+use crate::store::{Account, AttemptSource};
 use crate::timefmt::{now_unix, now_unix_ms, rfc3339};
-
-/// The dummy verification hashes at most this many bytes of an over-long secret: its cost does not
-/// depend on the length beyond HMAC's first block anyway.
-const DUMMY_SECRET_BYTES: usize = 1024;
-
-/// The outcome of one verification on the pool.
-struct Verified {
-    ok: bool,
-    /// (old hash, new hash) when a success under weaker parameters was rehashed.
-    rehashed: Option<(String, String)>,
-}
 
 impl Daemon {
     /// The account `user` names, if this peer may act on it. A non-root peer may reach only the
     /// account whose stored uid is its own; for any other name it gets `None`, exactly as if the
     /// account did not exist, so it learns nothing about other accounts.
-    fn target_account(&self, peer: Peer, user: &str) -> Result<Option<Account>, Reply> {
+    pub(crate) fn target_account(&self, peer: Peer, user: &str) -> Result<Option<Account>, Reply> {
         let account = self.store().account(user).map_err(internal)?;
         Ok(account.filter(|a| peer.is_root() || owned_by(a, peer.uid)))
     }
@@ -115,78 +104,26 @@ impl Daemon {
         req: &AuthRequest,
         now: i64,
     ) -> Reply {
-        let root_account = account.uid == Some(0);
         let source = AttemptSource {
             service: &req.service,
             rhost: req.rhost.as_deref(),
             tty: req.tty.as_deref(),
             peer_uid: peer.uid,
         };
-        let begun =
-            self.store()
-                .begin_attempt(&account.name, root_account, &self.lockout, now, &source);
-        let reservation = match begun {
-            Err(e) => return internal(e),
-            Ok(Begin::Locked { until }) => {
-                return Reply::Locked {
-                    until: until.map(rfc3339),
-                    unknown: false,
-                };
-            }
-            Ok(Begin::Proceed { reservation }) => reservation,
-        };
-        let too_long = secret.len() > self.config.password.max_length;
-        let stored = account.hash.clone().filter(|_| !too_long);
-        let verified = self.verify(peer, secret, stored);
-        let now = now_unix();
-        let mut store = self.store();
-        match verified {
-            None => {
-                if let Err(e) = store.cancel_attempt(reservation) {
-                    return internal(e);
-                }
-                Reply::Busy
-            }
-            Some(Verified { ok: true, rehashed }) => {
-                match store.attempt_succeeded(&account.name, now) {
-                    Err(e) => return internal(e),
-                    // Locked meanwhile by a parallel failing attempt: the success does not count,
-                    // and the reply is the one a wrong guess got, so it confirms nothing to a
-                    // guesser who sent several passwords at once.
-                    Ok(Some(_)) => return Reply::Denied,
-                    Ok(None) => {}
-                }
-                if let Some((old, new)) = rehashed {
-                    match store.replace_hash(&account.name, &old, &new) {
-                        Ok(true) => eprintln!(
-                            "credd: hash_upgraded user={} iterations={}",
-                            account.name, self.config.hashing.iterations
-                        ),
-                        Ok(false) => {} // changed meanwhile by an administrator: theirs stands
-                        Err(e) => eprintln!("credd: rehash of {} failed: {e}", account.name),
-                    }
-                }
-                if account.disabled {
-                    Reply::Disabled
-                } else if account.must_change {
-                    Reply::MustChange
-                } else {
-                    Reply::Ok
-                }
-            }
-            Some(Verified { ok: false, .. }) => {
-                match store.attempt_failed(&account.name, root_account, &self.lockout, now) {
-                    Err(e) => return internal(e),
-                    Ok(Some(lock)) => eprintln!(
-                        "credd: lock user={} after {} failures; unlock={}",
-                        account.name,
-                        self.lockout.deny,
-                        lock.until.map_or("administrator".to_string(), rfc3339)
-                    ),
-                    Ok(None) => {}
-                }
-                Reply::Denied
-            }
+        match self.check_secret(peer, account, secret, &source, now) {
+            Checked::Failed(reply) => reply,
+            Checked::Busy => Reply::Busy,
+            Checked::Locked(until) => Reply::Locked {
+                until: until.map(rfc3339),
+                unknown: false,
+            },
+            Checked::Wrong => Reply::Denied,
+            _ if account.disabled => Reply::Disabled,
+            // A valid reset code gets in only as far as the forced change: acct_mgmt answers
+            // must-change, and chauthtok consumes the code when the new password is stored.
+            Checked::Code => Reply::MustChange,
+            Checked::Password if account.must_change => Reply::MustChange,
+            Checked::Password => Reply::Ok,
         }
     }
 
@@ -197,49 +134,13 @@ impl Daemon {
                 unknown: true,
             };
         }
-        match self.verify(peer, secret, None) {
-            None => {
-                self.unknown_names.cancel(name);
-                Reply::Busy
-            }
-            Some(_) => {
-                self.unknown_names.failed(name, &self.lockout, now_unix());
-                Reply::UnknownUser
-            }
+        if self.dummy_verify(peer, secret) {
+            self.unknown_names.failed(name, &self.lockout, now_unix());
+            Reply::UnknownUser
+        } else {
+            self.unknown_names.cancel(name);
+            Reply::Busy
         }
-    }
-
-    /// One PBKDF2 on the pool at the configured strength, whatever `stored` holds: without a
-    /// hash (unknown name, account without password, over-long secret) a dummy of the same cost
-    /// runs and fails. `None`: the pool was full and nothing ran.
-    fn verify(&self, peer: Peer, secret: Secret, stored: Option<String>) -> Option<Verified> {
-        let iterations = self.config.hashing.iterations;
-        let result = self.pool.run(peer.has_root_budget(), move || match stored {
-            Some(hash) => {
-                let ok = hashing::verify_password(secret.expose().as_bytes(), &hash);
-                // DESIGN §5: a login under weaker parameters than the policy rehashes, in the same
-                // job while the password is at hand. Only after a success: a failure's timing
-                // stays that of one verification.
-                let weaker = hashing::inspect(&hash).is_none_or(|h| h.iterations < iterations);
-                let rehashed = (ok && weaker)
-                    .then(|| hashing::hash_password(secret.expose().as_bytes(), iterations).ok())
-                    .flatten()
-                    .map(|new| (hash, new));
-                Verified { ok, rehashed }
-            }
-            None => {
-                let bytes = secret.expose().as_bytes();
-                hashing::dummy_verify(&bytes[..bytes.len().min(DUMMY_SECRET_BYTES)], iterations);
-                Verified {
-                    ok: false,
-                    rehashed: None,
-                }
-            }
-        });
-        if result.is_ok() {
-            self.counters.bump(&self.counters.verifications);
-        }
-        result.ok()
     }
 
     pub(crate) fn account_check(&self, peer: Peer, req: AccountRequest) -> Reply {

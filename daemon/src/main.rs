@@ -1,5 +1,8 @@
 //! credd: the privileged credential daemon. See DESIGN.md for the architecture.
 
+mod audit;
+mod change;
+mod codes;
 mod config;
 mod error;
 mod handlers;
@@ -9,8 +12,13 @@ mod login;
 mod namekey;
 mod peer;
 mod pool;
+mod procinfo;
+mod quality;
 mod ratelimit;
+mod reset;
+mod secret_check;
 mod server;
+mod session_handlers;
 mod state;
 mod status;
 mod store;
@@ -87,7 +95,7 @@ fn run(args: &Args) -> Result<()> {
     let db_path = args.state_dir.join(paths::DATABASE_NAME);
     let store = Store::open(&db_path)?;
 
-    let daemon = Arc::new(Daemon::new(config, store));
+    let daemon = Arc::new(Daemon::new(config, store)?);
     let server = Arc::new(Server::new(Arc::clone(&daemon)));
 
     let mut signals = signal_hook::iterator::Signals::new([
@@ -111,6 +119,8 @@ fn run(args: &Args) -> Result<()> {
             break;
         }
     });
+
+    spawn_code_purge(Arc::clone(&daemon));
 
     // The sockets appear only now, with their final modes: a client that can connect can be served.
     let sockets = vec![
@@ -138,6 +148,26 @@ fn run(args: &Args) -> Result<()> {
     drop(signal_thread);
     eprintln!("credd: stopped");
     Ok(())
+}
+
+/// How often expired reset codes are deleted (each with a `code_expired` audit row). An expired
+/// code is refused from the moment it expires; the purge only tidies and records.
+const CODE_PURGE_INTERVAL: Duration = Duration::from_secs(10);
+
+fn spawn_code_purge(daemon: Arc<Daemon>) {
+    let spawned = std::thread::Builder::new()
+        .name("code-purge".into())
+        .spawn(move || {
+            loop {
+                if let Err(e) = daemon.store().purge_expired_codes(timefmt::now_unix()) {
+                    eprintln!("credd: purging expired codes failed: {e}");
+                }
+                std::thread::sleep(CODE_PURGE_INTERVAL);
+            }
+        });
+    if let Err(e) = spawned {
+        eprintln!("credd: cannot start the code purge: {e}");
+    }
 }
 
 /// New files private by default (database, WAL, sockets before their chmod), and no core dumps or

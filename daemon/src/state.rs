@@ -7,11 +7,13 @@ use std::time::Instant;
 use crate::config::Config;
 use crate::lockout::{Policy, UnknownNames};
 use crate::pool::HashPool;
+use crate::quality::Quality;
 use crate::ratelimit::RateLimits;
 use crate::store::Store;
 
 pub struct Daemon {
     pub config: Config,
+    pub quality: Quality,
     pub lockout: Policy,
     store: Mutex<Store>,
     pub pool: HashPool,
@@ -22,8 +24,9 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    pub fn new(config: Config, store: Store) -> Daemon {
-        Daemon {
+    pub fn new(config: Config, store: Store) -> crate::error::Result<Daemon> {
+        Ok(Daemon {
+            quality: Quality::from_config(&config.password)?,
             lockout: Policy::from_config(&config.lockout),
             pool: HashPool::new(config.hash_threads(), config.limits.hash_queue),
             rate: RateLimits::from_config(&config.rate),
@@ -32,7 +35,7 @@ impl Daemon {
             busy_log: BusyLog::default(),
             store: Mutex::new(store),
             config,
-        }
+        })
     }
 
     pub fn store(&self) -> MutexGuard<'_, Store> {

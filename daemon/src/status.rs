@@ -15,7 +15,7 @@ use crate::store::{Account, LockoutState};
 use crate::timefmt::{now_unix, rfc3339};
 
 impl Daemon {
-    fn resolve(&self, target: &Target) -> Result<Account, Reply> {
+    pub(crate) fn resolve(&self, target: &Target) -> Result<Account, Reply> {
         let found = match target {
             Target::Name(name) => self.store().account(name),
             Target::Uid(uid) => self.store().account_by_uid(*uid),
@@ -88,13 +88,8 @@ impl Daemon {
         match result {
             Err(e) => internal(e),
             Ok(Err(_)) => not_found(&account.name),
-            Ok(Ok(())) => {
-                eprintln!(
-                    "credd: admin_lock user={} by_uid={} reason={:?}",
-                    account.name,
-                    peer.uid,
-                    reason.unwrap_or("")
-                );
+            Ok(Ok(revoked)) => {
+                self.end_sessions(revoked);
                 Reply::Ok
             }
         }
@@ -105,17 +100,13 @@ impl Daemon {
             Ok(a) => a,
             Err(reply) => return reply,
         };
-        let result = self.store().unlock_account(&account.name);
+        let result = self
+            .store()
+            .unlock_account(&account.name, peer.uid, now_unix());
         match result {
             Err(e) => internal(e),
             Ok(Err(_)) => not_found(&account.name),
-            Ok(Ok(was_locked)) => {
-                eprintln!(
-                    "credd: unlock user={} by_uid={} was_locked={was_locked}",
-                    account.name, peer.uid
-                );
-                Reply::Ok
-            }
+            Ok(Ok(_)) => Reply::Ok,
         }
     }
 

@@ -8,8 +8,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::{
-    AccountStatus, ProtoError, Reply, Request, UserInfo, decode_reply, encode_request, read_frame,
-    write_frame,
+    AccountStatus, ProtoError, Reply, Request, SessionInfo, UserInfo, decode_reply, encode_request,
+    read_frame, write_frame,
 };
 
 /// Connect, read and write timeout unless the caller says otherwise (module argument `timeout=`).
@@ -102,6 +102,21 @@ impl Client {
         })
     }
 
+    /// Streams a session listing (`Request::Sessions`).
+    pub fn call_stream_sessions(
+        &mut self,
+        req: &Request,
+        mut on_row: impl FnMut(SessionInfo),
+    ) -> Result<u64, ProtoError> {
+        self.call_stream_replies(req, |reply| match reply {
+            Reply::SessionItem(row) => {
+                on_row(*row);
+                true
+            }
+            _ => false,
+        })
+    }
+
     /// The listing loop: `on_row` takes a row reply and returns false for anything that is not
     /// a row of this listing.
     fn call_stream_replies(
@@ -113,7 +128,7 @@ impl Client {
         let mut seen = 0u64;
         loop {
             match self.recv()? {
-                row @ (Reply::Item(_) | Reply::StatusItem(_)) => {
+                row @ (Reply::Item(_) | Reply::StatusItem(_) | Reply::SessionItem(_)) => {
                     let name = row.name();
                     if !on_row(row) {
                         return Err(ProtoError::Unexpected(format!(

@@ -23,8 +23,9 @@ pub use frame::{
     encode_reply_as, encode_request, read_frame, write_frame,
 };
 pub use message::{
-    AccountRequest, AccountStatus, AuthRequest, DaemonCounters, ErrorKind, FailureInfo,
-    OLDEST_SUPPORTED_VERSION, PROTOCOL_VERSION, Reply, Request, Target, UserInfo,
+    AccountRequest, AccountStatus, AuthRequest, ChangeRequest, DaemonCounters, ErrorKind,
+    FailureInfo, OLDEST_SUPPORTED_VERSION, PROTOCOL_VERSION, Reply, Request, ResetIssued,
+    SessionInfo, SessionRequest, Target, UserInfo,
 };
 pub use names::{MAX_FIELD_LEN, MAX_NAME_LEN, MAX_SECRET_LEN, validate_field, validate_user_name};
 pub use secret::Secret;

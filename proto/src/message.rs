@@ -62,6 +62,58 @@ pub enum Request {
     },
     /// Daemon counters; answered with [`Reply::Daemon`].
     DaemonStatus,
+    /// Administrator's reset: a temporary access code (and, unless `keep_password`, no password),
+    /// must-change set, locks cleared, sessions revoked. Answered with [`Reply::ResetIssued`].
+    Reset {
+        target: Target,
+        /// Code lifetime; `None`: `[codes] ttl`.
+        ttl_seconds: Option<u64>,
+        #[serde(default)]
+        keep_password: bool,
+    },
+    /// `pam_sm_chauthtok` PAM_PRELIM_CHECK: is `old` (a password or a valid reset code) right, or
+    /// may this caller change without it?
+    ChangeCheck(ChangeRequest),
+    /// `pam_sm_chauthtok` PAM_UPDATE_AUTHTOK: store `new` after checking `old` again and the
+    /// quality rules; consumes a reset code, clears must-change, revokes other sessions.
+    ChangePassword(ChangeRequest),
+    /// `pam_sm_open_session`: register the calling process's session.
+    SessionOpen(SessionRequest),
+    /// `pam_sm_close_session`.
+    SessionClose(SessionRequest),
+    /// Registered sessions (all, or one user's), streamed as [`Reply::SessionItem`] and
+    /// [`Reply::End`].
+    Sessions {
+        user: Option<String>,
+    },
+}
+
+/// A password change through PAM. `old` is the current password or a reset code; it may be
+/// absent only when the caller's real uid is 0 (DESIGN.md §4).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeRequest {
+    pub user: String,
+    #[serde(default)]
+    pub service: String,
+    pub old: Option<Secret>,
+    /// Absent for [`Request::ChangeCheck`].
+    #[serde(default)]
+    pub new: Option<Secret>,
+}
+
+/// A session as PAM reports it. The pid, its start time, the audit session id and loginuid come
+/// from the kernel (SO_PEERCRED and /proc), not from this request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionRequest {
+    pub user: String,
+    #[serde(default)]
+    pub service: String,
+    #[serde(default)]
+    pub tty: Option<String>,
+    #[serde(default)]
+    pub rhost: Option<String>,
 }
 
 /// How an administrator names an account: by name, or by its uid.
@@ -86,7 +138,13 @@ impl Request {
     pub fn is_admin(&self) -> bool {
         !matches!(
             self,
-            Request::Ping | Request::Authenticate(_) | Request::AccountCheck(_)
+            Request::Ping
+                | Request::Authenticate(_)
+                | Request::AccountCheck(_)
+                | Request::ChangeCheck(_)
+                | Request::ChangePassword(_)
+                | Request::SessionOpen(_)
+                | Request::SessionClose(_)
         )
     }
 
@@ -106,6 +164,12 @@ impl Request {
             Request::Lock { .. } => "lock",
             Request::Unlock { .. } => "unlock",
             Request::DaemonStatus => "daemon_status",
+            Request::Reset { .. } => "reset",
+            Request::ChangeCheck(_) => "change_check",
+            Request::ChangePassword(_) => "change_password",
+            Request::SessionOpen(_) => "session_open",
+            Request::SessionClose(_) => "session_close",
+            Request::Sessions { .. } => "sessions",
         }
     }
 }
@@ -177,6 +241,10 @@ pub enum Reply {
     /// One row of a streamed status listing.
     StatusItem(Box<AccountStatus>),
     Daemon(Box<DaemonCounters>),
+    /// A reset's code, shown once to the administrator.
+    ResetIssued(Box<ResetIssued>),
+    /// One row of a streamed session listing.
+    SessionItem(Box<SessionInfo>),
     /// End of a streamed listing, with the number of rows sent.
     End {
         count: u64,
@@ -202,6 +270,8 @@ impl Reply {
             Reply::Status(_) => "status",
             Reply::StatusItem(_) => "status_item",
             Reply::Daemon(_) => "daemon",
+            Reply::ResetIssued(_) => "reset_issued",
+            Reply::SessionItem(_) => "session_item",
             Reply::End { .. } => "end",
         }
     }
@@ -294,4 +364,35 @@ pub struct DaemonCounters {
     pub dropped_syslog_events: u64,
     /// Accounts per hash scheme (`pbkdf2-sha256`, `none`).
     pub accounts_per_scheme: std::collections::BTreeMap<String, u64>,
+}
+
+/// The outcome of `credctl reset`. The code is shown once and stored only as a digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResetIssued {
+    pub user: String,
+    /// Grouped Crockford base32, e.g. `7KQ4-M2XD-9RTV-H3PE`.
+    pub code: Secret,
+    /// RFC 3339.
+    pub expires_at: String,
+    pub sessions_revoked: u64,
+}
+
+/// A registered login session, as `credctl sessions` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionInfo {
+    pub id: u64,
+    pub user: String,
+    pub service: String,
+    pub tty: Option<String>,
+    pub rhost: Option<String>,
+    /// The process that opened the session (SO_PEERCRED), and its start time in clock ticks since
+    /// boot (/proc/PID/stat), which tells it apart from a later process with the same pid.
+    pub pid: i32,
+    pub pid_start: Option<u64>,
+    /// Kernel audit session id and loginuid of that process; null when the kernel has none.
+    pub audit_session: Option<u32>,
+    pub loginuid: Option<u32>,
+    pub opened_at: String,
+    pub revoked_at: Option<String>,
+    pub revoked_reason: Option<String>,
 }

@@ -1,0 +1,129 @@
+//! Password changes through PAM (`pam_sm_chauthtok`): the check of the old secret (PRELIM) and the
+//! change itself (UPDATE).
+//!
+//! The old secret — the password, or a pending reset code — is required unless the caller's real
+//! uid is 0 (DESIGN.md §4): `passwd` is setuid root, so its effective uid says nothing about who
+//! runs it. A wrong old password counts toward the lock like a wrong login.
+
+use credd_proto::{ChangeRequest, ErrorKind, Reply, Secret, validate_field, validate_user_name};
+
+use crate::handlers::{error, internal};
+use crate::peer::Peer;
+use crate::procinfo;
+use crate::secret_check::Checked;
+use crate::state::Daemon;
+use crate::store::{Account, AttemptSource, PasswordChange};
+use crate::timefmt::{now_unix, rfc3339};
+
+/// How the old secret was proven.
+enum Proof {
+    Password,
+    Code,
+    /// Real root: no old secret needed.
+    Root,
+}
+
+impl Daemon {
+    pub(crate) fn change_check(&self, peer: Peer, mut req: ChangeRequest) -> Reply {
+        let old = req.old.take();
+        match self.prove_old(peer, &req, old) {
+            Ok((_, _)) => Reply::Ok,
+            Err(reply) => reply,
+        }
+    }
+
+    pub(crate) fn change_password(&self, peer: Peer, mut req: ChangeRequest) -> Reply {
+        let Some(new) = req.new.take() else {
+            return error(
+                ErrorKind::BadRequest,
+                "no new password in a password change",
+            );
+        };
+        let old = req.old.take();
+        let (account, proof) = match self.prove_old(peer, &req, old) {
+            Ok(proven) => proven,
+            Err(reply) => return reply,
+        };
+        if let Err(why) = self.quality.check(&account.name, new.expose()) {
+            return error(ErrorKind::InvalidArgument, why);
+        }
+        let iterations = self.config.hashing.iterations;
+        let hashed = self.pool.run(true, move || {
+            crate::hashing::hash_password(new.expose().as_bytes(), iterations)
+        });
+        let hash = match hashed {
+            Err(_busy) => return Reply::Busy,
+            Ok(Err(e)) => return internal(e),
+            Ok(Ok(hash)) => hash,
+        };
+        let now = now_unix();
+        let changed = self.store().change_password(&PasswordChange {
+            user: &account.name,
+            new_hash: &hash,
+            with_code: matches!(proof, Proof::Code),
+            by: if matches!(proof, Proof::Root) {
+                "root"
+            } else {
+                "self"
+            },
+            service: &req.service,
+            peer_uid: peer.uid,
+            // The session making the change keeps going: a user running passwd keeps their shell.
+            except_audit_session: procinfo::opened_by(peer.pid).audit_session,
+            now,
+        });
+        match changed {
+            Err(e) => internal(e),
+            Ok(Err(_)) => Reply::UnknownUser,
+            Ok(Ok(revoked)) => {
+                self.end_sessions(revoked);
+                Reply::Ok
+            }
+        }
+    }
+
+    /// The account and how the caller proved it may change its password.
+    fn prove_old(
+        &self,
+        peer: Peer,
+        req: &ChangeRequest,
+        old: Option<Secret>,
+    ) -> Result<(Account, Proof), Reply> {
+        if let Err(message) =
+            validate_user_name(&req.user).and_then(|()| validate_field("service", &req.service))
+        {
+            return Err(error(ErrorKind::BadRequest, message));
+        }
+        let Some(account) = self.target_account(peer, &req.user)? else {
+            // The same hashing work as for an account, so the reply time tells nothing.
+            if let Some(old) = old {
+                self.dummy_verify(peer, old);
+            }
+            return Err(Reply::UnknownUser);
+        };
+        let Some(old) = old else {
+            return if peer.real_uid == Some(0) {
+                Ok((account, Proof::Root))
+            } else {
+                Err(Reply::Denied)
+            };
+        };
+        let source = AttemptSource {
+            service: &req.service,
+            rhost: None,
+            tty: None,
+            peer_uid: peer.uid,
+        };
+        match self.check_secret(peer, &account, old, &source, now_unix()) {
+            Checked::Password => Ok((account, Proof::Password)),
+            Checked::Code => Ok((account, Proof::Code)),
+            Checked::Wrong => Err(Reply::Denied),
+            Checked::Locked(until) => Err(Reply::Locked {
+                until: until.map(rfc3339),
+                unknown: false,
+            }),
+            Checked::Busy => Err(Reply::Busy),
+            Checked::Failed(reply) => Err(reply),
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! Checking a secret for an account: the reset code if one is pending, else the password, with the
+//! lockout rules around it. Shared by authentication and by password changes (the old secret), so
+//! a wrong old password in `passwd` counts toward the lock exactly like a wrong login.
+
+use credd_proto::Secret;
+
+use crate::codes::{self, CodeState};
+use crate::handlers::internal;
+use crate::hashing;
+use crate::peer::Peer;
+use crate::state::Daemon;
+use crate::store::{Account, AttemptSource, Begin, CodeRow};
+use credd_proto::Reply;
+
+/// The dummy verification hashes at most this many bytes of an over-long secret: its cost does not
+/// depend on the length beyond HMAC's first block anyway.
+const DUMMY_SECRET_BYTES: usize = 1024;
+
+/// The outcome of checking a secret.
+pub enum Checked {
+    /// The account's password.
+    Password,
+    /// The pending reset code (not consumed: a password change consumes it).
+    Code,
+    Wrong,
+    /// No secret was checked; `until` as the lock says.
+    Locked(Option<i64>),
+    Busy,
+    Failed(Reply),
+}
+
+/// The outcome of one verification on the pool.
+struct Verified {
+    ok: bool,
+    /// (old hash, new hash) when a success under weaker parameters was rehashed.
+    rehashed: Option<(String, String)>,
+}
+
+impl Daemon {
+    pub(crate) fn check_secret(
+        &self,
+        peer: Peer,
+        account: &Account,
+        secret: Secret,
+        source: &AttemptSource<'_>,
+        now: i64,
+    ) -> Checked {
+        let code = match self.store().code_of(&account.name) {
+            Ok(code) => code,
+            Err(e) => return Checked::Failed(internal(e)),
+        };
+        let secret = match (code, codes::normalize(secret.expose())) {
+            (Some(code), Some(typed)) => {
+                match self.check_code(peer, account, &code, &typed, source.peer_uid, now) {
+                    Some(outcome) => return outcome,
+                    None => secret,
+                }
+            }
+            _ => secret,
+        };
+        self.check_password(peer, account, secret, source, now)
+    }
+
+    /// A code-shaped secret while a reset code is pending. `None`: not a code after all — the
+    /// account kept its password (`reset --keep-password`) and this may be it.
+    ///
+    /// Wrong codes count toward `[codes] max_attempts`, not toward the account lock; a failures
+    /// lock does not block a valid code (the reset cleared it, and the code is the way back in),
+    /// but an administrative lock set after the reset does.
+    fn check_code(
+        &self,
+        peer: Peer,
+        account: &Account,
+        code: &CodeRow,
+        typed: &str,
+        peer_uid: u32,
+        now: i64,
+    ) -> Option<Checked> {
+        match self.store().admin_locked(&account.name) {
+            Err(e) => return Some(Checked::Failed(internal(e))),
+            Ok(true) => return Some(Checked::Locked(None)),
+            Ok(false) => {}
+        }
+        // The same PBKDF2 work as a password check, so timing does not tell that a code is pending.
+        self.verify(peer, Secret::new(typed.to_owned()), None)?;
+        let valid = codes::state(code.expires_at, now) == CodeState::Active
+            && codes::matches(typed, &code.digest);
+        if valid {
+            return Some(Checked::Code);
+        }
+        if account.hash.is_some() {
+            return None;
+        }
+        if codes::state(code.expires_at, now) == CodeState::Expired {
+            // Refused before the purge runs; the purge audits the expiry.
+            return Some(Checked::Wrong);
+        }
+        let max = self.config.codes.max_attempts;
+        match self
+            .store()
+            .code_rejected(&account.name, max, peer_uid, now)
+        {
+            Err(e) => Some(Checked::Failed(internal(e))),
+            Ok(_) => Some(Checked::Wrong),
+        }
+    }
+
+    /// The password, with the lockout reservation around the verification (see `lockout`).
+    fn check_password(
+        &self,
+        peer: Peer,
+        account: &Account,
+        secret: Secret,
+        source: &AttemptSource<'_>,
+        now: i64,
+    ) -> Checked {
+        let root_account = account.uid == Some(0);
+        let begun =
+            self.store()
+                .begin_attempt(&account.name, root_account, &self.lockout, now, source);
+        let reservation = match begun {
+            Err(e) => return Checked::Failed(internal(e)),
+            Ok(Begin::Locked { until }) => return Checked::Locked(until),
+            Ok(Begin::Proceed { reservation }) => reservation,
+        };
+        let too_long = secret.len() > self.config.password.max_length;
+        let stored = account.hash.clone().filter(|_| !too_long);
+        let verified = self.verify(peer, secret, stored);
+        let now = crate::timefmt::now_unix();
+        let mut store = self.store();
+        match verified {
+            None => match store.cancel_attempt(reservation) {
+                Err(e) => Checked::Failed(internal(e)),
+                Ok(()) => Checked::Busy,
+            },
+            Some(Verified { ok: true, rehashed }) => {
+                match store.attempt_succeeded(&account.name, now) {
+                    Err(e) => return Checked::Failed(internal(e)),
+                    // Locked meanwhile by a parallel failing attempt: the success does not count,
+                    // and the answer is the one a wrong guess got, so it confirms nothing to a
+                    // guesser who sent several passwords at once.
+                    Ok(Some(_)) => return Checked::Wrong,
+                    Ok(None) => {}
+                }
+                if let Some((old, new)) = rehashed {
+                    match store.replace_hash(&account.name, &old, &new) {
+                        Ok(true) => eprintln!(
+                            "credd: hash_upgraded user={} iterations={}",
+                            account.name, self.config.hashing.iterations
+                        ),
+                        Ok(false) => {} // changed meanwhile by an administrator: theirs stands
+                        Err(e) => eprintln!("credd: rehash of {} failed: {e}", account.name),
+                    }
+                }
+                Checked::Password
+            }
+            Some(Verified { ok: false, .. }) => {
+                match store.attempt_failed(&account.name, root_account, &self.lockout, now) {
+                    Err(e) => return Checked::Failed(internal(e)),
+                    Ok(Some(lock)) => eprintln!(
+                        "credd: lock user={} after {} failures; unlock={}",
+                        account.name,
+                        self.lockout.deny,
+                        lock.until
+                            .map_or("administrator".to_string(), crate::timefmt::rfc3339)
+                    ),
+                    Ok(None) => {}
+                }
+                Checked::Wrong
+            }
+        }
+    }
+
+    /// A dummy verification of the configured cost; `false` when the pool was full.
+    pub(crate) fn dummy_verify(&self, peer: Peer, secret: Secret) -> bool {
+        self.verify(peer, secret, None).is_some()
+    }
+
+    /// One PBKDF2 on the pool at the configured strength, whatever `stored` holds: without a
+    /// hash (unknown name, account without password, over-long secret) a dummy of the same cost
+    /// runs and fails. `None`: the pool was full and nothing ran.
+    fn verify(&self, peer: Peer, secret: Secret, stored: Option<String>) -> Option<Verified> {
+        let iterations = self.config.hashing.iterations;
+        let result = self.pool.run(peer.has_root_budget(), move || match stored {
+            Some(hash) => {
+                let ok = hashing::verify_password(secret.expose().as_bytes(), &hash);
+                // DESIGN §5: a login under weaker parameters than the policy rehashes, in the same
+                // job while the password is at hand. Only after a success: a failure's timing
+                // stays that of one verification.
+                let weaker = hashing::inspect(&hash).is_none_or(|h| h.iterations < iterations);
+                let rehashed = (ok && weaker)
+                    .then(|| hashing::hash_password(secret.expose().as_bytes(), iterations).ok())
+                    .flatten()
+                    .map(|new| (hash, new));
+                Verified { ok, rehashed }
+            }
+            None => {
+                let bytes = secret.expose().as_bytes();
+                hashing::dummy_verify(&bytes[..bytes.len().min(DUMMY_SECRET_BYTES)], iterations);
+                Verified {
+                    ok: false,
+                    rehashed: None,
+                }
+            }
+        });
+        if result.is_ok() {
+            self.counters.bump(&self.counters.verifications);
+        }
+        result.ok()
+    }
+}

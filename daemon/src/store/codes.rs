@@ -1,0 +1,380 @@
+//! Reset codes: issuing, checking, burning, consuming and purging, each with its audit row in the
+//! same transaction.
+
+use rusqlite::{OptionalExtension, params};
+
+use super::{RevokedSession, Store, WriteConflict, exists, sessions};
+use crate::audit::{self, Event};
+use crate::codes::CodeDigest;
+
+/// A stored code: never the code itself, only its digest.
+#[derive(Debug, Clone)]
+pub struct CodeRow {
+    pub digest: Vec<u8>,
+    pub expires_at: i64,
+}
+
+/// What `issue_reset` changes besides the code.
+pub struct ResetOrder<'a> {
+    pub user: &'a str,
+    pub digest: &'a CodeDigest,
+    pub expires_at: i64,
+    pub keep_password: bool,
+    pub admin_uid: u32,
+    pub now: i64,
+}
+
+impl Store {
+    pub fn code_of(&self, user: &str) -> crate::error::Result<Option<CodeRow>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT digest, expires_at FROM reset_codes WHERE user = ?1",
+                params![user],
+                |r| {
+                    Ok(CodeRow {
+                        digest: r.get(0)?,
+                        expires_at: r.get(1)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Resets issued for `user`, and by `admin_uid`, since `since` (rate limits; import rows count
+    /// too, as they are audited the same way).
+    pub fn resets_since(
+        &self,
+        user: &str,
+        admin_uid: u32,
+        since: i64,
+    ) -> crate::error::Result<(u32, u32)> {
+        Ok((
+            audit::count_since(&self.conn, "reset_issued", Some(user), None, since)?,
+            audit::count_since(&self.conn, "reset_issued", None, Some(admin_uid), since)?,
+        ))
+    }
+
+    /// A refused reset, for collectors to alert on.
+    pub fn audit_reset_refused(
+        &mut self,
+        user: &str,
+        admin_uid: u32,
+        why: String,
+        now: i64,
+    ) -> crate::error::Result<()> {
+        audit::record(
+            &self.conn,
+            now,
+            &Event {
+                name: "reset_rate_limited",
+                actor_uid: Some(admin_uid),
+                target: Some(user),
+                outcome: "refused",
+                detail: why,
+            },
+        )?;
+        Ok(())
+    }
+
+    /// One transaction: the new code replaces any previous one, the password is invalidated
+    /// (unless kept), must-change is set, locks and failures are cleared, sessions are revoked.
+    pub fn issue_reset(
+        &mut self,
+        order: &ResetOrder<'_>,
+    ) -> crate::error::Result<Result<Vec<RevokedSession>, WriteConflict>> {
+        let tx = self.conn.transaction()?;
+        if !exists(&tx, order.user)? {
+            return Ok(Err(WriteConflict::NotFound));
+        }
+        tx.execute(
+            "INSERT OR REPLACE INTO reset_codes (user, digest, issued_at, expires_at, attempts, issued_by)
+             VALUES (?1, ?2, ?3, ?4, 0, ?5)",
+            params![
+                order.user,
+                &order.digest[..],
+                order.now,
+                order.expires_at,
+                order.admin_uid
+            ],
+        )?;
+        if order.keep_password {
+            tx.execute(
+                "UPDATE users SET must_change = 1, updated_at = ?2 WHERE name = ?1",
+                params![order.user, order.now],
+            )?;
+        } else {
+            tx.execute(
+                "UPDATE users SET hash = NULL, must_change = 1, updated_at = ?2 WHERE name = ?1",
+                params![order.user, order.now],
+            )?;
+        }
+        tx.execute("DELETE FROM locks WHERE user = ?1", params![order.user])?;
+        tx.execute("DELETE FROM failures WHERE user = ?1", params![order.user])?;
+        let revoked = sessions::revoke(&tx, order.user, None, "reset", order.now)?;
+        audit::record(
+            &tx,
+            order.now,
+            &Event {
+                name: "reset_issued",
+                actor_uid: Some(order.admin_uid),
+                target: Some(order.user),
+                outcome: "ok",
+                detail: format!(
+                    "expires_at={} keep_password={} sessions_revoked={}",
+                    crate::timefmt::rfc3339(order.expires_at),
+                    order.keep_password,
+                    revoked.len()
+                ),
+            },
+        )?;
+        tx.commit()?;
+        Ok(Ok(revoked))
+    }
+
+    /// A wrong code: counts the attempt and burns the code at `max_attempts`. Returns whether
+    /// it burned.
+    pub fn code_rejected(
+        &mut self,
+        user: &str,
+        max_attempts: u32,
+        peer_uid: u32,
+        now: i64,
+    ) -> crate::error::Result<bool> {
+        let tx = self.conn.transaction()?;
+        let attempts: Option<u32> = tx
+            .query_row(
+                "UPDATE reset_codes SET attempts = attempts + 1 WHERE user = ?1 RETURNING attempts",
+                params![user],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(attempts) = attempts else {
+            return Ok(false); // consumed or purged meanwhile
+        };
+        let burned = crate::codes::burned(attempts, max_attempts);
+        audit::record(
+            &tx,
+            now,
+            &Event {
+                name: "code_rejected",
+                actor_uid: Some(peer_uid),
+                target: Some(user),
+                outcome: "denied",
+                detail: format!("attempt={attempts} max_attempts={max_attempts}"),
+            },
+        )?;
+        if burned {
+            tx.execute("DELETE FROM reset_codes WHERE user = ?1", params![user])?;
+            audit::record(
+                &tx,
+                now,
+                &Event {
+                    name: "code_burned",
+                    actor_uid: Some(peer_uid),
+                    target: Some(user),
+                    outcome: "burned",
+                    detail: format!("after {attempts} wrong codes"),
+                },
+            )?;
+        }
+        tx.commit()?;
+        Ok(burned)
+    }
+
+    /// Deletes every expired code, with an audit row each. Returns how many.
+    pub fn purge_expired_codes(&mut self, now: i64) -> crate::error::Result<usize> {
+        let tx = self.conn.transaction()?;
+        let expired: Vec<(String, i64)> = {
+            let mut stmt =
+                tx.prepare("SELECT user, expires_at FROM reset_codes WHERE expires_at <= ?1")?;
+            let rows = stmt.query_map(params![now], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()?
+        };
+        for (user, expires_at) in &expired {
+            tx.execute("DELETE FROM reset_codes WHERE user = ?1", params![user])?;
+            audit::record(
+                &tx,
+                now,
+                &Event {
+                    name: "code_expired",
+                    actor_uid: None,
+                    target: Some(user),
+                    outcome: "purged",
+                    detail: format!("expired_at={}", crate::timefmt::rfc3339(*expires_at)),
+                },
+            )?;
+        }
+        tx.commit()?;
+        Ok(expired.len())
+    }
+
+    /// A verified password change: new hash, must-change cleared, the code consumed (if the change
+    /// was made with one), failures and failures-locks cleared, other sessions revoked.
+    pub fn change_password(
+        &mut self,
+        change: &PasswordChange<'_>,
+    ) -> crate::error::Result<Result<Vec<RevokedSession>, WriteConflict>> {
+        let tx = self.conn.transaction()?;
+        let n = tx.execute(
+            "UPDATE users SET hash = ?2, must_change = 0, updated_at = ?3 WHERE name = ?1",
+            params![change.user, change.new_hash, change.now],
+        )?;
+        if n != 1 {
+            return Ok(Err(WriteConflict::NotFound));
+        }
+        let consumed = tx.execute(
+            "DELETE FROM reset_codes WHERE user = ?1",
+            params![change.user],
+        )?;
+        if change.with_code && consumed == 1 {
+            audit::record(
+                &tx,
+                change.now,
+                &Event {
+                    name: "code_redeemed",
+                    actor_uid: Some(change.peer_uid),
+                    target: Some(change.user),
+                    outcome: "ok",
+                    detail: format!("service={:?}", change.service),
+                },
+            )?;
+        }
+        tx.execute("DELETE FROM failures WHERE user = ?1", params![change.user])?;
+        tx.execute(
+            "DELETE FROM locks WHERE user = ?1 AND kind = 'failures'",
+            params![change.user],
+        )?;
+        let revoked = sessions::revoke(
+            &tx,
+            change.user,
+            change.except_audit_session,
+            "password changed",
+            change.now,
+        )?;
+        audit::record(
+            &tx,
+            change.now,
+            &Event {
+                name: "password_changed",
+                actor_uid: Some(change.peer_uid),
+                target: Some(change.user),
+                outcome: "ok",
+                detail: format!(
+                    "by={} service={:?} sessions_revoked={}",
+                    change.by,
+                    change.service,
+                    revoked.len()
+                ),
+            },
+        )?;
+        tx.commit()?;
+        Ok(Ok(revoked))
+    }
+}
+
+/// A password change through PAM (`by = "self"`, or `"root"` for a change without the old secret).
+pub struct PasswordChange<'a> {
+    pub user: &'a str,
+    pub new_hash: &'a str,
+    pub with_code: bool,
+    pub by: &'static str,
+    pub service: &'a str,
+    pub peer_uid: u32,
+    pub except_audit_session: Option<u32>,
+    pub now: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::tests::temp_store;
+
+    fn order<'a>(user: &'a str, digest: &'a CodeDigest, now: i64) -> ResetOrder<'a> {
+        ResetOrder {
+            user,
+            digest,
+            expires_at: now + 900,
+            keep_password: false,
+            admin_uid: 0,
+            now,
+        }
+    }
+
+    #[test]
+    fn a_reset_invalidates_the_password_and_replaces_the_previous_code() {
+        let (_d, mut s) = temp_store();
+        s.insert_account("a", None, Some("$h"), false)
+            .unwrap()
+            .unwrap();
+        let first = crate::codes::digest("AAAA");
+        s.issue_reset(&order("a", &first, 10)).unwrap().unwrap();
+        let account = s.account("a").unwrap().unwrap();
+        assert!(account.hash.is_none());
+        assert!(account.must_change);
+        let second = crate::codes::digest("BBBB");
+        s.issue_reset(&order("a", &second, 20)).unwrap().unwrap();
+        let row = s.code_of("a").unwrap().unwrap();
+        assert_eq!(row.digest, second.to_vec());
+        assert_eq!(s.resets_since("a", 0, 0).unwrap(), (2, 2));
+        assert!(s.issue_reset(&order("zz", &second, 20)).unwrap().is_err());
+    }
+
+    #[test]
+    fn wrong_codes_burn_at_max_attempts() {
+        let (_d, mut s) = temp_store();
+        s.insert_account("a", None, None, false).unwrap().unwrap();
+        let digest = crate::codes::digest("AAAA");
+        s.issue_reset(&order("a", &digest, 0)).unwrap().unwrap();
+        assert!(!s.code_rejected("a", 3, 0, 1).unwrap());
+        assert!(!s.code_rejected("a", 3, 0, 2).unwrap());
+        assert!(s.code_rejected("a", 3, 0, 3).unwrap());
+        assert!(s.code_of("a").unwrap().is_none());
+    }
+
+    #[test]
+    fn purge_deletes_only_expired_codes_and_audits_each() {
+        let (_d, mut s) = temp_store();
+        for user in ["a", "b"] {
+            s.insert_account(user, None, None, false).unwrap().unwrap();
+        }
+        let digest = crate::codes::digest("AAAA");
+        s.issue_reset(&order("a", &digest, 0)).unwrap().unwrap(); // expires at 900
+        s.issue_reset(&order("b", &digest, 500)).unwrap().unwrap(); // expires at 1400
+        assert_eq!(s.purge_expired_codes(1000).unwrap(), 1);
+        assert!(s.code_of("a").unwrap().is_none());
+        assert!(s.code_of("b").unwrap().is_some());
+        assert_eq!(
+            audit::count_since(&s.conn, "code_expired", Some("a"), None, 0).unwrap(),
+            1
+        );
+    }
+
+    #[test]
+    fn a_change_consumes_the_code_and_clears_must_change() {
+        let (_d, mut s) = temp_store();
+        s.insert_account("a", None, None, false).unwrap().unwrap();
+        let digest = crate::codes::digest("AAAA");
+        s.issue_reset(&order("a", &digest, 0)).unwrap().unwrap();
+        s.change_password(&PasswordChange {
+            user: "a",
+            new_hash: "$new",
+            with_code: true,
+            by: "self",
+            service: "sshd",
+            peer_uid: 0,
+            except_audit_session: None,
+            now: 5,
+        })
+        .unwrap()
+        .unwrap();
+        let account = s.account("a").unwrap().unwrap();
+        assert_eq!(account.hash.as_deref(), Some("$new"));
+        assert!(!account.must_change);
+        assert!(s.code_of("a").unwrap().is_none());
+        assert_eq!(
+            audit::count_since(&s.conn, "code_redeemed", Some("a"), None, 0).unwrap(),
+            1
+        );
+    }
+}

@@ -1,0 +1,482 @@
+//! The SQLite store. Only this module opens the database; only credd uses this module.
+//!
+//! WAL with `synchronous=FULL`, foreign keys on, the schema version in `user_version` and
+//! forward-only migrations applied in one transaction at start. Every multi-row change is one
+//! transaction, so a crash leaves the old state or the new one.
+
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::error::{DaemonError, Result};
+use crate::timefmt::now_unix;
+
+mod codes;
+mod lockout;
+mod sessions;
+
+pub use codes::CodeRow;
+pub use codes::{PasswordChange, ResetOrder};
+pub use lockout::{AttemptSource, Begin, LockoutState};
+pub use sessions::{NewSession, OpenedBy, RevokedSession, SessionRecord};
+
+/// Each entry moves the schema from version `index` to `index + 1`. Never edit a released entry.
+const MIGRATIONS: &[&str] = &[
+    // 1: accounts.
+    "CREATE TABLE users (
+        name        TEXT PRIMARY KEY NOT NULL,
+        uid         INTEGER UNIQUE,
+        hash        TEXT,
+        disabled    INTEGER NOT NULL DEFAULT 0,
+        must_change INTEGER NOT NULL DEFAULT 0,
+        created_at  INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL
+    ) STRICT;",
+    // 2: lockout. Failures are reserved before verification and deleted by a success; rows
+    // written while locked are kept for the record but never counted.
+    "CREATE TABLE failures (
+        id           INTEGER PRIMARY KEY,
+        user         TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+        time         INTEGER NOT NULL,
+        service      TEXT NOT NULL,
+        rhost        TEXT,
+        tty          TEXT,
+        peer_uid     INTEGER NOT NULL,
+        while_locked INTEGER NOT NULL DEFAULT 0
+    ) STRICT;
+    CREATE INDEX failures_by_user_time ON failures(user, time);
+    CREATE TABLE locks (
+        user      TEXT PRIMARY KEY NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+        since     INTEGER NOT NULL,
+        until     INTEGER,
+        kind      TEXT NOT NULL CHECK (kind IN ('failures', 'administrator')),
+        reason    TEXT,
+        locked_by INTEGER
+    ) STRICT;",
+    // 3: resets, sessions and the audit table (its integrity chain comes with the audit trail).
+    "CREATE TABLE audit (
+        seq       INTEGER PRIMARY KEY,
+        time      INTEGER NOT NULL,
+        event     TEXT NOT NULL,
+        actor_uid INTEGER,
+        target    TEXT,
+        outcome   TEXT NOT NULL,
+        detail    TEXT NOT NULL DEFAULT ''
+    ) STRICT;
+    CREATE INDEX audit_by_event_time ON audit(event, time);
+    CREATE TABLE reset_codes (
+        user       TEXT PRIMARY KEY NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+        digest     BLOB NOT NULL,
+        issued_at  INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        attempts   INTEGER NOT NULL DEFAULT 0,
+        issued_by  INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE sessions (
+        id             INTEGER PRIMARY KEY,
+        user           TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+        service        TEXT NOT NULL,
+        tty            TEXT,
+        rhost          TEXT,
+        pid            INTEGER NOT NULL,
+        pid_start      INTEGER,
+        audit_session  INTEGER,
+        loginuid       INTEGER,
+        opened_at      INTEGER NOT NULL,
+        revoked_at     INTEGER,
+        revoked_reason TEXT
+    ) STRICT;
+    CREATE INDEX sessions_by_user ON sessions(user);",
+];
+
+/// Failure rows kept per account (newest first): enough for `status`, and far above
+/// [`crate::lockout::MAX_DENY`] so trimming never undercounts a window.
+pub(super) const FAILURES_KEPT_PER_ACCOUNT: i64 = 200;
+
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// One account as stored. The hash never leaves the daemon.
+#[derive(Clone)]
+pub struct Account {
+    pub name: String,
+    pub uid: Option<u32>,
+    pub hash: Option<String>,
+    pub disabled: bool,
+    pub must_change: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl std::fmt::Debug for Account {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Account")
+            .field("name", &self.name)
+            .field("uid", &self.uid)
+            .field("hash", &self.hash.as_ref().map(|_| "***"))
+            .field("disabled", &self.disabled)
+            .field("must_change", &self.must_change)
+            .finish()
+    }
+}
+
+/// Why a write was refused; the handlers turn these into typed replies.
+#[derive(Debug, PartialEq, Eq)]
+pub enum WriteConflict {
+    NameTaken,
+    UidTaken(String),
+    NotFound,
+}
+
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+pub(super) const ACCOUNT_COLUMNS: &str =
+    "name, uid, hash, disabled, must_change, created_at, updated_at";
+
+pub(super) fn account_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Account> {
+    Ok(Account {
+        name: row.get(0)?,
+        uid: row.get(1)?,
+        hash: row.get(2)?,
+        disabled: row.get(3)?,
+        must_change: row.get(4)?,
+        created_at: row.get(5)?,
+        updated_at: row.get(6)?,
+    })
+}
+
+impl Store {
+    /// Opens or creates the database with mode 0600 and brings its schema up to date. A database
+    /// that others can read is refused: it holds every password hash.
+    pub fn open(path: &Path) -> Result<Store> {
+        ensure_private_file(path)?;
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(DaemonError::StoreSetup {
+                path: path.to_path_buf(),
+                message: format!("could not enable WAL (journal_mode is {mode})"),
+            });
+        }
+        conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
+        let check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
+        if check != "ok" {
+            return Err(DaemonError::StoreSetup {
+                path: path.to_path_buf(),
+                message: format!("quick_check failed: {check}"),
+            });
+        }
+        let mut store = Store {
+            conn,
+            path: path.to_path_buf(),
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        let current: i64 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if current > SCHEMA_VERSION {
+            return Err(DaemonError::StoreSetup {
+                path: self.path.clone(),
+                message: format!(
+                    "schema version {current} is newer than this credd understands ({SCHEMA_VERSION}); \
+                     refusing to run an older daemon on it"
+                ),
+            });
+        }
+        let tx = self.conn.transaction()?;
+        for (version, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", version as i64 + 1)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    #[cfg(test)]
+    pub fn schema_version(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?)
+    }
+
+    pub fn account(&self, name: &str) -> Result<Option<Account>> {
+        let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM users WHERE name = ?1");
+        Ok(self
+            .conn
+            .query_row(&sql, params![name], account_from_row)
+            .optional()?)
+    }
+
+    pub fn account_by_uid(&self, uid: u32) -> Result<Option<Account>> {
+        let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM users WHERE uid = ?1");
+        Ok(self
+            .conn
+            .query_row(&sql, params![uid], account_from_row)
+            .optional()?)
+    }
+
+    /// Up to `limit` accounts whose names sort after `after`: listings page through the table
+    /// so the store lock is never held while a slow client reads.
+    pub fn accounts_page(&self, after: Option<&str>, limit: usize) -> Result<Vec<Account>> {
+        let sql = format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM users WHERE ?1 IS NULL OR name > ?1 ORDER BY name LIMIT ?2"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(params![after, limit as i64], account_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    pub fn insert_account(
+        &mut self,
+        name: &str,
+        uid: Option<u32>,
+        hash: Option<&str>,
+        must_change: bool,
+    ) -> Result<std::result::Result<Account, WriteConflict>> {
+        let tx = self.conn.transaction()?;
+        let name_taken: bool = tx.query_row(
+            "SELECT EXISTS(SELECT 1 FROM users WHERE name = ?1)",
+            params![name],
+            |r| r.get(0),
+        )?;
+        if name_taken {
+            return Ok(Err(WriteConflict::NameTaken));
+        }
+        if let Some(uid) = uid {
+            let holder: Option<String> = tx
+                .query_row("SELECT name FROM users WHERE uid = ?1", params![uid], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            if let Some(holder) = holder {
+                return Ok(Err(WriteConflict::UidTaken(holder)));
+            }
+        }
+        let now = now_unix();
+        tx.execute(
+            "INSERT INTO users (name, uid, hash, disabled, must_change, created_at, updated_at)
+             VALUES (?1, ?2, ?3, 0, ?4, ?5, ?5)",
+            params![name, uid, hash, must_change, now],
+        )?;
+        tx.commit()?;
+        Ok(Ok(Account {
+            name: name.to_string(),
+            uid,
+            hash: hash.map(str::to_string),
+            disabled: false,
+            must_change,
+            created_at: now,
+            updated_at: now,
+        }))
+    }
+
+    pub fn remove_account(&mut self, name: &str) -> Result<std::result::Result<(), WriteConflict>> {
+        let n = self
+            .conn
+            .execute("DELETE FROM users WHERE name = ?1", params![name])?;
+        Ok(if n == 1 {
+            Ok(())
+        } else {
+            Err(WriteConflict::NotFound)
+        })
+    }
+
+    pub fn set_disabled(
+        &mut self,
+        name: &str,
+        disabled: bool,
+    ) -> Result<std::result::Result<(), WriteConflict>> {
+        let n = self.conn.execute(
+            "UPDATE users SET disabled = ?2, updated_at = ?3 WHERE name = ?1",
+            params![name, disabled, now_unix()],
+        )?;
+        Ok(if n == 1 {
+            Ok(())
+        } else {
+            Err(WriteConflict::NotFound)
+        })
+    }
+
+    /// Replaces `old` by `new` only if the account still has `old`: a transparent rehash must
+    /// never overwrite a password an administrator set in the meantime.
+    pub fn replace_hash(&mut self, name: &str, old: &str, new: &str) -> Result<bool> {
+        let n = self.conn.execute(
+            "UPDATE users SET hash = ?3 WHERE name = ?1 AND hash = ?2",
+            params![name, old, new],
+        )?;
+        Ok(n == 1)
+    }
+
+    pub fn set_hash(
+        &mut self,
+        name: &str,
+        hash: &str,
+        must_change: bool,
+    ) -> Result<std::result::Result<(), WriteConflict>> {
+        let n = self.conn.execute(
+            "UPDATE users SET hash = ?2, must_change = ?3, updated_at = ?4 WHERE name = ?1",
+            params![name, hash, must_change, now_unix()],
+        )?;
+        Ok(if n == 1 {
+            Ok(())
+        } else {
+            Err(WriteConflict::NotFound)
+        })
+    }
+}
+
+pub(crate) fn exists(conn: &Connection, user: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT EXISTS(SELECT 1 FROM users WHERE name = ?1)",
+        params![user],
+        |r| r.get(0),
+    )
+}
+
+/// Creates the database file 0600 if it is missing (SQLite would honour the umask instead), and
+/// refuses an existing one that group or others can read or write.
+fn ensure_private_file(path: &Path) -> Result<()> {
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(DaemonError::io(path, e)),
+    }
+    let meta = std::fs::metadata(path).map_err(|e| DaemonError::io(path, e))?;
+    if !meta.is_file() {
+        return Err(DaemonError::StoreSetup {
+            path: path.to_path_buf(),
+            message: "not a regular file".into(),
+        });
+    }
+    if meta.mode() & 0o077 != 0 {
+        return Err(DaemonError::StoreSetup {
+            path: path.to_path_buf(),
+            message: format!(
+                "mode {:o} lets others read password hashes; run `chmod 600 {}`",
+                meta.mode() & 0o7777,
+                path.display()
+            ),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    pub(crate) fn temp_store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("credd.db")).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn new_database_is_private_and_migrated() {
+        let (dir, store) = temp_store();
+        let mode = std::fs::metadata(dir.path().join("credd.db"))
+            .unwrap()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn readable_database_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("credd.db");
+        drop(Store::open(&path).unwrap());
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = Store::open(&path).err().unwrap().to_string();
+        assert!(err.contains("chmod 600"), "{err}");
+    }
+
+    #[test]
+    fn accounts_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("credd.db");
+        {
+            let mut s = Store::open(&path).unwrap();
+            s.insert_account("alice", Some(1001), Some("$h"), false)
+                .unwrap()
+                .unwrap();
+        }
+        let s = Store::open(&path).unwrap();
+        let a = s.account("alice").unwrap().unwrap();
+        assert_eq!(a.uid, Some(1001));
+    }
+
+    #[test]
+    fn duplicates_are_conflicts_not_errors() {
+        let (_d, mut s) = temp_store();
+        s.insert_account("a", Some(5), None, false)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            s.insert_account("a", None, None, false)
+                .unwrap()
+                .unwrap_err(),
+            WriteConflict::NameTaken
+        );
+        assert_eq!(
+            s.insert_account("b", Some(5), None, false)
+                .unwrap()
+                .unwrap_err(),
+            WriteConflict::UidTaken("a".into())
+        );
+        assert_eq!(
+            s.remove_account("zz").unwrap(),
+            Err(WriteConflict::NotFound)
+        );
+    }
+
+    #[test]
+    fn pages_cover_every_account_once() {
+        let (_d, mut s) = temp_store();
+        for i in 0..25 {
+            s.insert_account(&format!("u{i:02}"), None, None, false)
+                .unwrap()
+                .unwrap();
+        }
+        let mut seen = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = s.accounts_page(after.as_deref(), 10).unwrap();
+            if page.is_empty() {
+                break;
+            }
+            after = page.last().map(|a| a.name.clone());
+            seen.extend(page.into_iter().map(|a| a.name));
+        }
+        assert_eq!(seen.len(), 25);
+        assert_eq!(seen.first().unwrap(), "u00");
+        assert_eq!(seen.last().unwrap(), "u24");
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("credd.db");
+        drop(Store::open(&path).unwrap());
+        let c = Connection::open(&path).unwrap();
+        c.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        drop(c);
+        let err = Store::open(&path).err().unwrap().to_string();
+        assert!(err.contains("newer"), "{err}");
+    }
+}

@@ -1,0 +1,271 @@
+//! The session registry: sessions opened through pam_credd, revoked by resets, administrative
+//! locks and password changes.
+
+use rusqlite::{Connection, params};
+
+use super::{Store, WriteConflict, exists};
+use crate::audit::{self, Event};
+
+/// The process that opened a session, as the kernel describes it (SO_PEERCRED and /proc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenedBy {
+    pub pid: i32,
+    pub pid_start: Option<u64>,
+    pub audit_session: Option<u32>,
+    pub loginuid: Option<u32>,
+}
+
+/// A session that a change has just revoked; what termination needs to find its processes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokedSession {
+    pub id: i64,
+    pub user: String,
+    pub by: OpenedBy,
+}
+
+/// One row of the registry.
+#[derive(Debug, Clone)]
+pub struct SessionRecord {
+    pub id: i64,
+    pub user: String,
+    pub service: String,
+    pub tty: Option<String>,
+    pub rhost: Option<String>,
+    pub by: OpenedBy,
+    pub opened_at: i64,
+    pub revoked_at: Option<i64>,
+    pub revoked_reason: Option<String>,
+}
+
+/// Marks every open session of `user` revoked, except those of the audit session making the
+/// change (a user changing their password from a shell keeps that shell).
+pub(super) fn revoke(
+    conn: &Connection,
+    user: &str,
+    except_audit_session: Option<u32>,
+    reason: &str,
+    now: i64,
+) -> rusqlite::Result<Vec<RevokedSession>> {
+    let mut stmt = conn.prepare(
+        "UPDATE sessions SET revoked_at = ?3, revoked_reason = ?4
+         WHERE user = ?1 AND revoked_at IS NULL
+           AND (?2 IS NULL OR audit_session IS NULL OR audit_session != ?2)
+         RETURNING id, pid, pid_start, audit_session, loginuid",
+    )?;
+    let rows = stmt.query_map(params![user, except_audit_session, now, reason], |r| {
+        Ok(RevokedSession {
+            id: r.get(0)?,
+            user: user.to_string(),
+            by: OpenedBy {
+                pid: r.get(1)?,
+                pid_start: r.get::<_, Option<i64>>(2)?.map(|v| v as u64),
+                audit_session: r.get(3)?,
+                loginuid: r.get(4)?,
+            },
+        })
+    })?;
+    rows.collect()
+}
+
+fn record_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRecord> {
+    Ok(SessionRecord {
+        id: r.get(0)?,
+        user: r.get(1)?,
+        service: r.get(2)?,
+        tty: r.get(3)?,
+        rhost: r.get(4)?,
+        by: OpenedBy {
+            pid: r.get(5)?,
+            pid_start: r.get::<_, Option<i64>>(6)?.map(|v| v as u64),
+            audit_session: r.get(7)?,
+            loginuid: r.get(8)?,
+        },
+        opened_at: r.get(9)?,
+        revoked_at: r.get(10)?,
+        revoked_reason: r.get(11)?,
+    })
+}
+
+/// What `open_session` records besides the process.
+pub struct NewSession<'a> {
+    pub user: &'a str,
+    pub service: &'a str,
+    pub tty: Option<&'a str>,
+    pub rhost: Option<&'a str>,
+    pub by: OpenedBy,
+    pub now: i64,
+}
+
+impl Store {
+    pub fn open_session(
+        &mut self,
+        s: &NewSession<'_>,
+    ) -> crate::error::Result<Result<i64, WriteConflict>> {
+        let tx = self.conn.transaction()?;
+        if !exists(&tx, s.user)? {
+            return Ok(Err(WriteConflict::NotFound));
+        }
+        tx.execute(
+            "INSERT INTO sessions (user, service, tty, rhost, pid, pid_start, audit_session,
+                                   loginuid, opened_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                s.user,
+                s.service,
+                s.tty,
+                s.rhost,
+                s.by.pid,
+                s.by.pid_start.map(|v| v as i64),
+                s.by.audit_session,
+                s.by.loginuid,
+                s.now
+            ],
+        )?;
+        let id = tx.last_insert_rowid();
+        audit::record(
+            &tx,
+            s.now,
+            &Event {
+                name: "session_opened",
+                actor_uid: None,
+                target: Some(s.user),
+                outcome: "ok",
+                detail: format!(
+                    "session={id} service={:?} tty={:?} rhost={:?} pid={} audit_session={:?}",
+                    s.service, s.tty, s.rhost, s.by.pid, s.by.audit_session
+                ),
+            },
+        )?;
+        tx.commit()?;
+        Ok(Ok(id))
+    }
+
+    /// Removes the session `by` opened for `user` (the same process closes it, as PAM requires;
+    /// failing that, the same audit session). Returns whether one was found.
+    pub fn close_session(
+        &mut self,
+        user: &str,
+        by: &OpenedBy,
+        now: i64,
+    ) -> crate::error::Result<bool> {
+        let tx = self.conn.transaction()?;
+        let mut closed = tx.execute(
+            "DELETE FROM sessions WHERE user = ?1 AND pid = ?2 AND pid_start IS ?3",
+            params![user, by.pid, by.pid_start.map(|v| v as i64)],
+        )?;
+        if closed == 0 && by.audit_session.is_some() {
+            closed = tx.execute(
+                "DELETE FROM sessions WHERE user = ?1 AND audit_session = ?2",
+                params![user, by.audit_session],
+            )?;
+        }
+        if closed > 0 {
+            audit::record(
+                &tx,
+                now,
+                &Event {
+                    name: "session_closed",
+                    actor_uid: None,
+                    target: Some(user),
+                    outcome: "ok",
+                    detail: format!("pid={} audit_session={:?}", by.pid, by.audit_session),
+                },
+            )?;
+        }
+        tx.commit()?;
+        Ok(closed > 0)
+    }
+
+    /// Sessions (of `user`, or all) with ids above `after`, for streaming.
+    pub fn sessions_page(
+        &self,
+        user: Option<&str>,
+        after: i64,
+        limit: usize,
+    ) -> crate::error::Result<Vec<SessionRecord>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, user, service, tty, rhost, pid, pid_start, audit_session, loginuid,
+                    opened_at, revoked_at, revoked_reason
+             FROM sessions WHERE (?1 IS NULL OR user = ?1) AND id > ?2 ORDER BY id LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(params![user, after, limit as i64], record_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::tests::temp_store;
+
+    fn by(pid: i32, audit_session: Option<u32>) -> OpenedBy {
+        OpenedBy {
+            pid,
+            pid_start: Some(1000 + pid as u64),
+            audit_session,
+            loginuid: Some(1000),
+        }
+    }
+
+    fn open(s: &mut Store, user: &str, by: OpenedBy) -> i64 {
+        s.open_session(&NewSession {
+            user,
+            service: "sshd",
+            tty: Some("pts/1"),
+            rhost: None,
+            by,
+            now: 0,
+        })
+        .unwrap()
+        .unwrap()
+    }
+
+    #[test]
+    fn sessions_open_list_and_close() {
+        let (_d, mut s) = temp_store();
+        s.insert_account("a", None, None, false).unwrap().unwrap();
+        open(&mut s, "a", by(10, Some(7)));
+        open(&mut s, "a", by(11, Some(8)));
+        assert_eq!(s.sessions_page(Some("a"), 0, 10).unwrap().len(), 2);
+        assert!(s.close_session("a", &by(10, Some(7)), 1).unwrap());
+        assert!(!s.close_session("a", &by(99, None), 1).unwrap());
+        let left = s.sessions_page(None, 0, 10).unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].by.pid, 11);
+    }
+
+    #[test]
+    fn revocation_spares_the_changing_session() {
+        let (_d, mut s) = temp_store();
+        s.insert_account("a", None, None, false).unwrap().unwrap();
+        open(&mut s, "a", by(10, Some(7)));
+        open(&mut s, "a", by(11, Some(8)));
+        let revoked = revoke(&s.conn, "a", Some(7), "password changed", 5).unwrap();
+        assert_eq!(revoked.len(), 1);
+        assert_eq!(revoked[0].by.audit_session, Some(8));
+        let rows = s.sessions_page(Some("a"), 0, 10).unwrap();
+        let open_one = rows.iter().find(|r| r.by.pid == 10).unwrap();
+        assert!(open_one.revoked_at.is_none());
+        let revoked_one = rows.iter().find(|r| r.by.pid == 11).unwrap();
+        assert_eq!(
+            revoked_one.revoked_reason.as_deref(),
+            Some("password changed")
+        );
+    }
+
+    #[test]
+    fn unknown_users_get_no_session() {
+        let (_d, mut s) = temp_store();
+        let r = s
+            .open_session(&NewSession {
+                user: "ghost",
+                service: "sshd",
+                tty: None,
+                rhost: None,
+                by: by(1, None),
+                now: 0,
+            })
+            .unwrap();
+        assert!(r.is_err());
+    }
+}
