@@ -3,15 +3,21 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::error::ErrorKind;
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use credd_proto::paths::{ADMIN_SOCKET_ENV, DEFAULT_ADMIN_SOCKET};
 
+/// The command line as clap sees it. [`Cli::resolve`] turns it into an [`Invocation`]: a
+/// subcommand, or the operator guide's `--modify-user-state` form mapped onto one.
 #[derive(Debug, Parser)]
 #[command(
     name = "credctl",
     version,
     about = "Administer credd, the credential daemon",
-    propagate_version = true
+    propagate_version = true,
+    arg_required_else_help = true,
+    override_usage = "credctl [OPTIONS] <COMMAND>\n       \
+                      credctl [OPTIONS] --modify-user-state --uid <N> --action <ACTION> [--json]"
 )]
 pub struct Cli {
     /// credd's admin socket
@@ -24,8 +30,64 @@ pub struct Cli {
     )]
     pub socket: PathBuf,
 
+    #[command(flatten)]
+    pub modify: ModifyUserState,
+
+    /// Absent only with `--modify-user-state` (checked by [`Cli::resolve`]).
     #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// A command line clap accepted, with the operator guide's form resolved to the subcommand it
+/// stands for.
+#[derive(Debug)]
+pub struct Invocation {
+    pub socket: PathBuf,
     pub command: Command,
+}
+
+impl Cli {
+    /// Parses the process's arguments. Usage errors, `--help` and `--version` end the process
+    /// through clap (usage errors exit 2).
+    pub fn invocation() -> Invocation {
+        Cli::try_parse()
+            .and_then(Cli::resolve)
+            .unwrap_or_else(|e| e.exit())
+    }
+
+    /// What clap cannot check itself: `--modify-user-state` stands in for a subcommand, so it
+    /// conflicts with every subcommand, and one of the two is required.
+    pub fn resolve(self) -> Result<Invocation, clap::Error> {
+        let Cli {
+            socket,
+            modify,
+            command,
+        } = self;
+        let command = match (modify.modify_user_state, command) {
+            (false, Some(command)) => command,
+            (true, None) => modify.command()?,
+            (true, Some(sub)) => {
+                return Err(Cli::command().error(
+                    ErrorKind::ArgumentConflict,
+                    format!(
+                        "the argument '--modify-user-state' cannot be used with the subcommand \
+                         '{}'",
+                        sub.name()
+                    ),
+                ));
+            }
+            // clap's own --modify-user-state requirements make --uid, --action and --json
+            // impossible here; only --socket (or nothing at all) can be left.
+            (false, None) => {
+                return Err(Cli::command().error(
+                    ErrorKind::MissingSubcommand,
+                    "'credctl' requires a subcommand (or --modify-user-state) but none was \
+                     provided",
+                ));
+            }
+        };
+        Ok(Invocation { socket, command })
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -42,6 +104,102 @@ pub enum Command {
     Lock(LockArgs),
     /// Lift an account's lock and clear its failure count
     Unlock(TargetArgs),
+    /// Issue a temporary access code; standard output gets the code alone
+    ///
+    /// The password is removed (unless --keep-password), a new one is required at the next
+    /// login, locks are cleared and the account's sessions revoked. The code is shown once;
+    /// standard error gets the account, the expiry and the number of sessions revoked.
+    Reset(ResetArgs),
+    /// List registered login sessions: of one account, or of every account
+    Sessions(SessionsArgs),
+}
+
+impl Command {
+    /// The subcommand's name on the command line, for messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::User(_) => "user",
+            Command::Passwd(_) => "passwd",
+            Command::Status(_) => "status",
+            Command::Lock(_) => "lock",
+            Command::Unlock(_) => "unlock",
+            Command::Reset(_) => "reset",
+            Command::Sessions(_) => "sessions",
+        }
+    }
+}
+
+/// The operator guide's form: `credctl --modify-user-state --uid=N --action=reset|lock|unlock`,
+/// the same as `credctl reset|lock|unlock --uid N`. Top-level flags rather than a subcommand;
+/// they need each other, and [`Cli::resolve`] keeps them apart from every subcommand.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "The operator guide's form (instead of a command)")]
+pub struct ModifyUserState {
+    /// Reset, lock or unlock the account with --uid: `reset --uid N`, `lock --uid N` or
+    /// `unlock --uid N`
+    #[arg(long, requires_all = ["modify_uid", "action"])]
+    pub modify_user_state: bool,
+    /// The account's uid
+    #[arg(
+        id = "modify_uid",
+        long = "uid",
+        value_name = "N",
+        value_parser = uid_parser(),
+        requires = "modify_user_state"
+    )]
+    pub uid: Option<u32>,
+    /// What to do to the account
+    #[arg(
+        long,
+        value_enum,
+        value_name = "ACTION",
+        requires = "modify_user_state"
+    )]
+    pub action: Option<Action>,
+    /// With --action=reset: print the code as a JSON object
+    #[arg(id = "modify_json", long = "json", requires = "modify_user_state")]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Action {
+    Reset,
+    Lock,
+    Unlock,
+}
+
+impl ModifyUserState {
+    /// The subcommand this form stands for.
+    fn command(self) -> Result<Command, clap::Error> {
+        // clap makes --modify-user-state require both.
+        let (Some(uid), Some(action)) = (self.uid, self.action) else {
+            return Err(Cli::command().error(
+                ErrorKind::MissingRequiredArgument,
+                "--modify-user-state needs --uid=N and --action=reset|lock|unlock",
+            ));
+        };
+        let target = TargetArgs {
+            name: None,
+            uid: Some(uid),
+        };
+        match action {
+            Action::Reset => Ok(Command::Reset(ResetArgs {
+                target,
+                ttl_seconds: None,
+                keep_password: false,
+                json: self.json,
+            })),
+            _ if self.json => Err(Cli::command().error(
+                ErrorKind::ArgumentConflict,
+                "the argument '--json' applies only to --action=reset",
+            )),
+            Action::Lock => Ok(Command::Lock(LockArgs {
+                target,
+                reason: None,
+            })),
+            Action::Unlock => Ok(Command::Unlock(target)),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -130,7 +288,7 @@ pub struct StatusArgs {
     pub json: bool,
 }
 
-/// Exactly one of NAME and `--uid`: the account `lock` and `unlock` act on.
+/// Exactly one of NAME and `--uid`: the account `lock`, `unlock` and `reset` act on.
 #[derive(Debug, Args)]
 #[group(id = "target", required = true, multiple = false)]
 pub struct TargetArgs {
@@ -151,6 +309,81 @@ pub struct LockArgs {
     pub reason: Option<String>,
 }
 
+/// `reset NAME | --uid N [--ttl DUR] [--keep-password] [--json]`
+#[derive(Debug, Args)]
+pub struct ResetArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// How long the code is valid, from 1m to 24h, e.g. 90s, 15m, 1h30m (default: credd's
+    /// [codes] ttl)
+    #[arg(long = "ttl", value_name = "DUR", value_parser = parse_ttl)]
+    pub ttl_seconds: Option<u64>,
+    /// Keep the current password usable next to the code
+    #[arg(long)]
+    pub keep_password: bool,
+    /// Print the code, the account and the expiry as a JSON object
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `sessions [NAME] [--json]`
+#[derive(Debug, Args)]
+pub struct SessionsArgs {
+    /// Account name; without it, every account's sessions
+    #[arg(value_name = "NAME")]
+    pub name: Option<String>,
+    /// Print a JSON array instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Shortest and longest lifetime `reset --ttl` accepts, in seconds.
+pub const MIN_TTL_SECONDS: u64 = 60;
+pub const MAX_TTL_SECONDS: u64 = 24 * 3600;
+
+/// `reset --ttl`: a duration from 1m to 24h, in seconds.
+fn parse_ttl(text: &str) -> Result<u64, String> {
+    let seconds = parse_duration(text)?;
+    if (MIN_TTL_SECONDS..=MAX_TTL_SECONDS).contains(&seconds) {
+        Ok(seconds)
+    } else {
+        Err("a code's lifetime must be from 1m to 24h".into())
+    }
+}
+
+/// A duration as credd's config writes them, in seconds: NUMBER UNIT pairs with the units `h`,
+/// `m` and `s`, each at most once and in that order, nothing else ("90s", "15m", "1h", "1h30m").
+/// Too large a number saturates, so that range checks refuse it.
+pub fn parse_duration(text: &str) -> Result<u64, String> {
+    let bad = || "not a duration like 90s, 15m, 1h or 1h30m".to_string();
+    if text.is_empty() {
+        return Err(bad());
+    }
+    let mut rest = text;
+    let mut total: u64 = 0;
+    // The scale of the previous unit: each unit must be smaller than the one before it.
+    let mut previous = u64::MAX;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let (number, tail) = rest.split_at(digits);
+        let scale = match tail.as_bytes().first() {
+            Some(b'h') => 3600,
+            Some(b'm') => 60,
+            Some(b's') => 1,
+            _ => return Err(bad()),
+        };
+        if number.is_empty() || scale >= previous {
+            return Err(bad());
+        }
+        previous = scale;
+        // Only ASCII digits, so the only possible failure is overflow.
+        let number: u64 = number.parse().unwrap_or(u64::MAX);
+        total = total.saturating_add(number.saturating_mul(scale));
+        rest = &tail[1..];
+    }
+    Ok(total)
+}
+
 /// A uid as given on the command line. u32::MAX is (uid_t)-1, the "no uid" sentinel of chown(2)
 /// and setresuid(2), so it is refused.
 fn uid_parser() -> clap::builder::RangedI64ValueParser<u32> {
@@ -163,8 +396,9 @@ mod tests {
     use clap::CommandFactory;
     use clap::error::ErrorKind;
 
-    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+    fn parse(args: &[&str]) -> Result<Invocation, clap::Error> {
         Cli::try_parse_from(std::iter::once("credctl").chain(args.iter().copied()))
+            .and_then(Cli::resolve)
     }
 
     #[test]
@@ -356,6 +590,275 @@ mod tests {
                 .exit_code(),
             2
         );
+    }
+
+    fn reset(args: &[&str]) -> ResetArgs {
+        let mut all = vec!["reset"];
+        all.extend_from_slice(args);
+        match parse(&all).unwrap().command {
+            Command::Reset(r) => r,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn reset_takes_exactly_one_target_and_its_options() {
+        let r = reset(&["alice"]);
+        assert_eq!(r.target.name.as_deref(), Some("alice"));
+        assert_eq!(
+            (r.target.uid, r.ttl_seconds, r.keep_password, r.json),
+            (None, None, false, false)
+        );
+        let r = reset(&[
+            "--uid",
+            "1001",
+            "--ttl",
+            "1h30m",
+            "--keep-password",
+            "--json",
+        ]);
+        assert_eq!(
+            (
+                r.target.name,
+                r.target.uid,
+                r.ttl_seconds,
+                r.keep_password,
+                r.json
+            ),
+            (None, Some(1001), Some(5400), true, true)
+        );
+        let err = parse(&["reset"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::MissingRequiredArgument);
+        let err = parse(&["reset", "alice", "--uid", "1001"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ArgumentConflict);
+        for args in [
+            &["reset", "alice", "bob"][..],
+            &["reset", "--ttl", "15m"],
+            &["reset", "alice", "--reason", "x"],
+            &["reset", "--uid", "4294967295"],
+        ] {
+            assert_eq!(parse(args).unwrap_err().exit_code(), 2, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn reset_ttl_is_one_minute_to_one_day() {
+        for (text, seconds) in [
+            ("1m", 60),
+            ("60s", 60),
+            ("90s", 90),
+            ("15m", 900),
+            ("1h", 3600),
+            ("1h30m", 5400),
+            ("1h0m30s", 3630),
+            ("23h59m59s", 86_399),
+            ("24h", 86_400),
+            ("1440m", 86_400),
+            ("086400s", 86_400),
+        ] {
+            assert_eq!(
+                reset(&["alice", "--ttl", text]).ttl_seconds,
+                Some(seconds),
+                "{text}"
+            );
+        }
+        for text in [
+            "59s",
+            "0m",
+            "0s",
+            "24h1s",
+            "25h",
+            "1441m",
+            "99999999999999999999999h",
+        ] {
+            let err = parse(&["reset", "alice", "--ttl", text]).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::ValueValidation, "{text}");
+            assert_eq!(err.exit_code(), 2);
+            let message = err.to_string();
+            assert!(message.contains("from 1m to 24h"), "{text}: {message}");
+        }
+        for text in [
+            "", "15", "m", "15min", "1.5h", "1H", " 15m", "15m ", "+15m", "-15m", "15m30", "30m1h",
+            "1h1h", "1m1m", "15mm", "1d", "1h 30m", "١٥m",
+        ] {
+            let ttl = format!("--ttl={text}");
+            let err = parse(&["reset", "alice", &ttl]).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::ValueValidation, "{text:?}");
+            assert!(
+                err.to_string().contains("not a duration like"),
+                "{text:?}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn durations_saturate_instead_of_wrapping() {
+        assert_eq!(parse_duration("18446744073709551615s"), Ok(u64::MAX));
+        assert_eq!(parse_duration("18446744073709551615h"), Ok(u64::MAX));
+        assert_eq!(parse_duration("5124095576030431h59m"), Ok(u64::MAX));
+    }
+
+    #[test]
+    fn sessions_takes_an_optional_name() {
+        match parse(&["sessions"]).unwrap().command {
+            Command::Sessions(s) => assert_eq!((s.name, s.json), (None, false)),
+            other => panic!("unexpected {other:?}"),
+        }
+        match parse(&["sessions", "alice", "--json"]).unwrap().command {
+            Command::Sessions(s) => assert_eq!((s.name.as_deref(), s.json), (Some("alice"), true)),
+            other => panic!("unexpected {other:?}"),
+        }
+        for args in [
+            &["sessions", "alice", "bob"][..],
+            &["sessions", "--uid", "1001"],
+        ] {
+            assert_eq!(parse(args).unwrap_err().exit_code(), 2, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn modify_user_state_is_reset_lock_or_unlock_by_uid() {
+        for args in [
+            &["--modify-user-state", "--uid=5", "--action=reset"][..],
+            &["--modify-user-state", "--uid", "5", "--action", "reset"],
+            &["--action=reset", "--uid=5", "--modify-user-state"],
+        ] {
+            match parse(args).unwrap().command {
+                Command::Reset(r) => {
+                    assert_eq!((r.target.name, r.target.uid), (None, Some(5)), "{args:?}");
+                    assert_eq!(
+                        (r.ttl_seconds, r.keep_password, r.json),
+                        (None, false, false)
+                    );
+                }
+                other => panic!("{args:?}: unexpected {other:?}"),
+            }
+        }
+        match parse(&["--modify-user-state", "--uid=5", "--action=reset", "--json"])
+            .unwrap()
+            .command
+        {
+            Command::Reset(r) => assert!(r.json),
+            other => panic!("unexpected {other:?}"),
+        }
+        match parse(&["--modify-user-state", "--uid=0", "--action=lock"])
+            .unwrap()
+            .command
+        {
+            Command::Lock(l) => {
+                assert_eq!(
+                    (l.target.name, l.target.uid, l.reason),
+                    (None, Some(0), None)
+                )
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        match parse(&["--modify-user-state", "--uid", "7", "--action", "unlock"])
+            .unwrap()
+            .command
+        {
+            Command::Unlock(t) => assert_eq!((t.name, t.uid), (None, Some(7))),
+            other => panic!("unexpected {other:?}"),
+        }
+        let cli = parse(&[
+            "--socket",
+            "/tmp/m.sock",
+            "--modify-user-state",
+            "--uid=5",
+            "--action=lock",
+        ])
+        .unwrap();
+        assert_eq!(cli.socket, PathBuf::from("/tmp/m.sock"));
+    }
+
+    #[test]
+    fn modify_user_state_needs_uid_and_action_and_no_subcommand() {
+        let cases: [(&[&str], ErrorKind); 14] = [
+            (&["--modify-user-state"], ErrorKind::MissingRequiredArgument),
+            (
+                &["--modify-user-state", "--uid=5"],
+                ErrorKind::MissingRequiredArgument,
+            ),
+            (
+                &["--modify-user-state", "--action=lock"],
+                ErrorKind::MissingRequiredArgument,
+            ),
+            (
+                &["--uid=5", "--action=lock"],
+                ErrorKind::MissingRequiredArgument,
+            ),
+            (&["--uid=5"], ErrorKind::MissingRequiredArgument),
+            (
+                &["--modify-user-state", "--uid=5", "--action=delete"],
+                ErrorKind::InvalidValue,
+            ),
+            (
+                &["--modify-user-state", "--uid=5", "--action=RESET"],
+                ErrorKind::InvalidValue,
+            ),
+            (
+                &["--modify-user-state", "--uid=-1", "--action=lock"],
+                ErrorKind::ValueValidation,
+            ),
+            (
+                &["--modify-user-state", "--uid=4294967295", "--action=lock"],
+                ErrorKind::ValueValidation,
+            ),
+            (
+                &["--modify-user-state", "--uid=5", "--action=lock", "--json"],
+                ErrorKind::ArgumentConflict,
+            ),
+            (
+                &[
+                    "--modify-user-state",
+                    "--uid=5",
+                    "--action=unlock",
+                    "--json",
+                ],
+                ErrorKind::ArgumentConflict,
+            ),
+            (
+                &[
+                    "--modify-user-state",
+                    "--uid=5",
+                    "--action=lock",
+                    "lock",
+                    "--uid=5",
+                ],
+                ErrorKind::ArgumentConflict,
+            ),
+            (
+                &[
+                    "--modify-user-state",
+                    "--uid=5",
+                    "--action=reset",
+                    "user",
+                    "list",
+                ],
+                ErrorKind::ArgumentConflict,
+            ),
+            (
+                &["--json", "user", "list"],
+                ErrorKind::MissingRequiredArgument,
+            ),
+        ];
+        for (args, kind) in cases {
+            let err = parse(args).unwrap_err();
+            assert_eq!(err.kind(), kind, "{args:?}: {err}");
+            assert_eq!(err.exit_code(), 2, "{args:?}");
+        }
+        // The form's flags belong to credctl itself, not to a subcommand.
+        for args in [
+            &["lock", "--uid=5", "--modify-user-state", "--action=lock"][..],
+            &["reset", "--uid=5", "--action=reset"],
+        ] {
+            let err = parse(args).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::UnknownArgument, "{args:?}");
+        }
+        // --socket alone names no command.
+        let err = parse(&["--socket", "/tmp/a.sock"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::MissingSubcommand);
+        assert_eq!(err.exit_code(), 2);
     }
 
     #[test]

@@ -3,18 +3,20 @@
 //! Everything that can be refused locally (a bad name, a bad password on stdin) is refused before
 //! connecting, with exit status 2.
 
+use std::fs::File;
 use std::io::{self, BufWriter, Write};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use credd_proto::{
-    AccountStatus, Client, DaemonCounters, ProtoError, Reply, Request, Secret, Target, UserInfo,
-    validate_field, validate_user_name,
+    AccountStatus, Client, DaemonCounters, ProtoError, Reply, Request, ResetIssued, Secret, Target,
+    UserInfo, validate_field, validate_user_name,
 };
 
 use crate::cli::{
-    Cli, Command, LockArgs, NameArg, PasswdArgs, StatusArgs, TargetArgs, UserAddArgs, UserCommand,
-    UserShowArgs,
+    Command, Invocation, LockArgs, NameArg, PasswdArgs, ResetArgs, SessionsArgs, StatusArgs,
+    TargetArgs, UserAddArgs, UserCommand, UserShowArgs,
 };
 use crate::error::CtlError;
 use crate::output::{self, Listing, Row, one_line};
@@ -24,7 +26,7 @@ use crate::password;
 /// iterations) and wait for a slot in the hashing pool.
 pub const TIMEOUT: Duration = Duration::from_secs(30);
 
-pub fn run(cli: &Cli) -> Result<(), CtlError> {
+pub fn run(cli: &Invocation) -> Result<(), CtlError> {
     let socket = cli.socket.as_path();
     let mut out = io::stdout().lock();
     match &cli.command {
@@ -42,6 +44,8 @@ pub fn run(cli: &Cli) -> Result<(), CtlError> {
         Command::Status(args) => status(socket, args, &mut out),
         Command::Lock(args) => lock(socket, args, &mut out),
         Command::Unlock(args) => unlock(socket, args, &mut out),
+        Command::Reset(args) => reset(socket, args, &mut raw_stdout()?, &mut io::stderr()),
+        Command::Sessions(args) => sessions(socket, args, &mut out),
     }
 }
 
@@ -232,6 +236,57 @@ fn unlock(socket: &Path, args: &TargetArgs, out: &mut impl Write) -> Result<(), 
     say(out, format_args!("unlocked {target}"))
 }
 
+/// `reset NAME | --uid N [--ttl DUR] [--keep-password] [--json]`: standard output gets the code
+/// and a newline and nothing else, so that a script can capture it; `note` (standard error) gets
+/// the account, the expiry and the sessions revoked. With `--json`, standard output gets the
+/// whole [`ResetIssued`] object and `note` nothing.
+fn reset(
+    socket: &Path,
+    args: &ResetArgs,
+    out: &mut impl Write,
+    note: &mut impl Write,
+) -> Result<(), CtlError> {
+    let target = require_target(&args.target)?;
+    let req = Request::Reset {
+        target: target.clone(),
+        ttl_seconds: args.ttl_seconds,
+        keep_password: args.keep_password,
+    };
+    let issued = expect_reset(Conn::open(socket)?.call(&req)?, &target)?;
+    let shown = output::reset_output(&issued, args.json).map_err(CtlError::CodeLost)?;
+    out.write_all(&shown)
+        .and_then(|()| out.flush())
+        .map_err(CtlError::CodeLost)?;
+    if !args.json {
+        // The code is out; a closed standard error is no reason to report a failure.
+        let _ = writeln!(note, "{}", output::reset_note(&issued));
+    }
+    Ok(())
+}
+
+/// `sessions [NAME] [--json]`: rows are printed as they arrive.
+fn sessions(socket: &Path, args: &SessionsArgs, out: &mut impl Write) -> Result<(), CtlError> {
+    if let Some(name) = &args.name {
+        check_name(name)?;
+    }
+    let req = Request::Sessions {
+        user: args.name.clone(),
+    };
+    listing(socket, "sessions", args.json, out, |client, on_row| {
+        client.call_stream_sessions(&req, on_row)
+    })
+}
+
+/// Standard output for a secret: `io::stdout()` copies every write into a buffer of its own that
+/// nobody wipes, so the descriptor is written directly, through a duplicate.
+fn raw_stdout() -> Result<File, CtlError> {
+    let fd = io::stdout()
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(CtlError::Output)?;
+    Ok(File::from(fd))
+}
+
 /// An open connection to the admin socket, remembering its path for error messages.
 struct Conn {
     client: Client,
@@ -276,7 +331,7 @@ fn check_target(name: Option<&str>, uid: Option<u32>) -> Result<Option<Target>, 
     }
 }
 
-/// The account `lock` and `unlock` act on: exactly one of NAME and `--uid` (clap checks too).
+/// The account `lock`, `unlock` and `reset` act on: exactly one of NAME and `--uid` (clap checks too).
 fn require_target(args: &TargetArgs) -> Result<Target, CtlError> {
     check_target(args.name.as_deref(), args.uid)?
         .ok_or_else(|| CtlError::Usage("name the account: NAME or --uid N".into()))
@@ -308,6 +363,24 @@ fn expect_done(reply: Reply, user: &str) -> Result<(), CtlError> {
 fn expect_status(reply: Reply, target: &Target) -> Result<AccountStatus, CtlError> {
     match reply {
         Reply::Status(status) => Ok(*status),
+        other => Err(refusal(other, &target.to_string())),
+    }
+}
+
+/// The reply to `reset`. A rate limit here is the reset limit (`[codes]`), not a busy daemon. The
+/// code must be one printable word: it is printed alone on a line for a script to capture.
+fn expect_reset(reply: Reply, target: &Target) -> Result<ResetIssued, CtlError> {
+    match reply {
+        Reply::ResetIssued(issued) => {
+            let code = issued.code.expose();
+            if code.is_empty() || code.chars().any(|c| c.is_control() || c.is_whitespace()) {
+                return Err(CtlError::Unexpected(
+                    "reset_issued with a code that is not one printable word (reset again)".into(),
+                ));
+            }
+            Ok(*issued)
+        }
+        Reply::RateLimited { .. } => Err(CtlError::ResetRateLimited),
         other => Err(refusal(other, &target.to_string())),
     }
 }
@@ -452,6 +525,93 @@ mod tests {
         let err = expect_status(Reply::StatusItem(Box::new(status)), &alice).unwrap_err();
         assert_eq!(err.to_string(), "unexpected reply from credd: status_item");
         let err = expect_done(Reply::RateLimited { unknown: false }, "alice").unwrap_err();
+        assert_eq!(err.exit_code(), 1);
+    }
+
+    fn issued(code: &str) -> ResetIssued {
+        ResetIssued {
+            user: "alice".into(),
+            code: Secret::new(code.into()),
+            expires_at: "2025-01-02T03:19:05Z".into(),
+            sessions_revoked: 0,
+        }
+    }
+
+    #[test]
+    fn reset_replies_map_to_outcomes() {
+        let alice = Target::Name("alice".into());
+        let ok = issued("7KQ4-M2XD-9RTV-H3PE");
+        assert_eq!(
+            expect_reset(Reply::ResetIssued(Box::new(ok.clone())), &alice).unwrap(),
+            ok
+        );
+        let err = expect_reset(Reply::RateLimited { unknown: false }, &alice).unwrap_err();
+        assert_eq!(err.exit_code(), 1);
+        assert_eq!(
+            err.to_string(),
+            "reset refused: too many resets (rate limit); see credd's log"
+        );
+        let err = expect_reset(
+            Reply::Error {
+                kind: ErrorKind::NotPermitted,
+                message: "only root may reset root".into(),
+            },
+            &alice,
+        )
+        .unwrap_err();
+        assert_eq!(
+            (err.exit_code(), err.to_string()),
+            (1, "only root may reset root".into())
+        );
+        let err = expect_reset(Reply::UnknownUser, &Target::Uid(5)).unwrap_err();
+        assert_eq!(err.to_string(), "no such user: uid 5");
+        let err = expect_reset(Reply::Ok, &alice).unwrap_err();
+        assert_eq!(err.to_string(), "unexpected reply from credd: ok");
+        for bad in ["", "7KQ4 M2XD", "7KQ4\nM2XD", "\x1b[2J"] {
+            let err = expect_reset(Reply::ResetIssued(Box::new(issued(bad))), &alice).unwrap_err();
+            assert_eq!(err.exit_code(), 1, "{bad:?}");
+            let message = err.to_string();
+            assert!(
+                message.starts_with("unexpected reply from credd: "),
+                "{message}"
+            );
+            assert!(bad.is_empty() || !message.contains(bad), "{message}");
+        }
+    }
+
+    #[test]
+    fn reset_and_sessions_refuse_bad_input_before_connecting() {
+        let nowhere = Path::new("/nonexistent/credd/admin.sock");
+        let reset_args = |target| ResetArgs {
+            target,
+            ttl_seconds: None,
+            keep_password: false,
+            json: false,
+        };
+        for args in [
+            reset_args(target(None, None)),
+            reset_args(target(Some("a b"), None)),
+            reset_args(target(Some("alice"), Some(1))),
+        ] {
+            let err = reset(nowhere, &args, &mut Vec::new(), &mut Vec::new()).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{args:?}");
+        }
+        let err = reset(
+            nowhere,
+            &reset_args(target(None, Some(5))),
+            &mut Vec::new(),
+            &mut Vec::new(),
+        )
+        .unwrap_err();
+        assert_eq!(err.exit_code(), 1);
+
+        let sessions_args = |name: Option<&str>| SessionsArgs {
+            name: name.map(Into::into),
+            json: false,
+        };
+        let err = sessions(nowhere, &sessions_args(Some("-rf")), &mut Vec::new()).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        let err = sessions(nowhere, &sessions_args(None), &mut Vec::new()).unwrap_err();
         assert_eq!(err.exit_code(), 1);
     }
 

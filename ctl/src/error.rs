@@ -53,11 +53,15 @@ pub enum CtlError {
     #[error("credd is refusing requests at this rate; try again later")]
     RateLimited,
 
+    /// `reset` refused by `[codes] per_account_per_hour` or `per_admin_per_hour`.
+    #[error("reset refused: too many resets (rate limit); see credd's log")]
+    ResetRateLimited,
+
     /// A reply of the wrong type for the request: a daemon from another release or a bug.
     #[error("unexpected reply from credd: {0}")]
     Unexpected(String),
 
-    /// A listing (`user list`, `status`) that ended badly, as reported by `Client::call_stream`.
+    /// A listing (`user list`, `status`, `sessions`) that ended badly, as reported by `Client::call_stream`.
     #[error("{command} failed: {detail}")]
     Listing {
         command: &'static str,
@@ -66,6 +70,13 @@ pub enum CtlError {
 
     #[error("cannot write output: {}", os_message(.0))]
     Output(#[source] io::Error),
+
+    /// `reset` succeeded but its code could not be written: nobody has it. Unlike [`Output`]
+    /// this is a failure even when the reader went away.
+    ///
+    /// [`Output`]: CtlError::Output
+    #[error("the reset was done but its code could not be written: {}; reset again", os_message(.0))]
+    CodeLost(#[source] io::Error),
 }
 
 impl CtlError {
@@ -80,9 +91,11 @@ impl CtlError {
             | CtlError::UnknownUser(_)
             | CtlError::Busy
             | CtlError::RateLimited
+            | CtlError::ResetRateLimited
             | CtlError::Unexpected(_)
             | CtlError::Listing { .. }
-            | CtlError::Output(_) => 1,
+            | CtlError::Output(_)
+            | CtlError::CodeLost(_) => 1,
         }
     }
 
@@ -167,6 +180,7 @@ mod tests {
             (CtlError::UnknownUser("x".into()), 1),
             (CtlError::Busy, 1),
             (CtlError::RateLimited, 1),
+            (CtlError::ResetRateLimited, 1),
             (CtlError::Unexpected("Pong".into()), 1),
             (
                 CtlError::Listing {
@@ -177,6 +191,10 @@ mod tests {
             ),
             (
                 CtlError::Output(io::Error::from(io::ErrorKind::BrokenPipe)),
+                1,
+            ),
+            (
+                CtlError::CodeLost(io::Error::from(io::ErrorKind::BrokenPipe)),
                 1,
             ),
         ];
@@ -215,6 +233,14 @@ mod tests {
     }
 
     #[test]
+    fn reset_rate_limit_points_at_the_log() {
+        assert_eq!(
+            CtlError::ResetRateLimited.to_string(),
+            "reset refused: too many resets (rate limit); see credd's log"
+        );
+    }
+
+    #[test]
     fn listing_failures_name_the_command() {
         let err = CtlError::Listing {
             command: "status",
@@ -237,5 +263,12 @@ mod tests {
         assert!(CtlError::Output(io::Error::from(io::ErrorKind::BrokenPipe)).is_broken_pipe());
         assert!(!CtlError::Output(io::Error::from_raw_os_error(28)).is_broken_pipe());
         assert!(!CtlError::Busy.is_broken_pipe());
+        // A reset's code that never reached anyone is a failure, whoever closed the pipe.
+        let lost = CtlError::CodeLost(io::Error::from_raw_os_error(32));
+        assert!(!lost.is_broken_pipe());
+        assert_eq!(
+            lost.to_string(),
+            "the reset was done but its code could not be written: Broken pipe; reset again"
+        );
     }
 }

@@ -10,11 +10,9 @@ mod password;
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
     // Usage errors, `--help` and `--version` are handled by clap (usage errors exit 2).
-    let cli = cli::Cli::parse();
+    let cli = cli::Cli::invocation();
     match commands::run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         // The reader went away (`credctl user list | head`): nothing left to tell anyone.

@@ -8,8 +8,9 @@ use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
-use credd_proto::{AccountStatus, DaemonCounters, FailureInfo, UserInfo};
+use credd_proto::{AccountStatus, DaemonCounters, FailureInfo, ResetIssued, SessionInfo, UserInfo};
 use serde::Serialize;
+use zeroize::Zeroizing;
 
 /// Rows a table reads before fixing its column widths; later rows that are wider push the
 /// following columns right but are still separated by two spaces.
@@ -151,6 +152,55 @@ pub fn write_json<W: Write, T: Serialize>(out: &mut W, value: &T) -> io::Result<
     writeln!(out)
 }
 
+/// `reset`'s standard output: the code and a newline, or with `--json` the [`ResetIssued`] object
+/// (`user`, `code`, `expires_at`, `sessions_revoked`), pretty-printed.
+///
+/// Rendered into one buffer, written with a single call and wiped on drop. The buffer is
+/// allocated at its final size (a measuring pass comes first), so no reallocation leaves a copy
+/// of the code behind.
+pub fn reset_output(issued: &ResetIssued, json: bool) -> io::Result<Zeroizing<Vec<u8>>> {
+    render_secret(|mut out| {
+        if json {
+            write_json(&mut out, issued)
+        } else {
+            out.write_all(issued.code.expose().as_bytes())?;
+            out.write_all(b"\n")
+        }
+    })
+}
+
+/// `reset`'s line on standard error, next to the code on standard output (never the code itself).
+pub fn reset_note(issued: &ResetIssued) -> String {
+    format!(
+        "code for {} expires at {} ({} sessions revoked)",
+        one_line(&issued.user),
+        one_line(&issued.expires_at),
+        issued.sessions_revoked
+    )
+}
+
+/// Runs `render` twice: once to measure, once into a buffer of exactly that capacity.
+fn render_secret(
+    render: impl Fn(&mut dyn Write) -> io::Result<()>,
+) -> io::Result<Zeroizing<Vec<u8>>> {
+    struct Measure(usize);
+    impl Write for Measure {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut measure = Measure(0);
+    render(&mut measure)?;
+    let mut buf = Zeroizing::new(Vec::with_capacity(measure.0));
+    render(&mut *buf)?;
+    debug_assert_eq!(buf.len(), measure.0);
+    Ok(buf)
+}
+
 /// A row of a listing: how it appears in a table. In JSON it is its serde shape.
 pub trait Row: Serialize {
     const HEADER: &'static [&'static str];
@@ -197,7 +247,39 @@ impl Row for AccountStatus {
     }
 }
 
-/// A listing written as rows arrive (`user list`, `status`): an aligned table or a JSON array.
+/// `sessions`: a session's claimed fields as the calling program gave them, `-` for null.
+impl Row for SessionInfo {
+    const HEADER: &'static [&'static str] = &[
+        "ID",
+        "USER",
+        "SERVICE",
+        "TTY",
+        "RHOST",
+        "PID",
+        "AUDIT_SESSION",
+        "OPENED_AT",
+        "REVOKED_AT",
+    ];
+
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.id.to_string(),
+            one_line(&self.user).into_owned(),
+            // A program may open a session without naming its service; an empty cell would
+            // shift every later column for whoever splits the table on blanks.
+            or_none(Some(self.service.as_str()).filter(|s| !s.is_empty())).into_owned(),
+            or_none(self.tty.as_deref()).into_owned(),
+            or_none(self.rhost.as_deref()).into_owned(),
+            self.pid.to_string(),
+            self.audit_session
+                .map_or_else(|| NONE.to_string(), |a| a.to_string()),
+            one_line(&self.opened_at).into_owned(),
+            or_none(self.revoked_at.as_deref()).into_owned(),
+        ]
+    }
+}
+
+/// A listing written as rows arrive (`user list`, `status`, `sessions`): an aligned table or a JSON array.
 pub enum Listing<W: Write, T: Row> {
     Table(Table<W, T>),
     Json(JsonArray<W>),
@@ -334,6 +416,7 @@ impl<W: Write> JsonArray<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use credd_proto::Secret;
 
     fn info(user: &str, uid: Option<u32>, scheme: Option<&str>) -> UserInfo {
         UserInfo {
@@ -662,6 +745,152 @@ mod tests {
         assert_eq!(v["accounts_per_scheme"]["pbkdf2-sha256"], 7);
         let back: DaemonCounters = serde_json::from_value(v).unwrap();
         assert_eq!(back, counters());
+    }
+
+    fn issued(code: &str) -> ResetIssued {
+        ResetIssued {
+            user: "alice".into(),
+            code: Secret::new(code.into()),
+            expires_at: "2025-01-02T03:19:05Z".into(),
+            sessions_revoked: 2,
+        }
+    }
+
+    #[test]
+    fn reset_prints_the_code_alone() {
+        let out = reset_output(&issued("7KQ4-M2XD-9RTV-H3PE"), false).unwrap();
+        assert_eq!(&out[..], b"7KQ4-M2XD-9RTV-H3PE\n");
+        assert_eq!(
+            out.capacity(),
+            out.len(),
+            "allocated once, at its final size"
+        );
+        assert_eq!(
+            reset_note(&issued("7KQ4-M2XD-9RTV-H3PE")),
+            "code for alice expires at 2025-01-02T03:19:05Z (2 sessions revoked)"
+        );
+        let mut evil = issued("X");
+        evil.user = "a\nb".into();
+        let note = reset_note(&evil);
+        assert!(!note.contains('\n') && !note.contains('X'), "{note}");
+    }
+
+    #[test]
+    fn reset_json_keeps_the_design_keys() {
+        let out = reset_output(&issued("7KQ4-M2XD-9RTV-H3PE"), true).unwrap();
+        assert_eq!(
+            out.capacity(),
+            out.len(),
+            "allocated once, at its final size"
+        );
+        let text = std::str::from_utf8(&out).unwrap();
+        assert!(text.starts_with("{\n  \"user\": \"alice\",\n"), "{text}");
+        assert!(text.ends_with("}\n"), "{text}");
+        let v: serde_json::Value = serde_json::from_str(text).unwrap();
+        assert!(v.is_object());
+        assert_eq!(v["user"], "alice");
+        assert_eq!(v["code"], "7KQ4-M2XD-9RTV-H3PE");
+        assert_eq!(v["expires_at"], "2025-01-02T03:19:05Z");
+        assert_eq!(v["sessions_revoked"], 2);
+        assert_eq!(v.as_object().unwrap().len(), 4);
+        let back: ResetIssued = serde_json::from_value(v).unwrap();
+        assert_eq!(back, issued("7KQ4-M2XD-9RTV-H3PE"));
+    }
+
+    fn session(id: u64, user: &str) -> SessionInfo {
+        SessionInfo {
+            id,
+            user: user.into(),
+            service: "sshd".into(),
+            tty: Some("ssh".into()),
+            rhost: Some("203.0.113.9".into()),
+            pid: 4242,
+            pid_start: Some(123_456),
+            audit_session: Some(7),
+            loginuid: Some(1001),
+            opened_at: "2025-01-02T03:04:05Z".into(),
+            revoked_at: None,
+            revoked_reason: None,
+        }
+    }
+
+    fn bare_session(id: u64, user: &str) -> SessionInfo {
+        SessionInfo {
+            service: String::new(),
+            tty: None,
+            rhost: None,
+            pid_start: None,
+            audit_session: None,
+            loginuid: None,
+            revoked_at: Some("2025-01-02T04:00:00Z".into()),
+            revoked_reason: Some("reset".into()),
+            ..session(id, user)
+        }
+    }
+
+    #[test]
+    fn sessions_table_is_aligned_with_a_header() {
+        let mut list = Listing::<_, SessionInfo>::new(Vec::new(), false);
+        list.row(&session(1, "alice")).unwrap();
+        list.row(&bare_session(12, "bob")).unwrap();
+        let out = text(list.finish().unwrap());
+        assert_eq!(
+            out,
+            "ID  USER   SERVICE  TTY  RHOST        PID   AUDIT_SESSION  OPENED_AT             REVOKED_AT\n\
+             1   alice  sshd     ssh  203.0.113.9  4242  7              2025-01-02T03:04:05Z  -\n\
+             12  bob    -        -    -            4242  -              2025-01-02T03:04:05Z  2025-01-02T04:00:00Z\n"
+        );
+        let out = text(
+            Listing::<_, SessionInfo>::new(Vec::new(), false)
+                .finish()
+                .unwrap(),
+        );
+        assert_eq!(
+            out,
+            "ID  USER  SERVICE  TTY  RHOST  PID  AUDIT_SESSION  OPENED_AT  REVOKED_AT\n"
+        );
+    }
+
+    #[test]
+    fn sessions_claimed_fields_stay_on_one_line() {
+        let mut s = session(3, "alice");
+        s.tty = Some("pts/1\n4  root".into());
+        let mut list = Listing::<_, SessionInfo>::new(Vec::new(), false);
+        list.row(&s).unwrap();
+        let out = text(list.finish().unwrap());
+        assert_eq!(out.lines().count(), 2, "{out}");
+        assert!(out.contains("pts/1\\n4  root"), "{out}");
+    }
+
+    #[test]
+    fn sessions_json_is_one_array_of_session_info() {
+        let mut list = Listing::<_, SessionInfo>::new(Vec::new(), true);
+        list.row(&session(1, "alice")).unwrap();
+        list.row(&bare_session(2, "bob")).unwrap();
+        let out = text(list.finish().unwrap());
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let rows = v.as_array().unwrap();
+        assert_eq!(rows.len(), 2);
+        for key in [
+            "id",
+            "user",
+            "service",
+            "tty",
+            "rhost",
+            "pid",
+            "pid_start",
+            "audit_session",
+            "loginuid",
+            "opened_at",
+            "revoked_at",
+            "revoked_reason",
+        ] {
+            assert!(rows[1].get(key).is_some(), "{key} in {}", rows[1]);
+        }
+        assert!(rows[1]["tty"].is_null() && rows[1]["audit_session"].is_null());
+        assert_eq!(rows[0]["audit_session"], 7);
+        let back: Vec<SessionInfo> = serde_json::from_value(v).unwrap();
+        assert_eq!(back, vec![session(1, "alice"), bare_session(2, "bob")]);
     }
 
     #[test]

@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread::JoinHandle;
 
 use credd_proto::{
-    AccountStatus, DaemonCounters, ErrorKind, FailureInfo, Reply, Request, Target, UserInfo,
-    decode_request, encode_reply, read_frame, write_frame,
+    AccountStatus, DaemonCounters, ErrorKind, FailureInfo, Reply, Request, ResetIssued, Secret,
+    SessionInfo, Target, UserInfo, decode_request, encode_reply, read_frame, write_frame,
 };
 
 /// A private directory, removed when dropped.
@@ -632,5 +632,369 @@ fn daemon_status_human_and_json() {
         "uptime_seconds: 86400\nverifications: 1234\nbusy_replies: 0\nlocked_replies: 7\n\
          rate_limited_replies: 2\nrefused_peers: 1\ndropped_syslog_events: 0\n\
          accounts[none]: 2\naccounts[pbkdf2-sha256]: 40\n"
+    );
+}
+
+const CODE: &str = "7KQ4-M2XD-9RTV-H3PE";
+
+fn issued(user: &str, sessions_revoked: u64) -> Reply {
+    Reply::ResetIssued(Box::new(ResetIssued {
+        user: user.into(),
+        code: Secret::new(CODE.into()),
+        expires_at: "2025-01-02T03:19:05Z".into(),
+        sessions_revoked,
+    }))
+}
+
+#[test]
+fn reset_prints_only_the_code_on_stdout() {
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    let server = fake_credd(&socket, vec![issued("alice", 2)]);
+    let out = credctl(
+        &socket,
+        &["reset", "alice", "--ttl", "1h30m", "--keep-password"],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), format!("{CODE}\n"));
+    assert_eq!(
+        stderr(&out),
+        "code for alice expires at 2025-01-02T03:19:05Z (2 sessions revoked)\n"
+    );
+    match server.join().unwrap() {
+        Request::Reset {
+            target,
+            ttl_seconds,
+            keep_password,
+        } => {
+            assert_eq!(target, Target::Name("alice".into()));
+            assert_eq!((ttl_seconds, keep_password), (Some(5400), true));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    let server = fake_credd(&socket, vec![issued("bob", 0)]);
+    let out = credctl(&socket, &["reset", "--uid", "1002"], b"");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), format!("{CODE}\n"));
+    assert_eq!(
+        stderr(&out),
+        "code for bob expires at 2025-01-02T03:19:05Z (0 sessions revoked)\n"
+    );
+    match server.join().unwrap() {
+        Request::Reset {
+            target,
+            ttl_seconds,
+            keep_password,
+        } => {
+            assert_eq!(target, Target::Uid(1002));
+            assert_eq!((ttl_seconds, keep_password), (None, false));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn reset_json_is_one_object() {
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    let server = fake_credd(&socket, vec![issued("alice", 3)]);
+    let out = credctl(&socket, &["reset", "alice", "--json", "--ttl", "15m"], b"");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "");
+    let text = stdout(&out);
+    assert!(text.starts_with("{\n  \"user\": \"alice\",\n"), "{text}");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert!(v.is_object());
+    assert_eq!(v["user"], "alice");
+    assert_eq!(v["code"], CODE);
+    assert_eq!(v["expires_at"], "2025-01-02T03:19:05Z");
+    assert_eq!(v["sessions_revoked"], 3);
+    assert!(matches!(
+        server.join().unwrap(),
+        Request::Reset {
+            ttl_seconds: Some(900),
+            ..
+        }
+    ));
+}
+
+#[test]
+fn reset_refusals_exit_1_with_one_line() {
+    let cases = [
+        (
+            Reply::RateLimited { unknown: false },
+            "credctl: reset refused: too many resets (rate limit); see credd's log\n",
+        ),
+        (
+            Reply::Error {
+                kind: ErrorKind::NotPermitted,
+                message: "only root may reset root".into(),
+            },
+            "credctl: only root may reset root\n",
+        ),
+        (Reply::UnknownUser, "credctl: no such user: alice\n"),
+    ];
+    for (reply, expected) in cases {
+        let dir = TempDir::new();
+        let socket = dir.0.join("admin.sock");
+        let _server = fake_credd(&socket, vec![reply]);
+        let out = credctl(&socket, &["reset", "alice"], b"");
+        assert_eq!(out.status.code(), Some(1), "{expected}");
+        assert_eq!(stderr(&out), expected);
+        assert!(out.stdout.is_empty());
+    }
+}
+
+#[test]
+fn reset_whose_code_cannot_be_written_fails() {
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    let _server = fake_credd(&socket, vec![issued("alice", 0)]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_credctl"))
+        .arg("--socket")
+        .arg(&socket)
+        .args(["reset", "alice"])
+        .env_remove("CREDD_ADMIN_SOCKET")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Nobody reads the code: unlike a listing cut short by `| head`, that is a failure.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        "credctl: the reset was done but its code could not be written: Broken pipe; \
+         reset again\n"
+    );
+}
+
+#[test]
+fn reset_and_modify_user_state_usage_errors_exit_2() {
+    // Nothing listens here: every case must be refused before connecting.
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    for args in [
+        &["reset"][..],
+        &["reset", "alice", "--uid", "1001"],
+        &["reset", "a b"],
+        &["reset", "alice", "--ttl", "30s"],
+        &["reset", "alice", "--ttl", "25h"],
+        &["reset", "alice", "--ttl", "15"],
+        &["sessions", "a:b"],
+        &["sessions", "alice", "bob"],
+        &["--modify-user-state"],
+        &["--modify-user-state", "--uid=5"],
+        &["--modify-user-state", "--action=reset"],
+        &["--modify-user-state", "--uid=5", "--action=delete"],
+        &["--modify-user-state", "--uid=5", "--action=lock", "--json"],
+        &["--modify-user-state", "--uid=5", "--action=lock", "status"],
+        &["--uid=5", "--action=lock"],
+        &["lock", "--uid=5", "--modify-user-state", "--action=lock"],
+    ] {
+        let out = credctl(&socket, args, b"");
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(out.stdout.is_empty(), "{args:?}");
+        assert!(
+            stderr(&out).starts_with("error: ") || stderr(&out).starts_with("credctl: "),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+    let out = credctl(&socket, &["reset", "alice", "--ttl", "2d"], b"");
+    assert!(
+        stderr(&out).contains("90s, 15m, 1h or 1h30m"),
+        "{}",
+        stderr(&out)
+    );
+    let out = credctl(&socket, &["reset", "alice", "--ttl", "59s"], b"");
+    assert!(stderr(&out).contains("from 1m to 24h"), "{}", stderr(&out));
+}
+
+#[test]
+fn modify_user_state_is_reset_lock_or_unlock() {
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    let server = fake_credd(&socket, vec![issued("alice", 1)]);
+    let out = credctl(
+        &socket,
+        &["--modify-user-state", "--uid=5", "--action=reset"],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), format!("{CODE}\n"));
+    assert_eq!(
+        stderr(&out),
+        "code for alice expires at 2025-01-02T03:19:05Z (1 sessions revoked)\n"
+    );
+    match server.join().unwrap() {
+        Request::Reset {
+            target,
+            ttl_seconds,
+            keep_password,
+        } => {
+            assert_eq!(target, Target::Uid(5));
+            assert_eq!((ttl_seconds, keep_password), (None, false));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    let server = fake_credd(&socket, vec![issued("alice", 1)]);
+    let out = credctl(
+        &socket,
+        &[
+            "--modify-user-state",
+            "--uid",
+            "5",
+            "--action",
+            "reset",
+            "--json",
+        ],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (v["user"].as_str(), v["code"].as_str()),
+        (Some("alice"), Some(CODE))
+    );
+    assert!(matches!(
+        server.join().unwrap(),
+        Request::Reset {
+            target: Target::Uid(5),
+            ..
+        }
+    ));
+
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    let _server = fake_credd(&socket, vec![Reply::RateLimited { unknown: false }]);
+    let out = credctl(
+        &socket,
+        &["--modify-user-state", "--uid=5", "--action=reset"],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        "credctl: reset refused: too many resets (rate limit); see credd's log\n"
+    );
+
+    for (action, expected) in [("lock", "locked uid 5\n"), ("unlock", "unlocked uid 5\n")] {
+        let dir = TempDir::new();
+        let socket = dir.0.join("admin.sock");
+        let server = fake_credd(&socket, vec![Reply::Ok]);
+        let out = credctl(
+            &socket,
+            &[
+                "--modify-user-state",
+                "--uid=5",
+                &format!("--action={action}"),
+            ],
+            b"",
+        );
+        assert_eq!(out.status.code(), Some(0), "{action}: {}", stderr(&out));
+        assert_eq!(stdout(&out), expected);
+        match (action, server.join().unwrap()) {
+            ("lock", Request::Lock { target, reason }) => {
+                assert_eq!((target, reason), (Target::Uid(5), None))
+            }
+            ("unlock", Request::Unlock { target }) => assert_eq!(target, Target::Uid(5)),
+            (_, other) => panic!("{action} sent {other:?}"),
+        }
+    }
+}
+
+fn session(id: u64, user: &str, revoked: bool) -> SessionInfo {
+    SessionInfo {
+        id,
+        user: user.into(),
+        service: "sshd".into(),
+        tty: (!revoked).then(|| "ssh".into()),
+        rhost: (!revoked).then(|| "203.0.113.9".into()),
+        pid: 4242,
+        pid_start: Some(123_456),
+        audit_session: (!revoked).then_some(7),
+        loginuid: Some(1001),
+        opened_at: "2025-01-02T03:04:05Z".into(),
+        revoked_at: revoked.then(|| "2025-01-02T04:00:00Z".into()),
+        revoked_reason: revoked.then(|| "reset".into()),
+    }
+}
+
+#[test]
+fn sessions_stream_a_table_and_a_json_array() {
+    let rows = || {
+        vec![
+            Reply::SessionItem(Box::new(session(1, "alice", false))),
+            Reply::SessionItem(Box::new(session(12, "alice", true))),
+            Reply::End { count: 2 },
+        ]
+    };
+
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    let server = fake_credd(&socket, rows());
+    let out = credctl(&socket, &["sessions", "alice"], b"");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "ID  USER   SERVICE  TTY  RHOST        PID   AUDIT_SESSION  OPENED_AT             REVOKED_AT\n\
+         1   alice  sshd     ssh  203.0.113.9  4242  7              2025-01-02T03:04:05Z  -\n\
+         12  alice  sshd     -    -            4242  -              2025-01-02T03:04:05Z  2025-01-02T04:00:00Z\n"
+    );
+    match server.join().unwrap() {
+        Request::Sessions { user } => assert_eq!(user.as_deref(), Some("alice")),
+        other => panic!("unexpected {other:?}"),
+    }
+
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    let server = fake_credd(&socket, rows());
+    let out = credctl(&socket, &["sessions", "--json"], b"");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.starts_with("[\n{\"id\":1,"), "{text}");
+    let listed: Vec<SessionInfo> = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        listed,
+        vec![session(1, "alice", false), session(12, "alice", true)]
+    );
+    assert!(matches!(
+        server.join().unwrap(),
+        Request::Sessions { user: None }
+    ));
+
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    let _server = fake_credd(&socket, vec![Reply::End { count: 0 }]);
+    let out = credctl(&socket, &["sessions", "--json"], b"");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "[]\n");
+
+    // A status row in a session listing is a broken listing.
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    let _server = fake_credd(
+        &socket,
+        vec![
+            Reply::StatusItem(Box::new(status_of("alice", false))),
+            Reply::End { count: 1 },
+        ],
+    );
+    let out = credctl(&socket, &["sessions"], b"");
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("credctl: sessions failed: ") && err.lines().count() == 1,
+        "{err}"
     );
 }
