@@ -8,14 +8,20 @@ use std::ffi::CStr;
 use credd_proto::Secret;
 use pam::constants::{PAM_ERROR_MSG, PAM_PROMPT_ECHO_OFF, PAM_TEXT_INFO, PamResultCode};
 use pam::conv::Conv;
-use pam::items::{AuthTok, RHost, RUser, Service, Tty, User};
+use pam::items::{AuthTok, OldAuthTok, RHost, RUser, Service, Tty, User};
 use pam::module::PamHandle;
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::flow::{Conversation, StoredToken};
+use crate::flow::{Conversation, RememberedSecret, StoredToken};
 
-/// `PAM_AUTHTOK` from `<security/_pam_types.h>`.
+/// `PAM_AUTHTOK` and `PAM_OLDAUTHTOK` from `<security/_pam_types.h>`.
 const PAM_AUTHTOK: libc::c_int = 6;
+const PAM_OLDAUTHTOK: libc::c_int = 7;
+
+/// The PAM module data name under which authenticate keeps a [`RememberedSecret`] for the forced
+/// password change. Module data is shared by every module of the handle, so the name carries the
+/// module's own (Linux-PAM's convention); nothing else is ever stored under it.
+const CHANGE_SECRET_DATA: &str = "pam_credd_authtok";
 
 // libpam is already linked by pam-bindings; naming it again documents where these come from.
 #[link(name = "pam")]
@@ -34,6 +40,13 @@ pub fn set_fail_delay(pamh: &mut PamHandle, usec: u32) -> Result<(), PamResultCo
     // SAFETY: pamh is the live handle of the current hook call.
     let rc = unsafe { pam_fail_delay(pamh, usec) };
     result_of(rc)
+}
+
+/// The real uid of the process: what tells root running `passwd` apart from a user running the
+/// setuid-root `passwd` (through SO_PEERCRED credd sees uid 0 for both).
+pub fn real_uid() -> libc::uid_t {
+    // SAFETY: getuid(2) takes no arguments, touches no memory of ours and always succeeds.
+    unsafe { libc::getuid() }
 }
 
 /// `PAM_USER` as raw bytes, asking the application for it when no earlier module set it.
@@ -134,28 +147,71 @@ impl Conversation for PamConversation<'_> {
 
     fn stored_token(&mut self) -> StoredToken {
         match self.pamh.get_item::<AuthTok>() {
-            Ok(Some(token)) => match secret_from_bytes(token.as_bytes()) {
-                Some(secret) => StoredToken::Set(secret),
-                None => StoredToken::NotUtf8,
-            },
+            Ok(Some(token)) => stored(token.as_bytes()),
             _ => StoredToken::Unset,
         }
     }
 
     fn store_token(&mut self, token: &Secret) -> Result<(), PamResultCode> {
-        let bytes = token.expose().as_bytes();
-        if bytes.contains(&0) {
-            // Cannot be expressed as a C string; later modules will prompt for themselves.
-            return Err(PamResultCode::PAM_BUF_ERR);
-        }
-        let mut buffer = Zeroizing::new(Vec::with_capacity(bytes.len() + 1));
-        buffer.extend_from_slice(bytes);
-        buffer.push(0);
-        // SAFETY: buffer is NUL-terminated and outlives the call; libpam copies the string
-        // (and wipes its previous copy) before returning, so nothing keeps our pointer.
-        let rc = unsafe { pam_set_item(self.pamh, PAM_AUTHTOK, buffer.as_ptr().cast()) };
-        result_of(rc)
+        set_secret_item(self.pamh, PAM_AUTHTOK, token)
     }
+
+    fn stored_old_token(&mut self) -> StoredToken {
+        match self.pamh.get_item::<OldAuthTok>() {
+            Ok(Some(token)) => stored(token.as_bytes()),
+            _ => StoredToken::Unset,
+        }
+    }
+
+    fn store_old_token(&mut self, token: &Secret) -> Result<(), PamResultCode> {
+        set_secret_item(self.pamh, PAM_OLDAUTHTOK, token)
+    }
+
+    fn remembered_for_change(&mut self) -> Option<RememberedSecret> {
+        // SAFETY: get_data requires the data under this name to be a `RememberedSecret`. Only
+        // `remember_for_change` below stores under CHANGE_SECRET_DATA, always a
+        // `Box<RememberedSecret>`, and the name is ours by Linux-PAM's naming convention. The
+        // reference lives only until it is cloned, while the handle is borrowed.
+        let remembered = unsafe { self.pamh.get_data::<RememberedSecret>(CHANGE_SECRET_DATA) };
+        // PAM_NO_MODULE_DATA (nothing remembered) and any failure alike: nothing to use.
+        remembered.ok().cloned()
+    }
+
+    fn remember_for_change(&mut self, remembered: RememberedSecret) -> Result<(), PamResultCode> {
+        // pam-bindings hands libpam a cleanup that drops the Box (so `Secret` wipes itself) when
+        // the data is replaced or the application calls pam_end; on failure it drops it at once.
+        self.pamh.set_data(CHANGE_SECRET_DATA, Box::new(remembered))
+    }
+}
+
+/// A set secret item, from the bytes libpam holds.
+fn stored(bytes: &[u8]) -> StoredToken {
+    match secret_from_bytes(bytes) {
+        Some(secret) => StoredToken::Set(secret),
+        None => StoredToken::NotUtf8,
+    }
+}
+
+/// Sets `PAM_AUTHTOK` or `PAM_OLDAUTHTOK` (pam-bindings can read them, not set them) through a
+/// buffer that is wiped afterwards.
+fn set_secret_item(
+    pamh: &mut PamHandle,
+    item: libc::c_int,
+    token: &Secret,
+) -> Result<(), PamResultCode> {
+    let bytes = token.expose().as_bytes();
+    if bytes.contains(&0) {
+        // Cannot be expressed as a C string; later modules will prompt for themselves.
+        return Err(PamResultCode::PAM_BUF_ERR);
+    }
+    let mut buffer = Zeroizing::new(Vec::with_capacity(bytes.len() + 1));
+    buffer.extend_from_slice(bytes);
+    buffer.push(0);
+    // SAFETY: pamh is the live handle of the current hook call and item one of the two string
+    // items above; buffer is NUL-terminated and outlives the call; libpam copies the string (and
+    // wipes its previous copy) before returning, so nothing keeps our pointer.
+    let rc = unsafe { pam_set_item(pamh, item, buffer.as_ptr().cast()) };
+    result_of(rc)
 }
 
 /// A secret from bytes that libpam or the application own; the intermediate copy is wiped on

@@ -86,12 +86,24 @@ impl PamHooks for PamCredd {
         flow::chauthtok(&ctx, &mut PamConversation::new(pamh), &mut transport)
     }
 
-    fn sm_open_session(pamh: &mut PamHandle, args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
-        not_yet(pamh, &args, HookKind::Session)
+    fn sm_open_session(pamh: &mut PamHandle, args: Vec<&CStr>, flags: PamFlag) -> PamResultCode {
+        let start = start(pamh, &args, HookKind::Session);
+        let ctx = match context(pamh, flags, start) {
+            Ok(ctx) => ctx,
+            Err(code) => return code,
+        };
+        let mut transport = SocketTransport::new(&ctx.args.socket, ctx.args.timeout);
+        flow::open_session(&ctx, &mut transport)
     }
 
-    fn sm_close_session(pamh: &mut PamHandle, args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
-        not_yet(pamh, &args, HookKind::Session)
+    fn sm_close_session(pamh: &mut PamHandle, args: Vec<&CStr>, flags: PamFlag) -> PamResultCode {
+        let start = start(pamh, &args, HookKind::Session);
+        let ctx = match context(pamh, flags, start) {
+            Ok(ctx) => ctx,
+            Err(code) => return code,
+        };
+        let mut transport = SocketTransport::new(&ctx.args.socket, ctx.args.timeout);
+        flow::close_session(&ctx, &mut transport)
     }
 }
 
@@ -135,15 +147,9 @@ fn context(
         rhost: ffi::rhost(pamh),
         tty: ffi::tty(pamh),
         ruser: ffi::ruser(pamh),
+        real_uid: ffi::real_uid(),
         flags,
         args,
         log,
     })
-}
-
-/// The session hooks come with a later issue; until then they stay out of the stack's decision.
-fn not_yet(pamh: &PamHandle, argv: &[&CStr], kind: HookKind) -> PamResultCode {
-    let start = start(pamh, argv, kind);
-    start.log.debug("not implemented yet; returning PAM_IGNORE");
-    PamResultCode::PAM_IGNORE
 }

@@ -290,25 +290,3 @@ fn disallow_null_authtok_refuses_an_empty_password() {
     let rc = s.authenticate(credd_e2e::libpam::flags::PAM_DISALLOW_NULL_AUTHTOK);
     assert_eq!(rc, codes::PAM_AUTH_ERR, "{}", codes::name(rc));
 }
-
-#[test]
-fn password_change_fails_closed_for_credd_accounts_until_implemented() {
-    // An ignored chauthtok would let pam_unix "change" a shadow password and a must-change login
-    // proceed; credd's accounts must get an error instead, other accounts fall through.
-    let d = TestDaemon::start();
-    d.add_user("bob", PASSWORD, &["--uid", "5002", "--must-change"]);
-    let stack = PamStack::new("credd-test", &[d.module_line("password", "required", "")]);
-    let mut s = stack.start("bob", Conversation::new()).unwrap();
-    let rc = s.chauthtok(0);
-    assert_eq!(rc, codes::PAM_AUTHTOK_ERR, "{}", codes::name(rc));
-    assert!(
-        s.messages()
-            .iter()
-            .any(|(_, m)| m.contains("not available yet")),
-        "{:?}",
-        s.messages()
-    );
-    let mut s = stack.start("mallory", Conversation::new()).unwrap();
-    let rc = s.chauthtok(0);
-    assert_eq!(rc, codes::PAM_USER_UNKNOWN, "{}", codes::name(rc));
-}

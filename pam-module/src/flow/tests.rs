@@ -5,7 +5,9 @@ use std::collections::VecDeque;
 use std::io;
 
 use credd_proto::{ErrorKind, ProtoError, Reply, Request};
-use pam::constants::{PAM_DISALLOW_NULL_AUTHTOK, PAM_SILENT, PamFlag, PamResultCode};
+use pam::constants::{
+    PAM_CHANGE_EXPIRED_AUTHTOK, PAM_DISALLOW_NULL_AUTHTOK, PAM_SILENT, PamFlag, PamResultCode,
+};
 
 use super::*;
 use crate::args;
@@ -18,7 +20,7 @@ const PASSWORD: &str = "correct horse battery";
 
 enum Step {
     Prompt(&'static str, Result<Option<&'static str>, PamResultCode>),
-    // No flow of this issue shows a PAM_TEXT_INFO message yet; chauthtok and sessions will.
+    // No flow shows a PAM_TEXT_INFO message yet.
     #[allow(dead_code)]
     Info(&'static str),
     Error(&'static str),
@@ -38,6 +40,18 @@ struct ScriptedConversation {
     store_error: Option<PamResultCode>,
     stored: Vec<String>,
     token_reads: usize,
+    /// What `PAM_OLDAUTHTOK` holds before the hook runs.
+    old_token: Token,
+    store_old_error: Option<PamResultCode>,
+    stored_old: Vec<String>,
+    old_token_reads: usize,
+    /// Module data a previous authenticate left in the handle: (user, secret).
+    remembered: Option<(&'static str, &'static str)>,
+    remembered_reads: usize,
+    /// Error to return from `remember_for_change`, once.
+    remember_error: Option<PamResultCode>,
+    /// Every `remember_for_change` call: (user, secret).
+    kept: Vec<(String, String)>,
 }
 
 impl ScriptedConversation {
@@ -48,7 +62,25 @@ impl ScriptedConversation {
             store_error: None,
             stored: Vec::new(),
             token_reads: 0,
+            old_token: Token::Unset,
+            store_old_error: None,
+            stored_old: Vec::new(),
+            old_token_reads: 0,
+            remembered: None,
+            remembered_reads: 0,
+            remember_error: None,
+            kept: Vec::new(),
         }
+    }
+
+    fn with_old_token(mut self, token: Token) -> Self {
+        self.old_token = token;
+        self
+    }
+
+    fn with_remembered(mut self, user: &'static str, secret: &'static str) -> Self {
+        self.remembered = Some((user, secret));
+        self
     }
 
     fn silent() -> Self {
@@ -111,6 +143,40 @@ impl Conversation for ScriptedConversation {
             return Err(code);
         }
         self.stored.push(token.expose().to_owned());
+        Ok(())
+    }
+
+    fn stored_old_token(&mut self) -> StoredToken {
+        self.old_token_reads += 1;
+        match self.old_token {
+            Token::Unset => StoredToken::Unset,
+            Token::Set(t) => StoredToken::Set(Secret::new(t.to_owned())),
+            Token::NotUtf8 => StoredToken::NotUtf8,
+        }
+    }
+
+    fn store_old_token(&mut self, token: &Secret) -> Result<(), PamResultCode> {
+        if let Some(code) = self.store_old_error.take() {
+            return Err(code);
+        }
+        self.stored_old.push(token.expose().to_owned());
+        Ok(())
+    }
+
+    fn remembered_for_change(&mut self) -> Option<RememberedSecret> {
+        self.remembered_reads += 1;
+        self.remembered.map(|(user, secret)| RememberedSecret {
+            user: user.to_owned(),
+            secret: Secret::new(secret.to_owned()),
+        })
+    }
+
+    fn remember_for_change(&mut self, remembered: RememberedSecret) -> Result<(), PamResultCode> {
+        if let Some(code) = self.remember_error.take() {
+            return Err(code);
+        }
+        self.kept
+            .push((remembered.user, remembered.secret.expose().to_owned()));
         Ok(())
     }
 }
@@ -214,6 +280,8 @@ fn ctx_for(user: &[u8], words: &[&str], flags: PamFlag, kind: HookKind) -> HookC
         rhost: Some("192.0.2.7".into()),
         tty: Some("ssh".into()),
         ruser: None,
+        // An ordinary user unless a test says otherwise (only chauthtok looks at it).
+        real_uid: 1000,
         flags,
         args,
         // Debug on, so the no-secret-in-logs checks cover the debug lines as well.
@@ -840,57 +908,860 @@ fn account_protocol_error_is_perm_denied() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// chauthtok (fails closed until password changes are implemented)
+// authenticate: remembering the secret for a forced change
 
-fn chauthtok_with_reply(words: &[&str], reply: Reply, conv: Vec<Step>) -> PamResultCode {
-    let ctx = ctx_for(b"alice", words, 0, HookKind::Chauthtok);
-    let mut conv = ScriptedConversation::new(conv);
-    let mut transport = ScriptedTransport::replying(reply);
-    let code = chauthtok(&ctx, &mut conv, &mut transport);
-    assert_eq!(transport.only_account().user, "alice");
-    code
+#[test]
+fn auth_must_change_remembers_the_secret_for_chauthtok() {
+    let ctx = ctx(&[], 0);
+    let mut conv = ScriptedConversation::password(CODE);
+    let mut transport = ScriptedTransport::replying(Reply::MustChange);
+    assert_eq!(
+        authenticate(&ctx, &mut conv, &mut transport),
+        PamResultCode::PAM_SUCCESS
+    );
+    assert_eq!(conv.kept, [("alice".to_owned(), CODE.to_owned())]);
+    assert_secret_never_logged(&ctx, CODE);
 }
 
 #[test]
-fn chauthtok_refuses_every_credd_account_with_a_message() {
-    for reply in [Reply::Ok, Reply::MustChange, Reply::Disabled, Reply::Busy] {
-        assert_eq!(
-            chauthtok_with_reply(
-                &[],
-                reply.clone(),
-                vec![Step::Error(CHANGE_UNAVAILABLE_MESSAGE)]
-            ),
+fn auth_ok_and_failures_remember_nothing() {
+    for reply in [Reply::Ok, Reply::Denied, Reply::UnknownUser] {
+        let ctx = ctx(&[], 0);
+        let mut conv = ScriptedConversation::password(PASSWORD);
+        let mut transport = ScriptedTransport::replying(reply.clone());
+        authenticate(&ctx, &mut conv, &mut transport);
+        assert!(conv.kept.is_empty(), "{reply:?}");
+    }
+}
+
+#[test]
+fn auth_must_change_that_cannot_be_remembered_is_an_error_not_a_login() {
+    for (error, expected) in [
+        (PamResultCode::PAM_BUF_ERR, PamResultCode::PAM_BUF_ERR),
+        (PamResultCode::PAM_SUCCESS, PamResultCode::PAM_SYSTEM_ERR),
+    ] {
+        let ctx = ctx(&[], 0);
+        let mut conv = ScriptedConversation::password(CODE);
+        conv.remember_error = Some(error);
+        let mut transport = ScriptedTransport::replying(Reply::MustChange);
+        assert_eq!(authenticate(&ctx, &mut conv, &mut transport), expected);
+        assert_eq!(errors_logged(&ctx).len(), 1);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// chauthtok
+
+const CODE: &str = "7KQ4-M2XD-9RTV-H3PE";
+const OLD: &str = "old horse battery";
+const NEW: &str = "new staple correct";
+
+const PRELIM: PamFlag = PAM_PRELIM_CHECK;
+const UPDATE: PamFlag = PAM_UPDATE_AUTHTOK;
+
+fn change_ctx(words: &[&str], flags: PamFlag, real_uid: libc::uid_t) -> HookContext {
+    let mut ctx = ctx_for(b"alice", words, flags, HookKind::Chauthtok);
+    ctx.real_uid = real_uid;
+    ctx
+}
+
+fn assert_no_secret_logged(ctx: &HookContext) {
+    for secret in [CODE, OLD, NEW] {
+        assert_secret_never_logged(ctx, secret);
+    }
+}
+
+impl ScriptedTransport {
+    /// The change requests sent (ChangeCheck and ChangePassword), in order.
+    fn changes(&self) -> Vec<(&'static str, &ChangeRequest)> {
+        self.sent
+            .iter()
+            .filter_map(|r| match r {
+                Request::ChangeCheck(c) => Some(("check", c)),
+                Request::ChangePassword(c) => Some(("change", c)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn only_change(&self) -> (&'static str, &ChangeRequest) {
+        match self.changes().as_slice() {
+            [one] => *one,
+            other => panic!("expected one change request, got {other:?}"),
+        }
+    }
+
+    fn account_checks(&self) -> usize {
+        self.sent
+            .iter()
+            .filter(|r| matches!(r, Request::AccountCheck(_)))
+            .count()
+    }
+}
+
+fn exposed(secret: &Option<Secret>) -> Option<&str> {
+    secret.as_ref().map(Secret::expose)
+}
+
+/// The account check chauthtok sends before its first prompt, answered "a credd account".
+fn known() -> Result<Reply, ProtoError> {
+    Ok(Reply::Ok)
+}
+
+#[test]
+fn prelim_as_a_user_prompts_for_the_current_password_and_sends_it() {
+    let ctx = change_ctx(&[], PRELIM, 1000);
+    let mut conv =
+        ScriptedConversation::new(vec![Step::Prompt("Current password: ", Ok(Some(OLD)))]);
+    let mut transport = ScriptedTransport::new(vec![known(), Ok(Reply::Ok)]);
+    assert_eq!(
+        chauthtok(&ctx, &mut conv, &mut transport),
+        PamResultCode::PAM_SUCCESS
+    );
+    assert_eq!(transport.account_checks(), 1);
+    let (kind, change) = transport.only_change();
+    assert_eq!(kind, "check");
+    assert_eq!(
+        (change.user.as_str(), change.service.as_str()),
+        ("alice", "sshd")
+    );
+    assert_eq!(exposed(&change.old), Some(OLD));
+    assert_eq!(exposed(&change.new), None);
+    assert_eq!(conv.stored_old, [OLD], "stored as PAM_OLDAUTHTOK");
+    assert!(conv.stored.is_empty(), "PAM_AUTHTOK is not touched");
+    assert_no_secret_logged(&ctx);
+    assert!(errors_logged(&ctx).is_empty());
+}
+
+#[test]
+fn prelim_uses_the_secret_authenticate_remembered_without_prompting() {
+    let ctx = change_ctx(&[], PRELIM | PAM_CHANGE_EXPIRED_AUTHTOK, 0);
+    let mut conv = ScriptedConversation::silent().with_remembered("alice", CODE);
+    let mut transport = ScriptedTransport::replying(Reply::Ok);
+    assert_eq!(
+        chauthtok(&ctx, &mut conv, &mut transport),
+        PamResultCode::PAM_SUCCESS
+    );
+    assert_eq!(exposed(&transport.only_change().1.old), Some(CODE));
+    assert_eq!(transport.account_checks(), 0, "no prompt, so no pre-check");
+    assert_eq!(conv.old_token_reads, 0);
+    assert_eq!(conv.stored_old, [CODE]);
+    assert_no_secret_logged(&ctx);
+}
+
+#[test]
+fn prelim_ignores_a_secret_remembered_for_another_user() {
+    let ctx = change_ctx(&[], PRELIM, 1000);
+    let mut conv =
+        ScriptedConversation::new(vec![Step::Prompt("Current password: ", Ok(Some(OLD)))])
+            .with_remembered("bob", CODE);
+    let mut transport = ScriptedTransport::new(vec![known(), Ok(Reply::Ok)]);
+    assert_eq!(
+        chauthtok(&ctx, &mut conv, &mut transport),
+        PamResultCode::PAM_SUCCESS
+    );
+    assert_eq!(exposed(&transport.only_change().1.old), Some(OLD));
+}
+
+#[test]
+fn prelim_uses_pam_oldauthtok_from_an_earlier_module_without_storing_it_again() {
+    let ctx = change_ctx(&[], PRELIM, 1000);
+    let mut conv = ScriptedConversation::silent().with_old_token(Token::Set(OLD));
+    let mut transport = ScriptedTransport::replying(Reply::Ok);
+    assert_eq!(
+        chauthtok(&ctx, &mut conv, &mut transport),
+        PamResultCode::PAM_SUCCESS
+    );
+    assert_eq!(exposed(&transport.only_change().1.old), Some(OLD));
+    assert!(conv.stored_old.is_empty());
+}
+
+#[test]
+fn prelim_as_root_needs_no_current_password() {
+    let ctx = change_ctx(&[], PRELIM, 0);
+    let mut conv = ScriptedConversation::silent()
+        .with_old_token(Token::Set(OLD))
+        .with_remembered("alice", CODE);
+    let mut transport = ScriptedTransport::replying(Reply::Ok);
+    assert_eq!(
+        chauthtok(&ctx, &mut conv, &mut transport),
+        PamResultCode::PAM_SUCCESS
+    );
+    assert_eq!(exposed(&transport.only_change().1.old), None);
+    assert_eq!((conv.old_token_reads, conv.remembered_reads), (0, 0));
+    assert!(conv.stored_old.is_empty());
+}
+
+#[test]
+fn a_forced_change_needs_the_current_password_even_for_root() {
+    let ctx = change_ctx(&[], PRELIM | PAM_CHANGE_EXPIRED_AUTHTOK, 0);
+    let mut conv =
+        ScriptedConversation::new(vec![Step::Prompt("Current password: ", Ok(Some(OLD)))]);
+    let mut transport = ScriptedTransport::new(vec![known(), Ok(Reply::Ok)]);
+    assert_eq!(
+        chauthtok(&ctx, &mut conv, &mut transport),
+        PamResultCode::PAM_SUCCESS
+    );
+    assert_eq!(exposed(&transport.only_change().1.old), Some(OLD));
+
+    let ctx = change_ctx(&[], UPDATE | PAM_CHANGE_EXPIRED_AUTHTOK, 0);
+    let mut conv = ScriptedConversation::silent()
+        .with_old_token(Token::Set(OLD))
+        .with_token(Token::Set(NEW));
+    let ctx = HookContext {
+        args: args::parse(&[c"use_authtok"]).0,
+        ..ctx
+    };
+    let mut transport = ScriptedTransport::replying(Reply::Ok);
+    assert_eq!(
+        chauthtok(&ctx, &mut conv, &mut transport),
+        PamResultCode::PAM_SUCCESS
+    );
+    assert_eq!(exposed(&transport.only_change().1.old), Some(OLD));
+}
+
+#[test]
+fn prelim_wrong_current_password_is_authtok_recovery_err() {
+    let ctx = change_ctx(&[], PRELIM, 1000);
+    let mut conv = ScriptedConversation::silent().with_old_token(Token::Set(OLD));
+    let mut transport = ScriptedTransport::replying(Reply::Denied);
+    assert_eq!(
+        chauthtok(&ctx, &mut conv, &mut transport),
+        PamResultCode::PAM_AUTHTOK_RECOVERY_ERR
+    );
+    assert!(conv.stored_old.is_empty());
+
+    let ctx = change_ctx(&[], PRELIM, 1000);
+    let mut conv =
+        ScriptedConversation::new(vec![Step::Prompt("Current password: ", Ok(Some(OLD)))]);
+    let mut transport = ScriptedTransport::new(vec![known(), Ok(Reply::Denied)]);
+    assert_eq!(
+        chauthtok(&ctx, &mut conv, &mut transport),
+        PamResultCode::PAM_AUTHTOK_RECOVERY_ERR
+    );
+    assert!(conv.stored_old.is_empty(), "a refused password is not kept");
+}
+
+#[test]
+fn prelim_for_a_name_credd_does_not_hold_asks_nothing() {
+    for (words, expected) in [
+        (&[][..], PamResultCode::PAM_USER_UNKNOWN),
+        (&["ignore_unknown_user"][..], PamResultCode::PAM_IGNORE),
+    ] {
+        // Before a prompt: the account check answers, and the user is not asked anything.
+        let ctx = change_ctx(words, PRELIM, 1000);
+        let mut conv = ScriptedConversation::silent();
+        let mut transport = ScriptedTransport::replying(Reply::UnknownUser);
+        assert_eq!(chauthtok(&ctx, &mut conv, &mut transport), expected);
+        assert!(transport.changes().is_empty());
+
+        // Root, no prompt: the change check itself answers.
+        let ctx = change_ctx(words, PRELIM, 0);
+        let mut conv = ScriptedConversation::silent();
+        let mut transport = ScriptedTransport::replying(Reply::UnknownUser);
+        assert_eq!(chauthtok(&ctx, &mut conv, &mut transport), expected);
+        assert!(transport.only_change().1.old.is_none());
+    }
+}
+
+#[test]
+fn chauthtok_replies_map_like_authenticate() {
+    for (reply, expected, messages) in [
+        (
+            Reply::Locked {
+                until: None,
+                unknown: false,
+            },
+            PamResultCode::PAM_AUTHTOK_RECOVERY_ERR,
+            vec![Step::Error(LOCKED_MESSAGE)],
+        ),
+        (
+            Reply::Locked {
+                until: None,
+                unknown: true,
+            },
+            PamResultCode::PAM_USER_UNKNOWN,
+            vec![Step::Error(LOCKED_MESSAGE)],
+        ),
+        (
+            Reply::RateLimited { unknown: true },
+            PamResultCode::PAM_USER_UNKNOWN,
+            vec![],
+        ),
+        (
+            Reply::RateLimited { unknown: false },
             PamResultCode::PAM_AUTHTOK_ERR,
-            "{reply:?}"
+            vec![],
+        ),
+        (Reply::Busy, PamResultCode::PAM_AUTHTOK_ERR, vec![]),
+        (Reply::MustChange, PamResultCode::PAM_AUTHTOK_ERR, vec![]),
+        (Reply::Disabled, PamResultCode::PAM_AUTHTOK_ERR, vec![]),
+        (
+            Reply::Pong { version: 1 },
+            PamResultCode::PAM_AUTHTOK_ERR,
+            vec![],
+        ),
+    ] {
+        for flags in [PRELIM, UPDATE] {
+            let ctx = change_ctx(&["use_authtok"], flags, 1000);
+            let mut conv = ScriptedConversation::new(messages.iter().map(clone_step).collect())
+                .with_old_token(Token::Set(OLD))
+                .with_token(Token::Set(NEW));
+            let mut transport = ScriptedTransport::replying(reply.clone());
+            assert_eq!(
+                chauthtok(&ctx, &mut conv, &mut transport),
+                expected,
+                "{reply:?} {flags:#x}"
+            );
+            assert!(conv.stored.is_empty() && conv.stored_old.is_empty());
+            assert_no_secret_logged(&ctx);
+        }
+    }
+}
+
+fn clone_step(step: &Step) -> Step {
+    match step {
+        Step::Error(m) => Step::Error(m),
+        Step::Info(m) => Step::Info(m),
+        Step::Prompt(..) => panic!("prompts are not cloned"),
+    }
+}
+
+#[test]
+fn chauthtok_lock_message_is_suppressed_like_authenticate() {
+    for (words, flags) in [
+        (&["no_lock_message"][..], PRELIM),
+        (&["silent"][..], PRELIM),
+        (&[][..], PRELIM | PAM_SILENT),
+    ] {
+        let ctx = change_ctx(words, flags, 1000);
+        let mut conv = ScriptedConversation::silent().with_old_token(Token::Set(OLD));
+        let mut transport = ScriptedTransport::replying(Reply::Locked {
+            until: None,
+            unknown: false,
+        });
+        assert_eq!(
+            chauthtok(&ctx, &mut conv, &mut transport),
+            PamResultCode::PAM_AUTHTOK_RECOVERY_ERR
         );
     }
+}
+
+#[test]
+fn prelim_error_reply_shows_the_message_and_is_authtok_err() {
+    let ctx = change_ctx(&[], PRELIM, 1000);
+    let mut conv = ScriptedConversation::new(vec![Step::Error(
+        "a password change needs the current password",
+    )])
+    .with_old_token(Token::Set(OLD));
+    let mut transport = ScriptedTransport::replying(Reply::Error {
+        kind: ErrorKind::NotPermitted,
+        message: "a password change needs the current password".into(),
+    });
     assert_eq!(
-        chauthtok_with_reply(&["silent"], Reply::MustChange, vec![]),
+        chauthtok(&ctx, &mut conv, &mut transport),
+        PamResultCode::PAM_AUTHTOK_ERR
+    );
+    assert_eq!(errors_logged(&ctx).len(), 1);
+}
+
+#[test]
+fn internal_errors_are_logged_not_shown() {
+    let ctx = change_ctx(&[], PRELIM, 1000);
+    let mut conv = ScriptedConversation::silent().with_old_token(Token::Set(OLD));
+    let mut transport = ScriptedTransport::replying(Reply::Error {
+        kind: ErrorKind::Internal,
+        message: "database is locked".into(),
+    });
+    assert_eq!(
+        chauthtok(&ctx, &mut conv, &mut transport),
+        PamResultCode::PAM_AUTHTOK_ERR
+    );
+    let errors = errors_logged(&ctx);
+    assert_eq!(errors.len(), 1);
+    assert!(errors[0].contains("database is locked"), "{errors:?}");
+}
+
+#[test]
+fn prelim_the_current_password_answer_cannot_be_used() {
+    for (answer, expected) in [
+        (
+            Err(PamResultCode::PAM_AUTH_ERR),
+            PamResultCode::PAM_AUTHTOK_RECOVERY_ERR,
+        ),
+        (Ok(None), PamResultCode::PAM_CONV_ERR),
+        (
+            Err(PamResultCode::PAM_CONV_ERR),
+            PamResultCode::PAM_CONV_ERR,
+        ),
+        (
+            Err(PamResultCode::PAM_CONV_AGAIN),
+            PamResultCode::PAM_INCOMPLETE,
+        ),
+    ] {
+        let ctx = change_ctx(&[], PRELIM, 1000);
+        let mut conv = ScriptedConversation::new(vec![Step::Prompt("Current password: ", answer)]);
+        let mut transport = ScriptedTransport::new(vec![known()]);
+        assert_eq!(chauthtok(&ctx, &mut conv, &mut transport), expected);
+        assert!(transport.changes().is_empty());
+    }
+
+    // PAM_OLDAUTHTOK that is not UTF-8 cannot be a credd password.
+    let ctx = change_ctx(&[], PRELIM, 1000);
+    let mut conv = ScriptedConversation::silent().with_old_token(Token::NotUtf8);
+    let mut transport = ScriptedTransport::unused();
+    assert_eq!(
+        chauthtok(&ctx, &mut conv, &mut transport),
+        PamResultCode::PAM_AUTHTOK_RECOVERY_ERR
+    );
+}
+
+#[test]
+fn prelim_failing_to_store_pam_oldauthtok_is_an_error() {
+    let ctx = change_ctx(&[], PRELIM, 1000);
+    let mut conv = ScriptedConversation::silent().with_remembered("alice", CODE);
+    conv.store_old_error = Some(PamResultCode::PAM_SUCCESS);
+    let mut transport = ScriptedTransport::replying(Reply::Ok);
+    assert_eq!(
+        chauthtok(&ctx, &mut conv, &mut transport),
+        PamResultCode::PAM_SYSTEM_ERR
+    );
+}
+
+#[test]
+fn update_prompts_for_the_new_password_twice_and_sends_it() {
+    let ctx = change_ctx(&[], UPDATE, 1000);
+    let mut conv = ScriptedConversation::new(vec![
+        Step::Prompt("New password: ", Ok(Some(NEW))),
+        Step::Prompt("Retype new password: ", Ok(Some(NEW))),
+    ])
+    .with_old_token(Token::Set(OLD));
+    let mut transport = ScriptedTransport::new(vec![known(), Ok(Reply::Ok)]);
+    assert_eq!(
+        chauthtok(&ctx, &mut conv, &mut transport),
+        PamResultCode::PAM_SUCCESS
+    );
+    let (kind, change) = transport.only_change();
+    assert_eq!(kind, "change");
+    assert_eq!(
+        (change.user.as_str(), change.service.as_str()),
+        ("alice", "sshd")
+    );
+    assert_eq!(exposed(&change.old), Some(OLD));
+    assert_eq!(exposed(&change.new), Some(NEW));
+    assert_eq!(conv.stored, [NEW], "the new password is PAM_AUTHTOK now");
+    assert_eq!(conv.remembered_reads, 0);
+    assert_no_secret_logged(&ctx);
+    assert!(errors_logged(&ctx).is_empty());
+}
+
+#[test]
+fn update_as_root_sends_no_current_password() {
+    let ctx = change_ctx(&[], UPDATE, 0);
+    let mut conv = ScriptedConversation::new(vec![
+        Step::Prompt("New password: ", Ok(Some(NEW))),
+        Step::Prompt("Retype new password: ", Ok(Some(NEW))),
+    ]);
+    let mut transport = ScriptedTransport::new(vec![known(), Ok(Reply::Ok)]);
+    assert_eq!(
+        chauthtok(&ctx, &mut conv, &mut transport),
+        PamResultCode::PAM_SUCCESS
+    );
+    assert_eq!(exposed(&transport.only_change().1.old), None);
+    assert_eq!(conv.old_token_reads, 0);
+}
+
+#[test]
+fn update_without_pam_oldauthtok_asks_for_the_current_password_again() {
+    let ctx = change_ctx(&[], UPDATE, 1000);
+    let mut conv = ScriptedConversation::new(vec![
+        Step::Prompt("Current password: ", Ok(Some(OLD))),
+        Step::Prompt("New password: ", Ok(Some(NEW))),
+        Step::Prompt("Retype new password: ", Ok(Some(NEW))),
+    ]);
+    let mut transport = ScriptedTransport::new(vec![known(), Ok(Reply::Ok)]);
+    assert_eq!(
+        chauthtok(&ctx, &mut conv, &mut transport),
+        PamResultCode::PAM_SUCCESS
+    );
+    assert_eq!(transport.account_checks(), 1, "one pre-check per hook call");
+    let change = transport.only_change().1;
+    assert_eq!(
+        (exposed(&change.old), exposed(&change.new)),
+        (Some(OLD), Some(NEW))
+    );
+}
+
+#[test]
+fn update_mismatch_is_authtok_err_and_nothing_is_changed() {
+    let ctx = change_ctx(&[], UPDATE, 1000);
+    let mut conv = ScriptedConversation::new(vec![
+        Step::Prompt("New password: ", Ok(Some(NEW))),
+        Step::Prompt("Retype new password: ", Ok(Some("new staple correcT"))),
+        Step::Error("Sorry, passwords do not match."),
+    ])
+    .with_old_token(Token::Set(OLD));
+    let mut transport = ScriptedTransport::new(vec![known()]);
+    assert_eq!(
+        chauthtok(&ctx, &mut conv, &mut transport),
+        PamResultCode::PAM_AUTHTOK_ERR
+    );
+    assert!(transport.changes().is_empty());
+    assert!(conv.stored.is_empty());
+    assert_no_secret_logged(&ctx);
+}
+
+#[test]
+fn update_empty_new_password_is_refused_before_the_second_prompt() {
+    let ctx = change_ctx(&[], UPDATE, 1000);
+    let mut conv = ScriptedConversation::new(vec![
+        Step::Prompt("New password: ", Ok(Some(""))),
+        Step::Error("No password has been supplied."),
+    ])
+    .with_old_token(Token::Set(OLD));
+    let mut transport = ScriptedTransport::new(vec![known()]);
+    assert_eq!(
+        chauthtok(&ctx, &mut conv, &mut transport),
+        PamResultCode::PAM_AUTHTOK_ERR
+    );
+    assert!(transport.changes().is_empty());
+}
+
+#[test]
+fn update_local_refusals_are_silent_with_pam_silent() {
+    let ctx = change_ctx(&[], UPDATE | PAM_SILENT, 1000);
+    let mut conv = ScriptedConversation::new(vec![
+        Step::Prompt("New password: ", Ok(Some(NEW))),
+        Step::Prompt("Retype new password: ", Ok(Some(OLD))),
+    ])
+    .with_old_token(Token::Set(OLD));
+    let mut transport = ScriptedTransport::new(vec![known()]);
+    assert_eq!(
+        chauthtok(&ctx, &mut conv, &mut transport),
         PamResultCode::PAM_AUTHTOK_ERR
     );
 }
 
 #[test]
-fn chauthtok_leaves_other_accounts_to_the_rest_of_the_stack() {
+fn update_with_use_authtok_takes_the_new_password_from_an_earlier_module() {
+    let ctx = change_ctx(&["use_authtok"], UPDATE, 1000);
+    let mut conv = ScriptedConversation::silent()
+        .with_old_token(Token::Set(OLD))
+        .with_token(Token::Set(NEW));
+    let mut transport = ScriptedTransport::replying(Reply::Ok);
     assert_eq!(
-        chauthtok_with_reply(&[], Reply::UnknownUser, vec![]),
-        PamResultCode::PAM_USER_UNKNOWN
+        chauthtok(&ctx, &mut conv, &mut transport),
+        PamResultCode::PAM_SUCCESS
     );
+    assert_eq!(exposed(&transport.only_change().1.new), Some(NEW));
+    assert_eq!(transport.account_checks(), 0, "nothing prompted");
+    assert!(conv.stored.is_empty(), "PAM_AUTHTOK already holds it");
+}
+
+#[test]
+fn update_with_use_authtok_and_no_stored_password_is_authtok_err() {
+    for token in [Token::Unset, Token::NotUtf8] {
+        let ctx = change_ctx(&["use_authtok"], UPDATE, 1000);
+        let mut conv = ScriptedConversation::silent()
+            .with_old_token(Token::Set(OLD))
+            .with_token(token);
+        let mut transport = ScriptedTransport::unused();
+        assert_eq!(
+            chauthtok(&ctx, &mut conv, &mut transport),
+            PamResultCode::PAM_AUTHTOK_ERR
+        );
+    }
+}
+
+#[test]
+fn update_quality_failure_shows_credd_s_reason() {
+    let reason = "password is shorter than 12 characters";
+    let quality = Reply::Error {
+        kind: ErrorKind::InvalidArgument,
+        message: reason.into(),
+    };
+    for (words, flags, shown) in [
+        (&["use_authtok"][..], UPDATE, true),
+        (&["use_authtok", "silent"][..], UPDATE, false),
+        (&["use_authtok"][..], UPDATE | PAM_SILENT, false),
+    ] {
+        let ctx = change_ctx(words, flags, 1000);
+        let script = if shown {
+            vec![Step::Error(reason)]
+        } else {
+            vec![]
+        };
+        let mut conv = ScriptedConversation::new(script)
+            .with_old_token(Token::Set(OLD))
+            .with_token(Token::Set("tiny pw"));
+        let mut transport = ScriptedTransport::replying(quality.clone());
+        assert_eq!(
+            chauthtok(&ctx, &mut conv, &mut transport),
+            PamResultCode::PAM_AUTHTOK_ERR
+        );
+        assert!(
+            errors_logged(&ctx).is_empty(),
+            "the user's mistake, not the system's"
+        );
+        assert_secret_never_logged(&ctx, "tiny pw");
+    }
+}
+
+#[test]
+fn update_wrong_current_password_is_authtok_recovery_err() {
+    let ctx = change_ctx(&[], UPDATE, 1000);
+    let mut conv = ScriptedConversation::new(vec![
+        Step::Prompt("New password: ", Ok(Some(NEW))),
+        Step::Prompt("Retype new password: ", Ok(Some(NEW))),
+    ])
+    .with_old_token(Token::Set(OLD));
+    let mut transport = ScriptedTransport::new(vec![known(), Ok(Reply::Denied)]);
     assert_eq!(
-        chauthtok_with_reply(&["ignore_unknown_user"], Reply::UnknownUser, vec![]),
-        PamResultCode::PAM_IGNORE
+        chauthtok(&ctx, &mut conv, &mut transport),
+        PamResultCode::PAM_AUTHTOK_RECOVERY_ERR
+    );
+    assert!(
+        conv.stored.is_empty(),
+        "a refused password is not handed on"
     );
 }
 
 #[test]
-fn chauthtok_with_the_daemon_down_is_authinfo_unavail() {
-    let ctx = ctx_for(b"alice", &[], 0, HookKind::Chauthtok);
-    let mut conv = ScriptedConversation::silent();
-    let mut transport = ScriptedTransport::failing(unavailable());
+fn update_for_a_name_credd_does_not_hold_prompts_nothing() {
+    let ctx = change_ctx(&[], UPDATE, 1000);
+    let mut conv = ScriptedConversation::silent().with_old_token(Token::Set(OLD));
+    let mut transport = ScriptedTransport::replying(Reply::UnknownUser);
     assert_eq!(
         chauthtok(&ctx, &mut conv, &mut transport),
-        PamResultCode::PAM_AUTHINFO_UNAVAIL
+        PamResultCode::PAM_USER_UNKNOWN
     );
+    assert!(transport.changes().is_empty());
+}
+
+#[test]
+fn update_failing_to_hand_on_the_new_password_still_reports_the_change() {
+    let ctx = change_ctx(&[], UPDATE, 1000);
+    let mut conv = ScriptedConversation::new(vec![
+        Step::Prompt("New password: ", Ok(Some(NEW))),
+        Step::Prompt("Retype new password: ", Ok(Some(NEW))),
+    ])
+    .with_old_token(Token::Set(OLD));
+    conv.store_error = Some(PamResultCode::PAM_BUF_ERR);
+    let mut transport = ScriptedTransport::new(vec![known(), Ok(Reply::Ok)]);
+    assert_eq!(
+        chauthtok(&ctx, &mut conv, &mut transport),
+        PamResultCode::PAM_SUCCESS,
+        "credd changed the password; saying otherwise would be false"
+    );
+    assert_eq!(errors_logged(&ctx).len(), 1);
+}
+
+#[test]
+fn chauthtok_with_the_daemon_down_is_authinfo_unavail_before_any_prompt() {
+    for (words, expected) in [
+        (&[][..], PamResultCode::PAM_AUTHINFO_UNAVAIL),
+        (&["ignore_authinfo_unavail"][..], PamResultCode::PAM_IGNORE),
+    ] {
+        for flags in [PRELIM, UPDATE] {
+            // The pre-check finds the daemon down: nothing is asked.
+            let ctx = change_ctx(words, flags, 1000);
+            let mut conv = ScriptedConversation::silent();
+            let mut transport = ScriptedTransport::failing(unavailable());
+            assert_eq!(chauthtok(&ctx, &mut conv, &mut transport), expected);
+            assert_eq!(errors_logged(&ctx).len(), 1);
+
+            // The change request itself fails.
+            let mut words = words.to_vec();
+            words.push("use_authtok");
+            let ctx = change_ctx(&words, flags, 1000);
+            let mut conv = ScriptedConversation::silent()
+                .with_old_token(Token::Set(OLD))
+                .with_token(Token::Set(NEW));
+            let mut transport = ScriptedTransport::failing(unavailable());
+            assert_eq!(chauthtok(&ctx, &mut conv, &mut transport), expected);
+            assert!(conv.stored.is_empty() && conv.stored_old.is_empty());
+        }
+    }
+}
+
+#[test]
+fn chauthtok_protocol_error_is_authtok_err() {
+    let ctx = change_ctx(&["ignore_authinfo_unavail"], PRELIM, 0);
+    let mut conv = ScriptedConversation::silent();
+    let mut transport = ScriptedTransport::failing(ProtoError::Malformed("invalid JSON".into()));
+    assert_eq!(
+        chauthtok(&ctx, &mut conv, &mut transport),
+        PamResultCode::PAM_AUTHTOK_ERR
+    );
+}
+
+#[test]
+fn chauthtok_without_a_pass_flag_is_service_err() {
+    for flags in [0, PAM_CHANGE_EXPIRED_AUTHTOK, PAM_SILENT] {
+        let ctx = change_ctx(&[], flags, 1000);
+        let mut conv = ScriptedConversation::silent();
+        let mut transport = ScriptedTransport::unused();
+        assert_eq!(
+            chauthtok(&ctx, &mut conv, &mut transport),
+            PamResultCode::PAM_SERVICE_ERR
+        );
+        assert_eq!(errors_logged(&ctx).len(), 1);
+    }
+}
+
+#[test]
+fn chauthtok_names_credd_cannot_hold_are_unknown_without_asking() {
+    for flags in [PRELIM, UPDATE] {
+        let mut ctx = ctx_for(b"a b", &[], flags, HookKind::Chauthtok);
+        ctx.real_uid = 1000;
+        let mut conv = ScriptedConversation::silent();
+        let mut transport = ScriptedTransport::unused();
+        assert_eq!(
+            chauthtok(&ctx, &mut conv, &mut transport),
+            PamResultCode::PAM_USER_UNKNOWN
+        );
+    }
+}
+
+#[test]
+fn a_forced_change_after_a_reset_code_login_asks_for_the_code_once() {
+    // authenticate (code) → MustChange, then PRELIM and UPDATE as sshd runs them: the code is
+    // typed once, at the password prompt.
+    let ctx = ctx(&[], 0);
+    let mut conv = ScriptedConversation::password(CODE);
+    let mut transport = ScriptedTransport::replying(Reply::MustChange);
+    assert_eq!(
+        authenticate(&ctx, &mut conv, &mut transport),
+        PamResultCode::PAM_SUCCESS
+    );
+    let (user, code) = conv.kept.pop().unwrap();
+    let code: &'static str = leak(code);
+    assert_eq!(user, "alice");
+
+    let ctx = change_ctx(&[], PRELIM | PAM_CHANGE_EXPIRED_AUTHTOK, 0);
+    let mut conv = ScriptedConversation::silent().with_remembered("alice", code);
+    let mut transport = ScriptedTransport::replying(Reply::Ok);
+    assert_eq!(
+        chauthtok(&ctx, &mut conv, &mut transport),
+        PamResultCode::PAM_SUCCESS
+    );
+    let old: &'static str = leak(conv.stored_old.pop().unwrap());
+
+    let ctx = change_ctx(&[], UPDATE | PAM_CHANGE_EXPIRED_AUTHTOK, 0);
+    let mut conv = ScriptedConversation::new(vec![
+        Step::Prompt("New password: ", Ok(Some(NEW))),
+        Step::Prompt("Retype new password: ", Ok(Some(NEW))),
+    ])
+    .with_old_token(Token::Set(old));
+    let mut transport = ScriptedTransport::new(vec![known(), Ok(Reply::Ok)]);
+    assert_eq!(
+        chauthtok(&ctx, &mut conv, &mut transport),
+        PamResultCode::PAM_SUCCESS
+    );
+    let change = transport.only_change().1;
+    assert_eq!(
+        (exposed(&change.old), exposed(&change.new)),
+        (Some(CODE), Some(NEW))
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// sessions
+
+fn session_ctx(user: &[u8], words: &[&str]) -> HookContext {
+    ctx_for(user, words, 0, HookKind::Session)
+}
+
+impl ScriptedTransport {
+    fn only_session(&self) -> (&'static str, &SessionRequest) {
+        match self.sent.as_slice() {
+            [Request::SessionOpen(s)] => ("open", s),
+            [Request::SessionClose(s)] => ("close", s),
+            other => panic!("expected one session request, got {other:?}"),
+        }
+    }
+}
+
+type SessionHook = fn(&HookContext, &mut ScriptedTransport) -> PamResultCode;
+
+const SESSION_HOOKS: [(&str, SessionHook); 2] = [
+    ("open", |ctx, transport| open_session(ctx, transport)),
+    ("close", |ctx, transport| close_session(ctx, transport)),
+];
+
+#[test]
+fn sessions_are_sent_to_credd_with_their_items() {
+    for (name, hook) in SESSION_HOOKS {
+        let ctx = session_ctx(b"alice", &[]);
+        let mut transport = ScriptedTransport::replying(Reply::Ok);
+        assert_eq!(hook(&ctx, &mut transport), PamResultCode::PAM_SUCCESS);
+        let (kind, session) = transport.only_session();
+        assert_eq!(kind, name);
+        assert_eq!(session.user, "alice");
+        assert_eq!(session.service, "sshd");
+        assert_eq!(session.tty.as_deref(), Some("ssh"));
+        assert_eq!(session.rhost.as_deref(), Some("192.0.2.7"));
+    }
+}
+
+#[test]
+fn sessions_of_unknown_users_are_ignored_whatever_the_arguments() {
+    for (_, hook) in SESSION_HOOKS {
+        for reply in [
+            Reply::UnknownUser,
+            Reply::Locked {
+                until: None,
+                unknown: true,
+            },
+        ] {
+            let ctx = session_ctx(b"alice", &[]);
+            let mut transport = ScriptedTransport::replying(reply);
+            assert_eq!(hook(&ctx, &mut transport), PamResultCode::PAM_IGNORE);
+            assert!(errors_logged(&ctx).is_empty());
+        }
+        // A name credd cannot hold: not even asked.
+        let ctx = session_ctx(b"a b", &[]);
+        let mut transport = ScriptedTransport::unused();
+        assert_eq!(hook(&ctx, &mut transport), PamResultCode::PAM_IGNORE);
+    }
+}
+
+#[test]
+fn session_failures_are_session_err_and_logged() {
+    for (_, hook) in SESSION_HOOKS {
+        for reply in [
+            Reply::Denied,
+            Reply::Busy,
+            Reply::Disabled,
+            Reply::Locked {
+                until: None,
+                unknown: false,
+            },
+            Reply::Error {
+                kind: ErrorKind::Internal,
+                message: "database is locked".into(),
+            },
+        ] {
+            let ctx = session_ctx(b"alice", &[]);
+            let mut transport = ScriptedTransport::replying(reply.clone());
+            assert_eq!(
+                hook(&ctx, &mut transport),
+                PamResultCode::PAM_SESSION_ERR,
+                "{reply:?}"
+            );
+            assert_eq!(errors_logged(&ctx).len(), 1);
+        }
+        // Unreachable: SESSION_ERR, even with ignore_authinfo_unavail (which is about
+        // AUTHINFO_UNAVAIL; the session lines are `optional` instead).
+        for words in [&[][..], &["ignore_authinfo_unavail"][..]] {
+            let ctx = session_ctx(b"alice", words);
+            let mut transport = ScriptedTransport::failing(unavailable());
+            assert_eq!(hook(&ctx, &mut transport), PamResultCode::PAM_SESSION_ERR);
+            let errors = errors_logged(&ctx);
+            assert_eq!(errors.len(), 1);
+            assert!(errors[0].contains("credd is unreachable"), "{errors:?}");
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

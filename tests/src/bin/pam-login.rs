@@ -27,7 +27,9 @@ fn main() -> ExitCode {
     let (module, socket, user) = match (args.first(), args.get(1), args.get(2)) {
         (Some(m), Some(s), Some(u)) => (m, s, u),
         _ => {
-            eprintln!("usage: pam-login MODULE SOCKET USER [auth|account|both|change|session] < answers");
+            eprintln!(
+                "usage: pam-login MODULE SOCKET USER [auth|account|both|change|session] < answers"
+            );
             return ExitCode::from(2);
         }
     };
@@ -44,7 +46,12 @@ fn main() -> ExitCode {
     let line = |facility: &str| format!("{facility} required {module} socket={socket} nodelay");
     let stack = PamStack::new(
         "credd-demo",
-        &[line("auth"), line("account"), line("password"), line("session")],
+        &[
+            line("auth"),
+            line("account"),
+            line("password"),
+            line("session"),
+        ],
     );
     let mut s = match stack.start(user, conv) {
         Ok(s) => s,
@@ -97,5 +104,9 @@ fn main() -> ExitCode {
             println!("  message: {text}");
         }
     }
-    if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
