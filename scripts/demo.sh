@@ -37,7 +37,15 @@ login() {
   grep -q -- "$expect" <<<"$out" || { echo "demo: expected $expect" >&2; exit 1; }
 }
 
-step "start credd on $work (defaults: PBKDF2-HMAC-SHA256, 600000 iterations)"
+step "start credd on $work (PBKDF2-HMAC-SHA256, 600000 iterations, deny = 5, codes live 15m)"
+# Defaults throughout, except the per-account rate limit: the demo logs alice in some twenty
+# times within seconds, which the default (10 at once, then 10 a minute) would rightly refuse.
+cat >"$work/credd.toml" <<'TOML'
+[rate]
+account = { burst = 60, per_minute = 60 }
+TOML
+chmod 600 "$work/credd.toml"
+run cat "$work/credd.toml"
 "$credd" --config "$work/credd.toml" --runtime-dir "$work/run" --state-dir "$work/state" \
   2> >(tee "$work/credd.log" | sed -u 's/^/  [credd] /' >&2) &
 pid=$!
@@ -81,11 +89,26 @@ step "the administrator sets a new password that alice must change at next login
 printf 'temporary password 42\n' | run "$credctl" passwd alice --password-stdin --must-change
 login "acct_mgmt: PAM_NEW_AUTHTOK_REQD" alice "temporary password 42" both
 
+step "the administrator resets alice: a temporary access code, shown once (expiry on stderr)"
+code=$("$credctl" reset alice)
+echo "   code: $code"
+login "authenticate: PAM_AUTH_ERR" alice "temporary password 42"
+
+step "alice types the code (in lower case), is made to choose a new password, and is in"
+printf '$ pam-login alice (code, then the new password twice) [change]\n'
+out=$(printf '%s\n%s\n%s\n' "${code,,}" "brand new passphrase 7" "brand new passphrase 7" \
+  | "$pam_login" "$module" "$pam_sock" alice change || true)
+printf '%s\n' "$out" | sed 's/^/  /'
+grep -q "chauthtok: PAM_SUCCESS" <<<"$out" || { echo "demo: the forced change failed" >&2; exit 1; }
+login "authenticate: PAM_SUCCESS" alice "brand new passphrase 7"
+login "authenticate: PAM_AUTH_ERR" alice "$code"
+echo "   (the code was single use)"
+
 step "the account list"
 run "$credctl" user list
 
 step "credd stops (SIGTERM): logins fail closed with PAM_AUTHINFO_UNAVAIL"
 kill -TERM "$pid"; wait "$pid"; pid=""
-login "authenticate: PAM_AUTHINFO_UNAVAIL" alice "temporary password 42"
+login "authenticate: PAM_AUTHINFO_UNAVAIL" alice "brand new passphrase 7"
 
 step "demo complete: every outcome was as expected"
