@@ -21,6 +21,13 @@ impl SystemService {
             std::process::id(),
             NEXT.fetch_add(1, Ordering::SeqCst)
         );
+        SystemService::install_named(&name, lines)
+    }
+
+    /// A service file with a given name: sshd uses its program name as the service, so a copy of
+    /// sshd under this name reads this file.
+    pub fn install_named(name: &str, lines: &[String]) -> SystemService {
+        let name = name.to_string();
         let path = PathBuf::from("/etc/pam.d").join(&name);
         std::fs::write(&path, lines.join("\n") + "\n").expect("write /etc/pam.d service");
         SystemService { name, path }
