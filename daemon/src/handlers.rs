@@ -65,16 +65,18 @@ impl Daemon {
                 uid,
                 password,
                 must_change,
-            } => self.user_add(&user, uid, password, must_change),
-            Request::UserRemove { user } => self.user_remove(&user),
+            } => self.user_add(peer, &user, uid, password, must_change),
+            Request::UserRemove { user } => self.user_remove(peer, &user),
             Request::UserList => return self.user_list(respond),
             Request::UserShow { user } => self.user_show(&user),
-            Request::UserSetDisabled { user, disabled } => self.user_set_disabled(&user, disabled),
+            Request::UserSetDisabled { user, disabled } => {
+                self.user_set_disabled(peer, &user, disabled)
+            }
             Request::SetPassword {
                 user,
                 password,
                 must_change,
-            } => self.set_password(&user, password, must_change),
+            } => self.set_password(peer, &user, password, must_change),
             Request::Status { target: Some(t) } => self.status_of(&t),
             Request::Status { target: None } => return self.status_list(respond),
             Request::Lock { target, reason } => self.lock(peer, &target, reason.as_deref()),
@@ -133,6 +135,7 @@ impl Daemon {
 
     fn user_add(
         &self,
+        peer: Peer,
         user: &str,
         uid: Option<u32>,
         password: Option<Secret>,
@@ -151,7 +154,7 @@ impl Daemon {
         };
         let result = self
             .store()
-            .insert_account(user, uid, hash.as_deref(), must_change);
+            .insert_account(user, uid, hash.as_deref(), must_change, peer.uid);
         match result {
             Err(e) => internal(e),
             Ok(Err(WriteConflict::NameTaken)) => error(
@@ -166,35 +169,21 @@ impl Daemon {
                 ),
             ),
             Ok(Err(WriteConflict::NotFound)) => internal("insert reported a missing row"),
-            Ok(Ok(account)) => {
-                eprintln!(
-                    "credd: user_add user={user} uid={}",
-                    uid.map_or("-".to_string(), |u| u.to_string())
-                );
-                Reply::User(Box::new(user_info(&account)))
-            }
+            Ok(Ok(account)) => Reply::User(Box::new(user_info(&account))),
         }
     }
 
-    fn user_remove(&self, user: &str) -> Reply {
-        let result = self.store().remove_account(user);
-        self.write_outcome("user_remove", user, result)
+    fn user_remove(&self, peer: Peer, user: &str) -> Reply {
+        let result = self.store().remove_account(user, peer.uid);
+        write_outcome(user, result)
     }
 
-    fn user_set_disabled(&self, user: &str, disabled: bool) -> Reply {
-        let result = self.store().set_disabled(user, disabled);
-        self.write_outcome(
-            if disabled {
-                "user_disable"
-            } else {
-                "user_enable"
-            },
-            user,
-            result,
-        )
+    fn user_set_disabled(&self, peer: Peer, user: &str, disabled: bool) -> Reply {
+        let result = self.store().set_disabled(user, disabled, peer.uid);
+        write_outcome(user, result)
     }
 
-    fn set_password(&self, user: &str, password: Secret, must_change: bool) -> Reply {
+    fn set_password(&self, peer: Peer, user: &str, password: Secret, must_change: bool) -> Reply {
         // Check the account first so a typo does not cost a full hash.
         match self.store().account(user) {
             Err(e) => return internal(e),
@@ -205,21 +194,12 @@ impl Daemon {
             Ok(hash) => hash,
             Err(reply) => return reply,
         };
-        let result = self.store().set_hash(user, &hash, must_change);
-        self.write_outcome("set_password", user, result)
-    }
-
-    fn write_outcome(
-        &self,
-        action: &str,
-        user: &str,
-        result: crate::error::Result<Result<(), WriteConflict>>,
-    ) -> Reply {
+        let result = self.store().set_hash(user, &hash, must_change, peer.uid);
         match result {
             Err(e) => internal(e),
             Ok(Err(_)) => not_found(user),
-            Ok(Ok(())) => {
-                eprintln!("credd: {action} user={user}");
+            Ok(Ok(revoked)) => {
+                self.end_sessions(revoked);
                 Reply::Ok
             }
         }
@@ -249,6 +229,15 @@ impl Daemon {
             }
         }
         respond(&Reply::End { count })
+    }
+}
+
+/// The reply to an administrative write; its audit row was written with it.
+fn write_outcome(user: &str, result: crate::error::Result<Result<(), WriteConflict>>) -> Reply {
+    match result {
+        Err(e) => internal(e),
+        Ok(Err(_)) => not_found(user),
+        Ok(Ok(())) => Reply::Ok,
     }
 }
 

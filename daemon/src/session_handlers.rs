@@ -32,6 +32,11 @@ impl Daemon {
         if let Err(reply) = Self::check_session_fields(&req) {
             return reply;
         }
+        // Login services open sessions as root; a local user registering rows for its own account
+        // would only grow the table.
+        if !peer.is_root() {
+            return Reply::UnknownUser;
+        }
         let account = match self.target_account(peer, &req.user) {
             Err(reply) => return reply,
             Ok(None) => return Reply::UnknownUser,
@@ -57,6 +62,9 @@ impl Daemon {
     pub(crate) fn session_close(&self, peer: Peer, req: SessionRequest) -> Reply {
         if let Err(reply) = Self::check_session_fields(&req) {
             return reply;
+        }
+        if !peer.is_root() {
+            return Reply::UnknownUser;
         }
         let account = match self.target_account(peer, &req.user) {
             Err(reply) => return reply,

@@ -296,3 +296,23 @@ fn the_operator_guide_form_resets_locks_and_unlocks() {
     let code = ctl_ok(&d, &["--modify-user-state", "--uid=5001", "--action=reset"]);
     assert_eq!(login(&s, "alice", code.trim()), codes::PAM_SUCCESS);
 }
+
+#[test]
+fn a_password_set_by_an_administrator_voids_a_pending_code() {
+    let d = daemon("");
+    d.add_user("alice", PASSWORD, &["--uid", "5001"]);
+    let code = reset(&d, "alice");
+    let out = d.ctl_stdin(
+        &["passwd", "alice", "--password-stdin"],
+        &format!("{NEW_PASSWORD}\n"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = stack(&d);
+    assert_eq!(login(&s, "alice", &code), codes::PAM_AUTH_ERR);
+    assert_eq!(login(&s, "alice", NEW_PASSWORD), codes::PAM_SUCCESS);
+    assert!(d.wait_for_log("by=administrator", Duration::from_secs(5)));
+}

@@ -304,7 +304,7 @@ mod tests {
     #[test]
     fn a_reset_invalidates_the_password_and_replaces_the_previous_code() {
         let (_d, mut s) = temp_store();
-        s.insert_account("a", None, Some("$h"), false)
+        s.insert_account("a", None, Some("$h"), false, 0)
             .unwrap()
             .unwrap();
         let first = crate::codes::digest("AAAA");
@@ -323,7 +323,9 @@ mod tests {
     #[test]
     fn wrong_codes_burn_at_max_attempts() {
         let (_d, mut s) = temp_store();
-        s.insert_account("a", None, None, false).unwrap().unwrap();
+        s.insert_account("a", None, None, false, 0)
+            .unwrap()
+            .unwrap();
         let digest = crate::codes::digest("AAAA");
         s.issue_reset(&order("a", &digest, 0)).unwrap().unwrap();
         assert!(!s.code_rejected("a", 3, 0, 1).unwrap());
@@ -336,7 +338,9 @@ mod tests {
     fn purge_deletes_only_expired_codes_and_audits_each() {
         let (_d, mut s) = temp_store();
         for user in ["a", "b"] {
-            s.insert_account(user, None, None, false).unwrap().unwrap();
+            s.insert_account(user, None, None, false, 0)
+                .unwrap()
+                .unwrap();
         }
         let digest = crate::codes::digest("AAAA");
         s.issue_reset(&order("a", &digest, 0)).unwrap().unwrap(); // expires at 900
@@ -353,7 +357,9 @@ mod tests {
     #[test]
     fn a_change_consumes_the_code_and_clears_must_change() {
         let (_d, mut s) = temp_store();
-        s.insert_account("a", None, None, false).unwrap().unwrap();
+        s.insert_account("a", None, None, false, 0)
+            .unwrap()
+            .unwrap();
         let digest = crate::codes::digest("AAAA");
         s.issue_reset(&order("a", &digest, 0)).unwrap().unwrap();
         s.change_password(&PasswordChange {

@@ -387,7 +387,7 @@ mod tests {
     #[test]
     fn reservations_bound_parallel_attempts_to_deny() {
         let (_d, mut s) = temp_store();
-        s.insert_account("a", None, Some("$h"), false)
+        s.insert_account("a", None, Some("$h"), false, 0)
             .unwrap()
             .unwrap();
         let p = policy(3, None);
@@ -411,7 +411,7 @@ mod tests {
     #[test]
     fn success_clears_and_a_lock_set_meanwhile_wins() {
         let (_d, mut s) = temp_store();
-        s.insert_account("a", None, Some("$h"), false)
+        s.insert_account("a", None, Some("$h"), false, 0)
             .unwrap()
             .unwrap();
         let p = policy(2, Some(60));
@@ -429,7 +429,7 @@ mod tests {
     #[test]
     fn expired_lock_clears_itself_and_locked_attempts_do_not_extend_it() {
         let (_d, mut s) = temp_store();
-        s.insert_account("a", None, Some("$h"), false)
+        s.insert_account("a", None, Some("$h"), false, 0)
             .unwrap()
             .unwrap();
         let p = policy(1, Some(60));
@@ -448,7 +448,7 @@ mod tests {
     #[test]
     fn admin_lock_survives_time_and_unlock_clears_everything() {
         let (_d, mut s) = temp_store();
-        s.insert_account("a", None, Some("$h"), false)
+        s.insert_account("a", None, Some("$h"), false, 0)
             .unwrap()
             .unwrap();
         let p = policy(5, Some(1));
@@ -469,7 +469,7 @@ mod tests {
     #[test]
     fn cancelled_reservations_do_not_count() {
         let (_d, mut s) = temp_store();
-        s.insert_account("a", None, Some("$h"), false)
+        s.insert_account("a", None, Some("$h"), false, 0)
             .unwrap()
             .unwrap();
         let p = policy(1, None);
@@ -487,12 +487,12 @@ mod tests {
     #[test]
     fn removing_an_account_removes_its_failures_and_lock() {
         let (_d, mut s) = temp_store();
-        s.insert_account("a", None, Some("$h"), false)
+        s.insert_account("a", None, Some("$h"), false, 0)
             .unwrap()
             .unwrap();
         s.lock_account("a", None, 0, 0).unwrap().unwrap();
-        s.remove_account("a").unwrap().unwrap();
-        s.insert_account("a", None, Some("$h"), false)
+        s.remove_account("a", 0).unwrap().unwrap();
+        s.insert_account("a", None, Some("$h"), false, 0)
             .unwrap()
             .unwrap();
         assert_eq!(s.current_lock("a", 0).unwrap(), None);
@@ -501,10 +501,12 @@ mod tests {
     #[test]
     fn schemes_are_counted() {
         let (_d, mut s) = temp_store();
-        s.insert_account("a", None, Some("$pbkdf2-sha256$i=1000,l=32$x$y"), false)
+        s.insert_account("a", None, Some("$pbkdf2-sha256$i=1000,l=32$x$y"), false, 0)
             .unwrap()
             .unwrap();
-        s.insert_account("b", None, None, false).unwrap().unwrap();
+        s.insert_account("b", None, None, false, 0)
+            .unwrap()
+            .unwrap();
         assert_eq!(
             s.accounts_per_scheme().unwrap(),
             vec![("none".to_string(), 1), ("pbkdf2-sha256".to_string(), 1)]

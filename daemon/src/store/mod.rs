@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use crate::audit::{self, Event};
 use crate::error::{DaemonError, Result};
 use crate::timefmt::now_unix;
 
@@ -240,6 +241,7 @@ impl Store {
         uid: Option<u32>,
         hash: Option<&str>,
         must_change: bool,
+        actor_uid: u32,
     ) -> Result<std::result::Result<Account, WriteConflict>> {
         let tx = self.conn.transaction()?;
         let name_taken: bool = tx.query_row(
@@ -266,6 +268,21 @@ impl Store {
              VALUES (?1, ?2, ?3, 0, ?4, ?5, ?5)",
             params![name, uid, hash, must_change, now],
         )?;
+        audit::record(
+            &tx,
+            now,
+            &Event {
+                name: "user_added",
+                actor_uid: Some(actor_uid),
+                target: Some(name),
+                outcome: "ok",
+                detail: format!(
+                    "uid={} password={} must_change={must_change}",
+                    uid.map_or("-".to_string(), |u| u.to_string()),
+                    hash.is_some()
+                ),
+            },
+        )?;
         tx.commit()?;
         Ok(Ok(Account {
             name: name.to_string(),
@@ -278,31 +295,52 @@ impl Store {
         }))
     }
 
-    pub fn remove_account(&mut self, name: &str) -> Result<std::result::Result<(), WriteConflict>> {
-        let n = self
-            .conn
-            .execute("DELETE FROM users WHERE name = ?1", params![name])?;
-        Ok(if n == 1 {
-            Ok(())
-        } else {
-            Err(WriteConflict::NotFound)
-        })
+    pub fn remove_account(
+        &mut self,
+        name: &str,
+        actor_uid: u32,
+    ) -> Result<std::result::Result<(), WriteConflict>> {
+        let tx = self.conn.transaction()?;
+        let n = tx.execute("DELETE FROM users WHERE name = ?1", params![name])?;
+        if n != 1 {
+            return Ok(Err(WriteConflict::NotFound));
+        }
+        audit::record(
+            &tx,
+            now_unix(),
+            &admin_event("user_removed", actor_uid, name, String::new()),
+        )?;
+        tx.commit()?;
+        Ok(Ok(()))
     }
 
     pub fn set_disabled(
         &mut self,
         name: &str,
         disabled: bool,
+        actor_uid: u32,
     ) -> Result<std::result::Result<(), WriteConflict>> {
-        let n = self.conn.execute(
+        let tx = self.conn.transaction()?;
+        let now = now_unix();
+        let n = tx.execute(
             "UPDATE users SET disabled = ?2, updated_at = ?3 WHERE name = ?1",
-            params![name, disabled, now_unix()],
+            params![name, disabled, now],
         )?;
-        Ok(if n == 1 {
-            Ok(())
+        if n != 1 {
+            return Ok(Err(WriteConflict::NotFound));
+        }
+        let event = if disabled {
+            "user_disabled"
         } else {
-            Err(WriteConflict::NotFound)
-        })
+            "user_enabled"
+        };
+        audit::record(
+            &tx,
+            now,
+            &admin_event(event, actor_uid, name, String::new()),
+        )?;
+        tx.commit()?;
+        Ok(Ok(()))
     }
 
     /// Replaces `old` by `new` only if the account still has `old`: a transparent rehash must
@@ -315,21 +353,56 @@ impl Store {
         Ok(n == 1)
     }
 
+    /// An administrator sets the password: any pending reset code is void and the account's
+    /// sessions are revoked, since the credential changed.
     pub fn set_hash(
         &mut self,
         name: &str,
         hash: &str,
         must_change: bool,
-    ) -> Result<std::result::Result<(), WriteConflict>> {
-        let n = self.conn.execute(
+        actor_uid: u32,
+    ) -> Result<std::result::Result<Vec<RevokedSession>, WriteConflict>> {
+        let tx = self.conn.transaction()?;
+        let now = now_unix();
+        let n = tx.execute(
             "UPDATE users SET hash = ?2, must_change = ?3, updated_at = ?4 WHERE name = ?1",
-            params![name, hash, must_change, now_unix()],
+            params![name, hash, must_change, now],
         )?;
-        Ok(if n == 1 {
-            Ok(())
-        } else {
-            Err(WriteConflict::NotFound)
-        })
+        if n != 1 {
+            return Ok(Err(WriteConflict::NotFound));
+        }
+        tx.execute("DELETE FROM reset_codes WHERE user = ?1", params![name])?;
+        let revoked = sessions::revoke(&tx, name, None, "password set by an administrator", now)?;
+        audit::record(
+            &tx,
+            now,
+            &admin_event(
+                "password_changed",
+                actor_uid,
+                name,
+                format!(
+                    "by=administrator must_change={must_change} sessions_revoked={}",
+                    revoked.len()
+                ),
+            ),
+        )?;
+        tx.commit()?;
+        Ok(Ok(revoked))
+    }
+}
+
+fn admin_event<'a>(
+    name: &'static str,
+    actor_uid: u32,
+    target: &'a str,
+    detail: String,
+) -> Event<'a> {
+    Event {
+        name,
+        actor_uid: Some(actor_uid),
+        target: Some(target),
+        outcome: "ok",
+        detail,
     }
 }
 
@@ -411,7 +484,7 @@ mod tests {
         let path = dir.path().join("credd.db");
         {
             let mut s = Store::open(&path).unwrap();
-            s.insert_account("alice", Some(1001), Some("$h"), false)
+            s.insert_account("alice", Some(1001), Some("$h"), false, 0)
                 .unwrap()
                 .unwrap();
         }
@@ -423,23 +496,23 @@ mod tests {
     #[test]
     fn duplicates_are_conflicts_not_errors() {
         let (_d, mut s) = temp_store();
-        s.insert_account("a", Some(5), None, false)
+        s.insert_account("a", Some(5), None, false, 0)
             .unwrap()
             .unwrap();
         assert_eq!(
-            s.insert_account("a", None, None, false)
+            s.insert_account("a", None, None, false, 0)
                 .unwrap()
                 .unwrap_err(),
             WriteConflict::NameTaken
         );
         assert_eq!(
-            s.insert_account("b", Some(5), None, false)
+            s.insert_account("b", Some(5), None, false, 0)
                 .unwrap()
                 .unwrap_err(),
             WriteConflict::UidTaken("a".into())
         );
         assert_eq!(
-            s.remove_account("zz").unwrap(),
+            s.remove_account("zz", 0).unwrap(),
             Err(WriteConflict::NotFound)
         );
     }
@@ -448,7 +521,7 @@ mod tests {
     fn pages_cover_every_account_once() {
         let (_d, mut s) = temp_store();
         for i in 0..25 {
-            s.insert_account(&format!("u{i:02}"), None, None, false)
+            s.insert_account(&format!("u{i:02}"), None, None, false, 0)
                 .unwrap()
                 .unwrap();
         }

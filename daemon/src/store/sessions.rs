@@ -223,7 +223,9 @@ mod tests {
     #[test]
     fn sessions_open_list_and_close() {
         let (_d, mut s) = temp_store();
-        s.insert_account("a", None, None, false).unwrap().unwrap();
+        s.insert_account("a", None, None, false, 0)
+            .unwrap()
+            .unwrap();
         open(&mut s, "a", by(10, Some(7)));
         open(&mut s, "a", by(11, Some(8)));
         assert_eq!(s.sessions_page(Some("a"), 0, 10).unwrap().len(), 2);
@@ -237,7 +239,9 @@ mod tests {
     #[test]
     fn revocation_spares_the_changing_session() {
         let (_d, mut s) = temp_store();
-        s.insert_account("a", None, None, false).unwrap().unwrap();
+        s.insert_account("a", None, None, false, 0)
+            .unwrap()
+            .unwrap();
         open(&mut s, "a", by(10, Some(7)));
         open(&mut s, "a", by(11, Some(8)));
         let revoked = revoke(&s.conn, "a", Some(7), "password changed", 5).unwrap();
