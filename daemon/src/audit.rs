@@ -1,47 +1,440 @@
-//! The audit table: one row per security event, written in the same transaction as the change it
-//! records, so the record and the change stand or fall together.
+//! The local audit log: one row per security event, written in the same transaction as the change
+//! it records, chained by HMAC-SHA256 under a key kept outside the database.
 //!
-//! This is the table's first form: the HMAC chain, the syslog delivery and `credctl audit` come
-//! with their own issue. Until then each event is also written as a line on credd's standard error.
+//! Each row's MAC covers its own fields, its sequence number and the previous row's MAC, so editing
+//! a row, deleting one or reordering them breaks the chain at a row `credctl audit verify` names —
+//! even for someone who can write the database file but cannot read the key. Truncating the tail
+//! leaves an intact but shorter chain; the chain head is checkpointed to syslog (see `auditlog`), so
+//! the collector's copy shows what was cut. After its commit, each row also goes to syslog.
 
-use rusqlite::{Connection, params};
+use std::cell::RefCell;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::Path;
 
-/// One security event. `detail` is free text for humans and never holds a secret.
-#[derive(Debug, Clone)]
-pub struct Event<'a> {
-    /// Stable event name (`reset_issued`, `code_redeemed`, …).
-    pub name: &'static str,
-    /// From SO_PEERCRED; `None` for the daemon's own actions (expiry purge).
-    pub actor_uid: Option<u32>,
-    pub target: Option<&'a str>,
-    pub outcome: &'static str,
-    pub detail: String,
+use hmac::{Hmac, KeyInit, Mac};
+use rand::TryRng;
+use rusqlite::{Connection, OptionalExtension, params};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+use credd_proto::{AuditEntry, AuditReport};
+
+use crate::error::{DaemonError, Result};
+use crate::timefmt::rfc3339;
+
+const KEY_LEN: usize = 32;
+const MAC_LEN: usize = 32;
+
+/// The chain key. Created once with mode 0600 next to (never inside) the database.
+pub struct AuditKey([u8; KEY_LEN]);
+
+impl AuditKey {
+    pub fn load_or_create(path: &Path) -> Result<AuditKey> {
+        match std::fs::read(path) {
+            Ok(bytes) => {
+                let meta = std::fs::metadata(path).map_err(|e| DaemonError::io(path, e))?;
+                if meta.mode() & 0o077 != 0 {
+                    return Err(DaemonError::Startup(format!(
+                        "{}: the audit key is readable by others (mode {:o}); run `chmod 600 {}`",
+                        path.display(),
+                        meta.mode() & 0o7777,
+                        path.display()
+                    )));
+                }
+                let key: [u8; KEY_LEN] = bytes.as_slice().try_into().map_err(|_| {
+                    DaemonError::Startup(format!(
+                        "{}: the audit key must be {KEY_LEN} bytes, found {}",
+                        path.display(),
+                        bytes.len()
+                    ))
+                })?;
+                Ok(AuditKey(key))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mut key = [0u8; KEY_LEN];
+                rand::rngs::SysRng.try_fill_bytes(&mut key).map_err(|e| {
+                    DaemonError::Startup(format!("OS random generator failed: {e}"))
+                })?;
+                use std::io::Write;
+                let mut file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(path)
+                    .map_err(|e| DaemonError::io(path, e))?;
+                file.write_all(&key)
+                    .and_then(|()| file.sync_all())
+                    .map_err(|e| DaemonError::io(path, e))?;
+                Ok(AuditKey(key))
+            }
+            Err(e) => Err(DaemonError::io(path, e)),
+        }
+    }
+
+    #[cfg(test)]
+    pub fn for_tests() -> AuditKey {
+        AuditKey([7u8; KEY_LEN])
+    }
 }
 
-pub fn record(conn: &Connection, now: i64, event: &Event<'_>) -> rusqlite::Result<()> {
+/// One security event. Nothing in it is ever a secret, a code or a hash.
+#[derive(Debug, Clone, Default)]
+pub struct Event<'a> {
+    /// Stable event name (docs/audit.md).
+    pub name: &'static str,
+    /// From SO_PEERCRED; `None` for the daemon's own actions.
+    pub actor_uid: Option<u32>,
+    pub target: Option<&'a str>,
+    pub service: Option<&'a str>,
+    pub rhost: Option<&'a str>,
+    pub tty: Option<&'a str>,
+    pub outcome: &'static str,
+    pub detail: String,
+    /// For login failures: the line in pam_unix's shape that fail2ban and SIEM parsers read.
+    pub classic: Option<String>,
+}
+
+/// A committed row, on its way to syslog.
+#[derive(Debug, Clone)]
+pub struct Published {
+    pub entry: AuditEntry,
+    pub classic: Option<String>,
+}
+
+thread_local! {
+    /// The caller's request id, used as the event id of the first row a request writes.
+    static REQUEST_ID: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with `id` as the event id of the first audit row it writes.
+pub fn with_request_id<T>(id: Option<String>, f: impl FnOnce() -> T) -> T {
+    REQUEST_ID.with(|cell| *cell.borrow_mut() = id);
+    let result = f();
+    REQUEST_ID.with(|cell| *cell.borrow_mut() = None);
+    result
+}
+
+fn next_event_id() -> String {
+    if let Some(id) = REQUEST_ID.with(|cell| cell.borrow_mut().take()) {
+        return id;
+    }
+    let mut raw = [0u8; 16];
+    let _ = rand::rngs::SysRng.try_fill_bytes(&mut raw);
+    hex(&raw)
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+struct RowFields<'a> {
+    seq: i64,
+    event_id: &'a str,
+    time: i64,
+    event: &'a str,
+    actor_uid: Option<u32>,
+    target: Option<&'a str>,
+    service: Option<&'a str>,
+    rhost: Option<&'a str>,
+    tty: Option<&'a str>,
+    outcome: &'a str,
+    detail: &'a str,
+}
+
+/// HMAC over the previous MAC and every field, each length-prefixed so that no two different
+/// rows encode alike.
+fn mac(key: &AuditKey, prev: &[u8], row: &RowFields<'_>) -> [u8; MAC_LEN] {
+    let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(&key.0).expect("any key length");
+    let mut field = |bytes: &[u8]| {
+        m.update(&(bytes.len() as u64).to_be_bytes());
+        m.update(bytes);
+    };
+    field(prev);
+    field(&row.seq.to_be_bytes());
+    field(row.event_id.as_bytes());
+    field(&row.time.to_be_bytes());
+    field(row.event.as_bytes());
+    let opt = |v: Option<&str>| v.map(|s| format!("1{s}")).unwrap_or_else(|| "0".into());
+    field(opt(row.actor_uid.map(|u| u.to_string()).as_deref()).as_bytes());
+    field(opt(row.target).as_bytes());
+    field(opt(row.service).as_bytes());
+    field(opt(row.rhost).as_bytes());
+    field(opt(row.tty).as_bytes());
+    field(row.outcome.as_bytes());
+    field(row.detail.as_bytes());
+    m.finalize().into_bytes().into()
+}
+
+fn head(conn: &Connection) -> rusqlite::Result<(i64, Vec<u8>)> {
+    Ok(conn
+        .query_row(
+            "SELECT seq, mac FROM audit ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<Vec<u8>>>(1)?)),
+        )
+        .optional()?
+        .map(|(seq, mac)| (seq, mac.unwrap_or_default()))
+        .unwrap_or((0, vec![0u8; MAC_LEN])))
+}
+
+/// Appends `event` to the chain. Call inside the transaction of the change it records; publish
+/// the result to syslog only after that transaction commits.
+pub fn record(
+    conn: &Connection,
+    key: &AuditKey,
+    now: i64,
+    event: &Event<'_>,
+) -> rusqlite::Result<Published> {
+    let (last_seq, prev) = head(conn)?;
+    let event_id = next_event_id();
+    let row = RowFields {
+        seq: last_seq + 1,
+        event_id: &event_id,
+        time: now,
+        event: event.name,
+        actor_uid: event.actor_uid,
+        target: event.target,
+        service: event.service,
+        rhost: event.rhost,
+        tty: event.tty,
+        outcome: event.outcome,
+        detail: &event.detail,
+    };
+    let mac = mac(key, &prev, &row);
     conn.execute(
-        "INSERT INTO audit (time, event, actor_uid, target, outcome, detail)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO audit (seq, event_id, time, event, actor_uid, target, service, rhost, tty,
+                            outcome, detail, prev_mac, mac)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
         params![
+            row.seq,
+            event_id,
             now,
             event.name,
             event.actor_uid,
             event.target,
+            event.service,
+            event.rhost,
+            event.tty,
             event.outcome,
-            event.detail
+            event.detail,
+            prev,
+            &mac[..]
         ],
     )?;
-    eprintln!(
-        "credd: audit event={} actor_uid={} user={} outcome={} {}",
-        event.name,
-        event
-            .actor_uid
-            .map_or_else(|| "-".to_string(), |u| u.to_string()),
-        event.target.unwrap_or("-"),
-        event.outcome,
-        event.detail
-    );
-    Ok(())
+    Ok(Published {
+        entry: AuditEntry {
+            seq: row.seq as u64,
+            id: event_id,
+            time: rfc3339(now),
+            event: event.name.to_string(),
+            actor_uid: event.actor_uid,
+            user: event.target.map(str::to_owned),
+            service: event.service.map(str::to_owned),
+            rhost: event.rhost.map(str::to_owned),
+            tty: event.tty.map(str::to_owned),
+            outcome: event.outcome.to_string(),
+            detail: event.detail.clone(),
+        },
+        classic: event.classic.clone(),
+    })
+}
+
+/// Rows written before the chain existed (schema 3) get their MACs, in order, once.
+pub fn seal_unsealed(conn: &Connection, key: &AuditKey) -> rusqlite::Result<usize> {
+    let mut stmt = conn.prepare(
+        "SELECT seq, event_id, time, event, actor_uid, target, service, rhost, tty, outcome, detail
+         FROM audit WHERE mac IS NULL ORDER BY seq",
+    )?;
+    let rows: Vec<StoredRow> = stmt
+        .query_map([], |r| {
+            Ok(StoredRow {
+                seq: r.get(0)?,
+                event_id: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                time: r.get(2)?,
+                event: r.get(3)?,
+                actor_uid: r.get(4)?,
+                target: r.get(5)?,
+                service: r.get(6)?,
+                rhost: r.get(7)?,
+                tty: r.get(8)?,
+                outcome: r.get(9)?,
+                detail: r.get(10)?,
+                prev_mac: None,
+                mac: None,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    for mut row in rows.iter().cloned() {
+        let prev: Vec<u8> = conn
+            .query_row(
+                "SELECT mac FROM audit WHERE seq < ?1 ORDER BY seq DESC LIMIT 1",
+                params![row.seq],
+                |r| r.get::<_, Option<Vec<u8>>>(0),
+            )
+            .optional()?
+            .flatten()
+            .unwrap_or_else(|| vec![0u8; MAC_LEN]);
+        if row.event_id.is_empty() {
+            row.event_id = next_event_id();
+        }
+        let mac = mac(key, &prev, &row.fields());
+        conn.execute(
+            "UPDATE audit SET event_id = ?2, prev_mac = ?3, mac = ?4 WHERE seq = ?1",
+            params![row.seq, row.event_id, prev, &mac[..]],
+        )?;
+    }
+    Ok(rows.len())
+}
+
+#[derive(Clone)]
+struct StoredRow {
+    seq: i64,
+    event_id: String,
+    time: i64,
+    event: String,
+    actor_uid: Option<u32>,
+    target: Option<String>,
+    service: Option<String>,
+    rhost: Option<String>,
+    tty: Option<String>,
+    outcome: String,
+    detail: String,
+    prev_mac: Option<Vec<u8>>,
+    mac: Option<Vec<u8>>,
+}
+
+impl StoredRow {
+    fn fields(&self) -> RowFields<'_> {
+        RowFields {
+            seq: self.seq,
+            event_id: &self.event_id,
+            time: self.time,
+            event: &self.event,
+            actor_uid: self.actor_uid,
+            target: self.target.as_deref(),
+            service: self.service.as_deref(),
+            rhost: self.rhost.as_deref(),
+            tty: self.tty.as_deref(),
+            outcome: &self.outcome,
+            detail: &self.detail,
+        }
+    }
+
+    fn entry(&self) -> AuditEntry {
+        AuditEntry {
+            seq: self.seq as u64,
+            id: self.event_id.clone(),
+            time: rfc3339(self.time),
+            event: self.event.clone(),
+            actor_uid: self.actor_uid,
+            user: self.target.clone(),
+            service: self.service.clone(),
+            rhost: self.rhost.clone(),
+            tty: self.tty.clone(),
+            outcome: self.outcome.clone(),
+            detail: self.detail.clone(),
+        }
+    }
+}
+
+const ROW_COLUMNS: &str = "seq, event_id, time, event, actor_uid, target, service, rhost, tty, outcome, detail, prev_mac, mac";
+
+fn row_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRow> {
+    Ok(StoredRow {
+        seq: r.get(0)?,
+        event_id: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+        time: r.get(2)?,
+        event: r.get(3)?,
+        actor_uid: r.get(4)?,
+        target: r.get(5)?,
+        service: r.get(6)?,
+        rhost: r.get(7)?,
+        tty: r.get(8)?,
+        outcome: r.get(9)?,
+        detail: r.get(10)?,
+        prev_mac: r.get(11)?,
+        mac: r.get(12)?,
+    })
+}
+
+/// Walks the whole chain in sequence order and names the first row that does not fit: a gap in
+/// the sequence (a deleted row), a previous-MAC link that does not match (deleted or reordered
+/// rows), or a MAC that does not match the row's content (an edited row).
+pub fn verify(conn: &Connection, key: &AuditKey) -> rusqlite::Result<AuditReport> {
+    let mut stmt = conn.prepare(&format!("SELECT {ROW_COLUMNS} FROM audit ORDER BY seq"))?;
+    let mut rows = stmt.query([])?;
+    let mut expected_seq = 1i64;
+    let mut prev = vec![0u8; MAC_LEN];
+    let mut checked = 0u64;
+    let report = |checked: u64, seq: i64, prev: &[u8], bad: Option<(i64, String)>| AuditReport {
+        rows_checked: checked,
+        head_seq: seq.max(0) as u64,
+        head_mac: hex(prev),
+        first_bad_seq: bad.as_ref().map(|(s, _)| *s as u64),
+        problem: bad.map(|(_, p)| p),
+    };
+    while let Some(r) = rows.next()? {
+        let row = row_from(r)?;
+        let bad = if row.seq != expected_seq {
+            Some((
+                expected_seq,
+                format!(
+                    "row {expected_seq} is missing (the next row is {})",
+                    row.seq
+                ),
+            ))
+        } else if row
+            .prev_mac
+            .as_deref()
+            .is_none_or(|p| !bool::from(p.ct_eq(&prev)))
+        {
+            Some((
+                row.seq,
+                "does not follow the previous row (rows deleted or reordered)".into(),
+            ))
+        } else if row
+            .mac
+            .as_deref()
+            .is_none_or(|m| !bool::from(m.ct_eq(&mac(key, &prev, &row.fields()))))
+        {
+            Some((
+                row.seq,
+                "its content does not match its MAC (the row was edited)".into(),
+            ))
+        } else {
+            None
+        };
+        if bad.is_some() {
+            return Ok(report(checked, expected_seq - 1, &prev, bad));
+        }
+        checked += 1;
+        prev = row.mac.unwrap_or_default();
+        expected_seq += 1;
+    }
+    Ok(report(checked, expected_seq - 1, &prev, None))
+}
+
+/// The chain head: sequence number and MAC of the last row.
+pub fn chain_head(conn: &Connection) -> rusqlite::Result<(u64, String)> {
+    let (seq, mac) = head(conn)?;
+    Ok((seq as u64, hex(&mac)))
+}
+
+/// Events (about `user`, since `since`) after `after_seq`, oldest first, for streaming.
+pub fn page(
+    conn: &Connection,
+    user: Option<&str>,
+    since: Option<i64>,
+    after_seq: i64,
+    limit: usize,
+) -> rusqlite::Result<Vec<AuditEntry>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {ROW_COLUMNS} FROM audit
+         WHERE seq > ?1 AND (?2 IS NULL OR target = ?2) AND (?3 IS NULL OR time >= ?3)
+         ORDER BY seq LIMIT ?4"
+    ))?;
+    let rows = stmt.query_map(params![after_seq, user, since, limit as i64], row_from)?;
+    rows.map(|r| r.map(|row| row.entry())).collect()
 }
 
 /// Events of `name` about `target` (or by `actor_uid`) since `since`: reset rate limits count these.
@@ -58,4 +451,130 @@ pub fn count_since(
         params![name, since, target, actor_uid],
         |r| r.get(0),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chain(n: usize) -> (tempfile::TempDir, Connection, AuditKey) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::tests::open(&dir.path().join("credd.db")).unwrap();
+        drop(store);
+        let conn = Connection::open(dir.path().join("credd.db")).unwrap();
+        let key = AuditKey::for_tests();
+        for i in 0..n {
+            record(
+                &conn,
+                &key,
+                1000 + i as i64,
+                &Event {
+                    name: "login_failure",
+                    target: Some("alice"),
+                    outcome: "denied",
+                    detail: format!("attempt {i}"),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        }
+        (dir, conn, key)
+    }
+
+    #[test]
+    fn an_untouched_chain_verifies() {
+        let (_d, conn, key) = chain(5);
+        let report = verify(&conn, &key).unwrap();
+        assert_eq!(report.rows_checked, 5);
+        assert_eq!(report.head_seq, 5);
+        assert_eq!(report.first_bad_seq, None);
+        assert_eq!(chain_head(&conn).unwrap().1, report.head_mac);
+    }
+
+    #[test]
+    fn an_edited_row_is_named() {
+        let (_d, conn, key) = chain(5);
+        conn.execute("UPDATE audit SET outcome = 'ok' WHERE seq = 3", [])
+            .unwrap();
+        let report = verify(&conn, &key).unwrap();
+        assert_eq!(report.first_bad_seq, Some(3));
+        assert!(report.problem.unwrap().contains("edited"));
+    }
+
+    #[test]
+    fn a_deleted_row_is_named() {
+        let (_d, conn, key) = chain(5);
+        conn.execute("DELETE FROM audit WHERE seq = 2", []).unwrap();
+        let report = verify(&conn, &key).unwrap();
+        assert_eq!(report.first_bad_seq, Some(2));
+        assert!(report.problem.unwrap().contains("missing"));
+    }
+
+    #[test]
+    fn reordered_rows_are_named() {
+        let (_d, conn, key) = chain(5);
+        // Swap the contents of rows 2 and 4, MACs included: each is valid on its own.
+        conn.execute_batch(
+            "UPDATE audit SET seq = 100 WHERE seq = 2;
+             UPDATE audit SET seq = 2 WHERE seq = 4;
+             UPDATE audit SET seq = 4 WHERE seq = 100;",
+        )
+        .unwrap();
+        let report = verify(&conn, &key).unwrap();
+        assert_eq!(report.first_bad_seq, Some(2));
+    }
+
+    #[test]
+    fn a_row_forged_without_the_key_is_named() {
+        let (_d, conn, key) = chain(3);
+        let other = AuditKey([9u8; KEY_LEN]);
+        record(
+            &conn,
+            &other,
+            5000,
+            &Event {
+                name: "user_added",
+                outcome: "ok",
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(verify(&conn, &key).unwrap().first_bad_seq, Some(4));
+    }
+
+    #[test]
+    fn the_request_id_is_the_first_event_id() {
+        let (_d, conn, key) = chain(0);
+        let id = "0123456789abcdef0123456789abcdef".to_string();
+        let (first, second) = with_request_id(Some(id.clone()), || {
+            let e = Event {
+                name: "reset_issued",
+                outcome: "ok",
+                ..Default::default()
+            };
+            (
+                record(&conn, &key, 1, &e).unwrap(),
+                record(&conn, &key, 1, &e).unwrap(),
+            )
+        });
+        assert_eq!(first.entry.id, id);
+        assert_ne!(second.entry.id, id);
+        assert_eq!(second.entry.id.len(), 32);
+    }
+
+    #[test]
+    fn the_key_file_is_created_private_and_refused_when_readable() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.key");
+        let a = AuditKey::load_or_create(&path).unwrap();
+        let b = AuditKey::load_or_create(&path).unwrap();
+        assert_eq!(a.0, b.0, "the key is stable across starts");
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(AuditKey::load_or_create(&path).is_err());
+    }
 }

@@ -21,7 +21,51 @@ pub struct Config {
     pub rate: Rate,
     pub codes: Codes,
     pub sessions: Sessions,
+    pub audit: Audit,
     pub limits: Limits,
+}
+
+/// Where audit events go besides the local audit table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Audit {
+    /// `unix:PATH`, `udp:HOST:PORT`, `tcp:HOST:PORT` or `none`.
+    pub syslog: String,
+    /// `rfc3164` (key=value fields) or `rfc5424` (structured data, for remote collectors).
+    pub format: String,
+    /// How often the chain head is checkpointed to syslog (also at start and at shutdown).
+    #[serde(with = "duration_str")]
+    pub checkpoint_interval: Duration,
+    /// Record the name typed for an unknown user. Off by default: a mistyped name is often a
+    /// password.
+    pub log_unknown_names: bool,
+}
+
+impl Default for Audit {
+    fn default() -> Self {
+        Audit {
+            syslog: "unix:/dev/log".into(),
+            format: "rfc3164".into(),
+            checkpoint_interval: Duration::from_secs(300),
+            log_unknown_names: false,
+        }
+    }
+}
+
+impl Audit {
+    pub fn target(&self) -> std::result::Result<crate::auditlog::Target, String> {
+        crate::auditlog::Target::parse(&self.syslog).map_err(|e| format!("audit.syslog: {e}"))
+    }
+
+    pub fn format(&self) -> std::result::Result<crate::auditlog::Format, String> {
+        match self.format.as_str() {
+            "rfc3164" => Ok(crate::auditlog::Format::Rfc3164),
+            "rfc5424" => Ok(crate::auditlog::Format::Rfc5424),
+            other => Err(format!(
+                "audit.format: {other:?} is neither \"rfc3164\" nor \"rfc5424\""
+            )),
+        }
+    }
 }
 
 /// Temporary access codes issued by `credctl reset`.
@@ -280,6 +324,11 @@ impl Config {
                 credd_proto::MAX_SECRET_LEN
             ));
         }
+        self.audit.target()?;
+        self.audit.format()?;
+        if self.audit.checkpoint_interval.is_zero() {
+            return Err("audit.checkpoint_interval: must be longer than 0s".into());
+        }
         let c = &self.codes;
         if c.ttl < MIN_CODE_TTL || c.ttl > MAX_CODE_TTL {
             return Err(format!(
@@ -425,6 +474,17 @@ mod tests {
         assert!(err.contains("rate.host"), "{err}");
         let err = Config::parse("[rate]\nhost = { burst = 3 }\n").unwrap_err();
         assert!(err.contains("per_minute"), "{err}");
+    }
+
+    #[test]
+    fn audit_targets_and_formats_are_checked() {
+        let c = Config::parse("[audit]\nsyslog = \"udp:127.0.0.1:514\"\nformat = \"rfc5424\"\n")
+            .unwrap();
+        assert_eq!(c.audit.format(), Ok(crate::auditlog::Format::Rfc5424));
+        let err = Config::parse("[audit]\nsyslog = \"smoke-signals\"\n").unwrap_err();
+        assert!(err.contains("audit.syslog"), "{err}");
+        let err = Config::parse("[audit]\nformat = \"json\"\n").unwrap_err();
+        assert!(err.contains("audit.format"), "{err}");
     }
 
     #[test]

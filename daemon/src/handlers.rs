@@ -49,6 +49,17 @@ impl Daemon {
                 socket
             );
             self.counters.bump(&self.counters.refused_peers);
+            self.record(&crate::audit::Event {
+                name: "peer_refused",
+                actor_uid: Some(peer.uid),
+                outcome: "refused",
+                detail: format!(
+                    "request={} socket={socket:?} pid={}",
+                    request.name(),
+                    peer.pid
+                ),
+                ..Default::default()
+            });
             return respond(&error(
                 ErrorKind::NotPermitted,
                 "administrative requests are served to root on admin.sock only",
@@ -92,6 +103,11 @@ impl Daemon {
             Request::SessionOpen(req) => self.session_open(peer, req),
             Request::SessionClose(req) => self.session_close(peer, req),
             Request::Sessions { user } => return self.sessions_list(user.as_deref(), respond),
+            Request::Audit { user, since } => {
+                return self.audit_list(user.as_deref(), since.as_deref(), respond);
+            }
+            Request::AuditVerify => self.audit_verify(),
+            Request::Check => self.check(),
         };
         respond(&reply)
     }

@@ -9,6 +9,7 @@ use credd_proto::{
     AccountRequest, AuthRequest, ErrorKind, Reply, Secret, validate_field, validate_user_name,
 };
 
+use crate::audit::Event;
 use crate::handlers::{error, internal};
 use crate::peer::Peer;
 use crate::ratelimit::Tripped;
@@ -73,8 +74,61 @@ impl Daemon {
                 peer.uid,
                 outcome.name()
             );
+            self.audit_login(peer, &req, &outcome);
         }
         outcome
+    }
+
+    /// The audit event of an authentication, with pam_unix's classic failure line for failures
+    /// (fail2ban's pam-generic filter, SIEM parsers). rhost goes into that line only from callers
+    /// that are root through and through (§4): a local user must not get a host banned.
+    fn audit_login(&self, peer: Peer, req: &AuthRequest, outcome: &Reply) {
+        let unknown = matches!(
+            outcome,
+            Reply::UnknownUser
+                | Reply::Locked { unknown: true, .. }
+                | Reply::RateLimited { unknown: true }
+        );
+        let (name, result) = match outcome {
+            Reply::Ok => ("login_success", "ok"),
+            Reply::MustChange => ("login_success", "must_change"),
+            Reply::Denied => ("login_failure", "denied"),
+            Reply::Disabled => ("login_failure", "disabled"),
+            Reply::Locked { .. } if unknown => ("unknown_user", "locked"),
+            Reply::Locked { .. } => ("login_failure", "locked"),
+            Reply::UnknownUser => ("unknown_user", "denied"),
+            // Rate-limit refusals are recorded once per burst, where they trip.
+            _ => return,
+        };
+        let target = if unknown && !self.config.audit.log_unknown_names {
+            None
+        } else {
+            Some(req.user.as_str())
+        };
+        let trusted_rhost = req.rhost.as_deref().filter(|_| peer.has_root_budget());
+        let classic = (name != "login_success").then(|| {
+            format!(
+                "pam_credd({}:auth): authentication failure; logname= uid={} euid={} tty={} ruser={} rhost={}{}",
+                req.service,
+                peer.real_uid.unwrap_or(peer.uid),
+                peer.uid,
+                req.tty.as_deref().unwrap_or(""),
+                req.ruser.as_deref().unwrap_or(""),
+                trusted_rhost.unwrap_or(""),
+                target.map(|u| format!("  user={u}")).unwrap_or_default()
+            )
+        });
+        self.record(&Event {
+            name,
+            actor_uid: Some(peer.uid),
+            target,
+            service: Some(&req.service),
+            rhost: req.rhost.as_deref(),
+            tty: req.tty.as_deref(),
+            outcome: result,
+            detail: String::new(),
+            classic,
+        });
     }
 
     fn rate_limited(
@@ -92,6 +146,15 @@ impl Daemon {
                  (further refusals of this burst are not logged)",
                 tripped.limit, peer.uid
             );
+            self.record(&Event {
+                name: "rate_limited",
+                actor_uid: Some(peer.uid),
+                target: (!unknown || self.config.audit.log_unknown_names).then_some(shown),
+                service: Some(service),
+                outcome: "refused",
+                detail: format!("limit={} (once per burst)", tripped.limit),
+                ..Default::default()
+            });
         }
         Reply::RateLimited { unknown }
     }

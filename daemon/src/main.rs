@@ -1,6 +1,8 @@
 //! credd: the privileged credential daemon. See DESIGN.md for the architecture.
 
 mod audit;
+mod audit_handlers;
+mod auditlog;
 mod change;
 mod codes;
 mod config;
@@ -35,6 +37,8 @@ use std::time::Duration;
 use clap::Parser;
 use credd_proto::paths;
 
+use crate::audit::{AuditKey, Event};
+use crate::auditlog::{Outgoing, Sink};
 use crate::config::Config;
 use crate::error::{DaemonError, Result};
 use crate::peer::SocketKind;
@@ -45,6 +49,9 @@ use crate::store::Store;
 /// How long a shutdown waits for open connections before closing the store anyway; every write is
 /// a transaction, so cutting one short loses nothing that was acknowledged.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// The audit chain key, next to (never inside) the database.
+const AUDIT_KEY_NAME: &str = "audit.key";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -93,9 +100,37 @@ fn run(args: &Args) -> Result<()> {
     let _state_lock = lock_dir(&args.state_dir)?;
     let _runtime_lock = lock_dir(&args.runtime_dir)?;
     let db_path = args.state_dir.join(paths::DATABASE_NAME);
-    let store = Store::open(&db_path)?;
+    let key_path = args.state_dir.join(AUDIT_KEY_NAME);
+    // Both were validated with the config.
+    let target = config.audit.target().map_err(DaemonError::Startup)?;
+    let format = config.audit.format().map_err(DaemonError::Startup)?;
+    let sink = Sink::start(target, format);
+    let audit_key = AuditKey::load_or_create(&key_path)?;
+    let store = match Store::open(&db_path, audit_key, Arc::clone(&sink)) {
+        Ok(store) => store,
+        Err(e) => {
+            // The audit table cannot be trusted or written: tell syslog directly.
+            sink.publish([Outgoing::Critical {
+                event: "integrity_failure",
+                detail: e.to_string(),
+            }]);
+            sink.drain(Duration::from_secs(2));
+            return Err(e);
+        }
+    };
 
-    let daemon = Arc::new(Daemon::new(config, store)?);
+    let daemon = Arc::new(Daemon::new(config, store, Arc::clone(&sink), key_path)?);
+    daemon.record(&Event {
+        name: "daemon_started",
+        outcome: "ok",
+        detail: format!(
+            "pid={} version={}",
+            std::process::id(),
+            env!("CARGO_PKG_VERSION")
+        ),
+        ..Default::default()
+    });
+    daemon.checkpoint("start");
     let server = Arc::new(Server::new(Arc::clone(&daemon)));
 
     let mut signals = signal_hook::iterator::Signals::new([
@@ -120,7 +155,7 @@ fn run(args: &Args) -> Result<()> {
         }
     });
 
-    spawn_code_purge(Arc::clone(&daemon));
+    spawn_maintenance(Arc::clone(&daemon));
 
     // The sockets appear only now, with their final modes: a client that can connect can be served.
     let sockets = vec![
@@ -145,28 +180,51 @@ fn run(args: &Args) -> Result<()> {
     );
     server.run(sockets, SHUTDOWN_GRACE);
     daemon.pool.shutdown();
+    daemon.record(&Event {
+        name: "daemon_stopped",
+        outcome: "ok",
+        ..Default::default()
+    });
+    daemon.checkpoint("stop");
+    sink.drain(SHUTDOWN_GRACE);
     drop(signal_thread);
     eprintln!("credd: stopped");
     Ok(())
 }
 
-/// How often expired reset codes are deleted (each with a `code_expired` audit row). An expired
-/// code is refused from the moment it expires; the purge only tidies and records.
-const CODE_PURGE_INTERVAL: Duration = Duration::from_secs(10);
+/// How often the maintenance task runs: expired reset codes are deleted (each with a
+/// `code_expired` audit row; an expired code is refused from the moment it expires, the purge only
+/// tidies and records), syslog drops are audited once delivery works again, and the audit chain
+/// head is checkpointed to syslog every `[audit] checkpoint_interval`.
+const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(10);
 
-fn spawn_code_purge(daemon: Arc<Daemon>) {
+fn spawn_maintenance(daemon: Arc<Daemon>) {
     let spawned = std::thread::Builder::new()
-        .name("code-purge".into())
+        .name("maintenance".into())
         .spawn(move || {
+            let mut last_checkpoint = std::time::Instant::now();
             loop {
                 if let Err(e) = daemon.store().purge_expired_codes(timefmt::now_unix()) {
                     eprintln!("credd: purging expired codes failed: {e}");
                 }
-                std::thread::sleep(CODE_PURGE_INTERVAL);
+                let dropped = daemon.sink.take_unreported_drops_if_delivering();
+                if dropped > 0 {
+                    daemon.record(&Event {
+                        name: "syslog_dropped",
+                        outcome: "dropped",
+                        detail: format!("{dropped} events could not be queued for syslog"),
+                        ..Default::default()
+                    });
+                }
+                if last_checkpoint.elapsed() >= daemon.config.audit.checkpoint_interval {
+                    daemon.checkpoint("periodic");
+                    last_checkpoint = std::time::Instant::now();
+                }
+                std::thread::sleep(MAINTENANCE_INTERVAL);
             }
         });
     if let Err(e) = spawned {
-        eprintln!("credd: cannot start the code purge: {e}");
+        eprintln!("credd: cannot start the maintenance task: {e}");
     }
 }
 

@@ -95,7 +95,7 @@ impl Daemon {
         } else {
             return None;
         };
-        if let Err(e) = store.audit_reset_refused(user, admin_uid, why, now) {
+        if let Err(e) = store.audit_reset_refused(user, admin_uid, why) {
             return Some(internal(e));
         }
         Some(Reply::RateLimited { unknown: false })

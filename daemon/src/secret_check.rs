@@ -143,28 +143,19 @@ impl Daemon {
                     Ok(None) => {}
                 }
                 if let Some((old, new)) = rehashed {
-                    match store.replace_hash(&account.name, &old, &new) {
-                        Ok(true) => eprintln!(
-                            "credd: hash_upgraded user={} iterations={}",
-                            account.name, self.config.hashing.iterations
-                        ),
-                        Ok(false) => {} // changed meanwhile by an administrator: theirs stands
-                        Err(e) => eprintln!("credd: rehash of {} failed: {e}", account.name),
+                    // Ok(false): changed meanwhile by an administrator, whose hash stands.
+                    if let Err(e) = store.replace_hash(&account.name, &old, &new) {
+                        eprintln!("credd: rehash of {} failed: {e}", account.name);
                     }
                 }
                 Checked::Password
             }
             Some(Verified { ok: false, .. }) => {
-                match store.attempt_failed(&account.name, root_account, &self.lockout, now) {
-                    Err(e) => return Checked::Failed(internal(e)),
-                    Ok(Some(lock)) => eprintln!(
-                        "credd: lock user={} after {} failures; unlock={}",
-                        account.name,
-                        self.lockout.deny,
-                        lock.until
-                            .map_or("administrator".to_string(), crate::timefmt::rfc3339)
-                    ),
-                    Ok(None) => {}
+                // A lock this failure sets is audited (account_locked) in the same transaction.
+                if let Err(e) =
+                    store.attempt_failed(&account.name, root_account, &self.lockout, now)
+                {
+                    return Checked::Failed(internal(e));
                 }
                 Checked::Wrong
             }

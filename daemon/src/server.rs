@@ -17,8 +17,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use credd_proto::{
-    ErrorKind, ProtoError, Reply, decode_request_versioned, encode_reply, encode_reply_as,
-    read_frame, write_frame,
+    ErrorKind, ProtoError, Reply, decode_request_full, encode_reply, encode_reply_as, read_frame,
+    write_frame,
 };
 
 use crate::error::{DaemonError, Result};
@@ -261,6 +261,13 @@ fn serve_connection(
     // request byte is parsed.
     if kind == SocketKind::Admin && !peer.is_root() {
         daemon.counters.bump(&daemon.counters.refused_peers);
+        daemon.record(&crate::audit::Event {
+            name: "peer_refused",
+            actor_uid: Some(peer.uid),
+            outcome: "refused",
+            detail: format!("admin.sock connection pid={}", peer.pid),
+            ..Default::default()
+        });
         eprintln!(
             "credd: refused admin connection from uid {} pid {}",
             peer.uid, peer.pid
@@ -295,8 +302,8 @@ fn serve_connection(
             }
             Err(_) => return, // truncated, idle timeout or I/O error: nothing to answer.
         };
-        let (version, request) = match decode_request_versioned(&body) {
-            Ok(decoded) => decoded,
+        let (version, request, request_id) = match decode_request_full(&body) {
+            Ok(d) => (d.version, d.request, d.id),
             Err(e) => {
                 let kind = match e {
                     ProtoError::VersionMismatch { .. } => ErrorKind::VersionMismatch,
@@ -312,7 +319,10 @@ fn serve_connection(
             let body = encode_reply_as(version, reply)?;
             write_frame(&mut writer, &body)
         };
-        if daemon.handle(peer, kind, request, &mut respond).is_err() {
+        let handled = crate::audit::with_request_id(request_id, || {
+            daemon.handle(peer, kind, request, &mut respond)
+        });
+        if handled.is_err() {
             return;
         }
     }

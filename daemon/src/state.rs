@@ -1,9 +1,12 @@
 //! The daemon's shared state: everything a request handler may touch.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
+use crate::audit::Event;
+use crate::auditlog::{Outgoing, Sink};
 use crate::config::Config;
 use crate::lockout::{Policy, UnknownNames};
 use crate::pool::HashPool;
@@ -13,6 +16,8 @@ use crate::store::Store;
 
 pub struct Daemon {
     pub config: Config,
+    pub sink: Arc<Sink>,
+    pub audit_key_path: PathBuf,
     pub quality: Quality,
     pub lockout: Policy,
     store: Mutex<Store>,
@@ -24,8 +29,15 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    pub fn new(config: Config, store: Store) -> crate::error::Result<Daemon> {
+    pub fn new(
+        config: Config,
+        store: Store,
+        sink: Arc<Sink>,
+        audit_key_path: PathBuf,
+    ) -> crate::error::Result<Daemon> {
         Ok(Daemon {
+            sink,
+            audit_key_path,
             quality: Quality::from_config(&config.password)?,
             lockout: Policy::from_config(&config.lockout),
             pool: HashPool::new(config.hash_threads(), config.limits.hash_queue),
@@ -36,6 +48,29 @@ impl Daemon {
             store: Mutex::new(store),
             config,
         })
+    }
+
+    /// Writes an event that changes nothing else. A failure to write is logged and counted as an
+    /// integrity problem, never allowed to fail the request that caused the event.
+    pub fn record(&self, event: &Event<'_>) {
+        if let Err(e) = self.store().audit_event(event) {
+            eprintln!("credd: cannot write audit event {}: {e}", event.name);
+            self.sink.publish([Outgoing::Critical {
+                event: "integrity_failure",
+                detail: format!("audit event {} not written: {e}", event.name),
+            }]);
+        }
+    }
+
+    /// Sends the audit chain head to syslog, so that a truncated tail shows against the
+    /// collector's copy.
+    pub fn checkpoint(&self, reason: &'static str) {
+        match self.store().audit_head() {
+            Ok((seq, mac)) => self
+                .sink
+                .publish([Outgoing::Checkpoint { seq, mac, reason }]),
+            Err(e) => eprintln!("credd: cannot read the audit chain head: {e}"),
+        }
     }
 
     pub fn store(&self) -> MutexGuard<'_, Store> {

@@ -123,8 +123,7 @@ impl Daemon {
             locked_replies: Counters::get(&c.locked_replies),
             rate_limited_replies: Counters::get(&c.rate_limited_replies),
             refused_peers: Counters::get(&c.refused_peers),
-            // Audit to syslog comes with its own issue; nothing can be dropped yet.
-            dropped_syslog_events: 0,
+            dropped_syslog_events: self.sink.dropped(),
             accounts_per_scheme: schemes.into_iter().collect::<BTreeMap<_, _>>(),
         }))
     }

@@ -8,8 +8,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::{
-    AccountStatus, ProtoError, Reply, Request, SessionInfo, UserInfo, decode_reply, encode_request,
-    read_frame, write_frame,
+    AccountStatus, AuditEntry, ProtoError, Reply, Request, SessionInfo, UserInfo, decode_reply,
+    encode_request_with_id, read_frame, write_frame,
 };
 
 /// Connect, read and write timeout unless the caller says otherwise (module argument `timeout=`).
@@ -67,8 +67,29 @@ impl Client {
 
     /// Sends one request and reads its single reply.
     pub fn call(&mut self, req: &Request) -> Result<Reply, ProtoError> {
-        self.send(req)?;
+        self.send(req, None)?;
         self.recv()
+    }
+
+    /// As [`Client::call`], with a request id that credd uses as the audit event id.
+    pub fn call_with_id(&mut self, req: &Request, id: &str) -> Result<Reply, ProtoError> {
+        self.send(req, Some(id))?;
+        self.recv()
+    }
+
+    /// Streams an audit listing (`Request::Audit`).
+    pub fn call_stream_audit(
+        &mut self,
+        req: &Request,
+        mut on_row: impl FnMut(AuditEntry),
+    ) -> Result<u64, ProtoError> {
+        self.call_stream_replies(req, |reply| match reply {
+            Reply::AuditItem(row) => {
+                on_row(*row);
+                true
+            }
+            _ => false,
+        })
     }
 
     /// Sends a listing request and hands each row to `on_row`; returns the count the server
@@ -124,11 +145,14 @@ impl Client {
         req: &Request,
         mut on_row: impl FnMut(Reply) -> bool,
     ) -> Result<u64, ProtoError> {
-        self.send(req)?;
+        self.send(req, None)?;
         let mut seen = 0u64;
         loop {
             match self.recv()? {
-                row @ (Reply::Item(_) | Reply::StatusItem(_) | Reply::SessionItem(_)) => {
+                row @ (Reply::Item(_)
+                | Reply::StatusItem(_)
+                | Reply::SessionItem(_)
+                | Reply::AuditItem(_)) => {
                     let name = row.name();
                     if !on_row(row) {
                         return Err(ProtoError::Unexpected(format!(
@@ -160,8 +184,8 @@ impl Client {
     /// Sends one request. When the daemon refused the connection outright (an admin socket peer
     /// that is not root, a connection limit), it answered and closed before reading, so the write
     /// fails with EPIPE while the answer waits in our receive buffer: surface that answer instead.
-    fn send(&mut self, req: &Request) -> Result<(), ProtoError> {
-        let body = encode_request(req)?;
+    fn send(&mut self, req: &Request, id: Option<&str>) -> Result<(), ProtoError> {
+        let body = encode_request_with_id(req, id)?;
         match write_frame(&mut self.stream, &body) {
             Err(ProtoError::Io(e))
                 if matches!(

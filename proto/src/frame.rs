@@ -20,6 +20,8 @@ const LEN_PREFIX: usize = 4;
 struct RequestOut<'a> {
     v: u32,
     req: &'a Request,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
 }
 
 #[derive(Deserialize)]
@@ -27,6 +29,25 @@ struct RequestOut<'a> {
 struct RequestIn {
     v: u32,
     req: Request,
+    #[serde(default)]
+    id: Option<String>,
+}
+
+/// A request with its envelope: the version it was sent in (the reply goes back in it) and the
+/// caller's request id, which credd uses as the audit event id of the change it makes, so that
+/// credctl's own syslog record and credd's audit row carry the same id.
+pub struct DecodedRequest {
+    pub version: u32,
+    pub request: Request,
+    pub id: Option<String>,
+}
+
+/// Request ids are 32 lower-case hex digits (128 random bits), as credctl makes them.
+pub fn valid_request_id(id: &str) -> bool {
+    id.len() == 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 #[derive(Serialize)]
@@ -119,9 +140,18 @@ fn check_version(body: &[u8]) -> Result<(), ProtoError> {
 /// Encodes a request into a buffer sized for the largest frame up front: a growing `Vec` would
 /// leave unwiped copies of the password behind in freed memory (in sshd's heap, for the module).
 pub fn encode_request(req: &Request) -> Result<Zeroizing<Vec<u8>>, ProtoError> {
+    encode_request_with_id(req, None)
+}
+
+/// As [`encode_request`], with a request id in the envelope (see [`DecodedRequest`]).
+pub fn encode_request_with_id(
+    req: &Request,
+    id: Option<&str>,
+) -> Result<Zeroizing<Vec<u8>>, ProtoError> {
     let out = RequestOut {
         v: PROTOCOL_VERSION,
         req,
+        id,
     };
     let mut buf = Zeroizing::new(Vec::with_capacity(MAX_FRAME));
     serde_json::to_writer(&mut *buf, &out).map_err(|e| ProtoError::from_json(&e))?;
@@ -135,9 +165,25 @@ pub fn decode_request(body: &[u8]) -> Result<Request, ProtoError> {
 /// The request and the protocol version it was sent in; the reply goes back in that version, so
 /// a client one release behind keeps understanding the daemon.
 pub fn decode_request_versioned(body: &[u8]) -> Result<(u32, Request), ProtoError> {
+    decode_request_full(body).map(|d| (d.version, d.request))
+}
+
+/// The request with its envelope. An id that is not 32 lower-case hex digits is malformed.
+pub fn decode_request_full(body: &[u8]) -> Result<DecodedRequest, ProtoError> {
     check_version(body)?;
     let msg: RequestIn = serde_json::from_slice(body).map_err(|e| ProtoError::from_json(&e))?;
-    Ok((msg.v, msg.req))
+    if let Some(id) = &msg.id
+        && !valid_request_id(id)
+    {
+        return Err(ProtoError::Malformed(
+            "request id must be 32 lower-case hex digits".into(),
+        ));
+    }
+    Ok(DecodedRequest {
+        version: msg.v,
+        request: msg.req,
+        id: msg.id,
+    })
 }
 
 pub fn encode_reply(reply: &Reply) -> Result<Vec<u8>, ProtoError> {
@@ -255,6 +301,25 @@ mod tests {
             "{}",
             String::from_utf8_lossy(&body)
         );
+    }
+
+    #[test]
+    fn request_ids_travel_in_the_envelope_and_are_checked() {
+        let id = "0123456789abcdef0123456789abcdef";
+        let body = encode_request_with_id(&Request::Ping, Some(id)).unwrap();
+        let decoded = decode_request_full(&body).unwrap();
+        assert_eq!(decoded.id.as_deref(), Some(id));
+        assert!(
+            decode_request_full(&encode_request(&Request::Ping).unwrap())
+                .unwrap()
+                .id
+                .is_none()
+        );
+        let bad = br#"{"v":1,"req":"ping","id":"not-hex"}"#;
+        assert!(matches!(
+            decode_request_full(bad),
+            Err(ProtoError::Malformed(_))
+        ));
     }
 
     #[test]

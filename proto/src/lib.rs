@@ -19,13 +19,14 @@ mod secret;
 pub use client::{Client, DEFAULT_TIMEOUT};
 pub use error::ProtoError;
 pub use frame::{
-    MAX_FRAME, decode_reply, decode_request, decode_request_versioned, encode_reply,
-    encode_reply_as, encode_request, read_frame, write_frame,
+    DecodedRequest, MAX_FRAME, decode_reply, decode_request, decode_request_full,
+    decode_request_versioned, encode_reply, encode_reply_as, encode_request,
+    encode_request_with_id, read_frame, valid_request_id, write_frame,
 };
 pub use message::{
-    AccountRequest, AccountStatus, AuthRequest, ChangeRequest, DaemonCounters, ErrorKind,
-    FailureInfo, OLDEST_SUPPORTED_VERSION, PROTOCOL_VERSION, Reply, Request, ResetIssued,
-    SessionInfo, SessionRequest, Target, UserInfo,
+    AccountRequest, AccountStatus, AuditEntry, AuditReport, AuthRequest, ChangeRequest,
+    CheckReport, DaemonCounters, ErrorKind, FailureInfo, OLDEST_SUPPORTED_VERSION,
+    PROTOCOL_VERSION, Reply, Request, ResetIssued, SessionInfo, SessionRequest, Target, UserInfo,
 };
 pub use names::{MAX_FIELD_LEN, MAX_NAME_LEN, MAX_SECRET_LEN, validate_field, validate_user_name};
 pub use secret::Secret;

@@ -86,6 +86,17 @@ pub enum Request {
     Sessions {
         user: Option<String>,
     },
+    /// Audit events (all, or about one user, since a time), streamed as [`Reply::AuditItem`] and
+    /// [`Reply::End`], oldest first.
+    Audit {
+        user: Option<String>,
+        /// RFC 3339.
+        since: Option<String>,
+    },
+    /// Walks the audit chain; answered with [`Reply::AuditVerified`].
+    AuditVerify,
+    /// Database integrity, schema, audit chain and file permissions; [`Reply::CheckReport`].
+    Check,
 }
 
 /// A password change through PAM. `old` is the current password or a reset code; it may be
@@ -170,6 +181,9 @@ impl Request {
             Request::SessionOpen(_) => "session_open",
             Request::SessionClose(_) => "session_close",
             Request::Sessions { .. } => "sessions",
+            Request::Audit { .. } => "audit",
+            Request::AuditVerify => "audit_verify",
+            Request::Check => "check",
         }
     }
 }
@@ -245,6 +259,10 @@ pub enum Reply {
     ResetIssued(Box<ResetIssued>),
     /// One row of a streamed session listing.
     SessionItem(Box<SessionInfo>),
+    /// One row of a streamed audit listing.
+    AuditItem(Box<AuditEntry>),
+    AuditVerified(Box<AuditReport>),
+    CheckReport(Box<CheckReport>),
     /// End of a streamed listing, with the number of rows sent.
     End {
         count: u64,
@@ -272,6 +290,9 @@ impl Reply {
             Reply::Daemon(_) => "daemon",
             Reply::ResetIssued(_) => "reset_issued",
             Reply::SessionItem(_) => "session_item",
+            Reply::AuditItem(_) => "audit_item",
+            Reply::AuditVerified(_) => "audit_verified",
+            Reply::CheckReport(_) => "check_report",
             Reply::End { .. } => "end",
         }
     }
@@ -395,4 +416,43 @@ pub struct SessionInfo {
     pub opened_at: String,
     pub revoked_at: Option<String>,
     pub revoked_reason: Option<String>,
+}
+
+/// One audit event as stored. Never holds a secret, a code or a hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub seq: u64,
+    /// Unique event id; for an administrator's request, the id credctl sent and logged.
+    pub id: String,
+    /// RFC 3339.
+    pub time: String,
+    /// Stable event name (docs/audit.md).
+    pub event: String,
+    /// SO_PEERCRED uid of the caller; null for the daemon's own events.
+    pub actor_uid: Option<u32>,
+    pub user: Option<String>,
+    pub service: Option<String>,
+    pub rhost: Option<String>,
+    pub tty: Option<String>,
+    pub outcome: String,
+    pub detail: String,
+}
+
+/// The result of walking the audit chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditReport {
+    pub rows_checked: u64,
+    /// Sequence number and MAC (hex) of the last row: compare with the collector's checkpoints.
+    pub head_seq: u64,
+    pub head_mac: String,
+    /// The first row that does not match (edited, deleted or reordered), if any.
+    pub first_bad_seq: Option<u64>,
+    pub problem: Option<String>,
+}
+
+/// `credctl check`: each check run, and every finding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckReport {
+    pub checks: Vec<String>,
+    pub findings: Vec<String>,
 }

@@ -61,20 +61,15 @@ impl Store {
         user: &str,
         admin_uid: u32,
         why: String,
-        now: i64,
     ) -> crate::error::Result<()> {
-        audit::record(
-            &self.conn,
-            now,
-            &Event {
-                name: "reset_rate_limited",
-                actor_uid: Some(admin_uid),
-                target: Some(user),
-                outcome: "refused",
-                detail: why,
-            },
-        )?;
-        Ok(())
+        self.audit_event(&Event {
+            name: "rate_limited",
+            actor_uid: Some(admin_uid),
+            target: Some(user),
+            outcome: "refused",
+            detail: format!("limit=reset {why}"),
+            ..Default::default()
+        })
     }
 
     /// One transaction: the new code replaces any previous one, the password is invalidated
@@ -84,6 +79,7 @@ impl Store {
         order: &ResetOrder<'_>,
     ) -> crate::error::Result<Result<Vec<RevokedSession>, WriteConflict>> {
         let tx = self.conn.transaction()?;
+        let mut out = Vec::new();
         if !exists(&tx, order.user)? {
             return Ok(Err(WriteConflict::NotFound));
         }
@@ -112,8 +108,9 @@ impl Store {
         tx.execute("DELETE FROM locks WHERE user = ?1", params![order.user])?;
         tx.execute("DELETE FROM failures WHERE user = ?1", params![order.user])?;
         let revoked = sessions::revoke(&tx, order.user, None, "reset", order.now)?;
-        audit::record(
+        out.push(audit::record(
             &tx,
+            &self.audit_key,
             order.now,
             &Event {
                 name: "reset_issued",
@@ -126,9 +123,11 @@ impl Store {
                     order.keep_password,
                     revoked.len()
                 ),
+                ..Default::default()
             },
-        )?;
+        )?);
         tx.commit()?;
+        self.sink.publish_events(out);
         Ok(Ok(revoked))
     }
 
@@ -142,6 +141,7 @@ impl Store {
         now: i64,
     ) -> crate::error::Result<bool> {
         let tx = self.conn.transaction()?;
+        let mut out = Vec::new();
         let attempts: Option<u32> = tx
             .query_row(
                 "UPDATE reset_codes SET attempts = attempts + 1 WHERE user = ?1 RETURNING attempts",
@@ -153,8 +153,9 @@ impl Store {
             return Ok(false); // consumed or purged meanwhile
         };
         let burned = crate::codes::burned(attempts, max_attempts);
-        audit::record(
+        out.push(audit::record(
             &tx,
+            &self.audit_key,
             now,
             &Event {
                 name: "code_rejected",
@@ -162,12 +163,14 @@ impl Store {
                 target: Some(user),
                 outcome: "denied",
                 detail: format!("attempt={attempts} max_attempts={max_attempts}"),
+                ..Default::default()
             },
-        )?;
+        )?);
         if burned {
             tx.execute("DELETE FROM reset_codes WHERE user = ?1", params![user])?;
-            audit::record(
+            out.push(audit::record(
                 &tx,
+                &self.audit_key,
                 now,
                 &Event {
                     name: "code_burned",
@@ -175,16 +178,19 @@ impl Store {
                     target: Some(user),
                     outcome: "burned",
                     detail: format!("after {attempts} wrong codes"),
+                    ..Default::default()
                 },
-            )?;
+            )?);
         }
         tx.commit()?;
+        self.sink.publish_events(out);
         Ok(burned)
     }
 
     /// Deletes every expired code, with an audit row each. Returns how many.
     pub fn purge_expired_codes(&mut self, now: i64) -> crate::error::Result<usize> {
         let tx = self.conn.transaction()?;
+        let mut out = Vec::new();
         let expired: Vec<(String, i64)> = {
             let mut stmt =
                 tx.prepare("SELECT user, expires_at FROM reset_codes WHERE expires_at <= ?1")?;
@@ -193,8 +199,9 @@ impl Store {
         };
         for (user, expires_at) in &expired {
             tx.execute("DELETE FROM reset_codes WHERE user = ?1", params![user])?;
-            audit::record(
+            out.push(audit::record(
                 &tx,
+                &self.audit_key,
                 now,
                 &Event {
                     name: "code_expired",
@@ -202,10 +209,12 @@ impl Store {
                     target: Some(user),
                     outcome: "purged",
                     detail: format!("expired_at={}", crate::timefmt::rfc3339(*expires_at)),
+                    ..Default::default()
                 },
-            )?;
+            )?);
         }
         tx.commit()?;
+        self.sink.publish_events(out);
         Ok(expired.len())
     }
 
@@ -216,6 +225,7 @@ impl Store {
         change: &PasswordChange<'_>,
     ) -> crate::error::Result<Result<Vec<RevokedSession>, WriteConflict>> {
         let tx = self.conn.transaction()?;
+        let mut out = Vec::new();
         let n = tx.execute(
             "UPDATE users SET hash = ?2, must_change = 0, updated_at = ?3 WHERE name = ?1",
             params![change.user, change.new_hash, change.now],
@@ -228,8 +238,9 @@ impl Store {
             params![change.user],
         )?;
         if change.with_code && consumed == 1 {
-            audit::record(
+            out.push(audit::record(
                 &tx,
+                &self.audit_key,
                 change.now,
                 &Event {
                     name: "code_redeemed",
@@ -237,8 +248,9 @@ impl Store {
                     target: Some(change.user),
                     outcome: "ok",
                     detail: format!("service={:?}", change.service),
+                    ..Default::default()
                 },
-            )?;
+            )?);
         }
         tx.execute("DELETE FROM failures WHERE user = ?1", params![change.user])?;
         tx.execute(
@@ -252,8 +264,9 @@ impl Store {
             "password changed",
             change.now,
         )?;
-        audit::record(
+        out.push(audit::record(
             &tx,
+            &self.audit_key,
             change.now,
             &Event {
                 name: "password_changed",
@@ -266,9 +279,11 @@ impl Store {
                     change.service,
                     revoked.len()
                 ),
+                ..Default::default()
             },
-        )?;
+        )?);
         tx.commit()?;
+        self.sink.publish_events(out);
         Ok(Ok(revoked))
     }
 }

@@ -126,6 +126,16 @@ fn insert_lock(
     Ok(())
 }
 
+fn unlocked_by_time(user: &str) -> Event<'_> {
+    Event {
+        name: "account_unlocked",
+        target: Some(user),
+        outcome: "timeout",
+        detail: "unlock_time passed".into(),
+        ..Default::default()
+    }
+}
+
 /// Clears an expired lock and the failures that set it, so the account starts afresh.
 fn clear_lock_and_failures(conn: &Connection, user: &str) -> rusqlite::Result<()> {
     conn.execute("DELETE FROM locks WHERE user = ?1", params![user])?;
@@ -145,13 +155,23 @@ impl Store {
         source: &AttemptSource<'_>,
     ) -> Result<Begin> {
         let tx = self.conn.transaction()?;
+        let mut out = Vec::new();
         match lockout::gate(lock_of(&tx, user)?.as_ref(), now) {
             Gate::Locked { until } => {
                 insert_failure(&tx, user, now, source, true)?;
                 tx.commit()?;
+                self.sink.publish_events(std::mem::take(&mut out));
                 return Ok(Begin::Locked { until });
             }
-            Gate::Expired => clear_lock_and_failures(&tx, user)?,
+            Gate::Expired => {
+                clear_lock_and_failures(&tx, user)?;
+                out.push(audit::record(
+                    &tx,
+                    &self.audit_key,
+                    now,
+                    &unlocked_by_time(user),
+                )?);
+            }
             Gate::Open => {}
         }
         let counted = failures_in_window(&tx, user, policy.window_start(now))?;
@@ -159,12 +179,14 @@ impl Store {
             // Attempts in flight already fill the window: refuse like a lock.
             insert_failure(&tx, user, now, source, true)?;
             tx.commit()?;
+            self.sink.publish_events(std::mem::take(&mut out));
             return Ok(Begin::Locked {
                 until: policy.prospective_until(root_account, now),
             });
         }
         let reservation = insert_failure(&tx, user, now, source, false)?;
         tx.commit()?;
+        self.sink.publish_events(std::mem::take(&mut out));
         Ok(Begin::Proceed { reservation })
     }
 
@@ -197,10 +219,28 @@ impl Store {
             Some(_) => None,
             None => policy.lock_after_failure(counted, root_account, now),
         };
+        let mut out = Vec::new();
         if let Some(lock) = &new_lock {
             insert_lock(&tx, user, lock, None)?;
+            out.push(audit::record(
+                &tx,
+                &self.audit_key,
+                now,
+                &Event {
+                    name: "account_locked",
+                    target: Some(user),
+                    outcome: "locked",
+                    detail: format!(
+                        "{counted} failures in the window; unlock={}",
+                        lock.until
+                            .map_or("administrator".to_string(), crate::timefmt::rfc3339)
+                    ),
+                    ..Default::default()
+                },
+            )?);
         }
         tx.commit()?;
+        self.sink.publish_events(out);
         Ok(new_lock)
     }
 
@@ -214,15 +254,23 @@ impl Store {
     /// The lock in force for `user` now, clearing an expired one (acct_mgmt's check).
     pub fn current_lock(&mut self, user: &str, now: i64) -> Result<Option<Option<i64>>> {
         let tx = self.conn.transaction()?;
+        let mut out = Vec::new();
         let result = match lockout::gate(lock_of(&tx, user)?.as_ref(), now) {
             Gate::Locked { until } => Some(until),
             Gate::Expired => {
                 clear_lock_and_failures(&tx, user)?;
+                out.push(audit::record(
+                    &tx,
+                    &self.audit_key,
+                    now,
+                    &unlocked_by_time(user),
+                )?);
                 None
             }
             Gate::Open => None,
         };
         tx.commit()?;
+        self.sink.publish_events(out);
         Ok(result)
     }
 
@@ -236,6 +284,7 @@ impl Store {
         now: i64,
     ) -> Result<std::result::Result<Vec<RevokedSession>, WriteConflict>> {
         let tx = self.conn.transaction()?;
+        let mut out = Vec::new();
         if !exists(&tx, user)? {
             return Ok(Err(WriteConflict::NotFound));
         }
@@ -247,8 +296,9 @@ impl Store {
         };
         insert_lock(&tx, user, &lock, Some(by_uid))?;
         let revoked = sessions::revoke(&tx, user, None, "administrative lock", now)?;
-        audit::record(
+        out.push(audit::record(
             &tx,
+            &self.audit_key,
             now,
             &Event {
                 name: "admin_lock",
@@ -260,9 +310,11 @@ impl Store {
                     reason.unwrap_or(""),
                     revoked.len()
                 ),
+                ..Default::default()
             },
-        )?;
+        )?);
         tx.commit()?;
+        self.sink.publish_events(out);
         Ok(Ok(revoked))
     }
 
@@ -279,23 +331,27 @@ impl Store {
         now: i64,
     ) -> Result<std::result::Result<bool, WriteConflict>> {
         let tx = self.conn.transaction()?;
+        let mut out = Vec::new();
         if !exists(&tx, user)? {
             return Ok(Err(WriteConflict::NotFound));
         }
         let was_locked = lock_of(&tx, user)?.is_some();
         clear_lock_and_failures(&tx, user)?;
-        audit::record(
+        out.push(audit::record(
             &tx,
+            &self.audit_key,
             now,
             &Event {
-                name: "unlock",
+                name: "account_unlocked",
                 actor_uid: Some(by_uid),
                 target: Some(user),
                 outcome: "ok",
                 detail: format!("was_locked={was_locked}"),
+                ..Default::default()
             },
-        )?;
+        )?);
         tx.commit()?;
+        self.sink.publish_events(out);
         Ok(Ok(was_locked))
     }
 

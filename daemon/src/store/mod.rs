@@ -6,10 +6,12 @@
 
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::audit::{self, Event};
+use crate::audit::{self, AuditKey, Event};
+use crate::auditlog::Sink;
 use crate::error::{DaemonError, Result};
 use crate::timefmt::now_unix;
 
@@ -89,6 +91,15 @@ const MIGRATIONS: &[&str] = &[
         revoked_reason TEXT
     ) STRICT;
     CREATE INDEX sessions_by_user ON sessions(user);",
+    // 4: the audit chain: a unique event id, the PAM fields, and the MAC links.
+    "ALTER TABLE audit ADD COLUMN event_id TEXT;
+    ALTER TABLE audit ADD COLUMN service TEXT;
+    ALTER TABLE audit ADD COLUMN rhost TEXT;
+    ALTER TABLE audit ADD COLUMN tty TEXT;
+    ALTER TABLE audit ADD COLUMN prev_mac BLOB;
+    ALTER TABLE audit ADD COLUMN mac BLOB;
+    CREATE UNIQUE INDEX audit_by_event_id ON audit(event_id);
+    CREATE INDEX audit_by_target ON audit(target, seq);",
 ];
 
 /// Failure rows kept per account (newest first): enough for `status`, and far above
@@ -132,6 +143,10 @@ pub enum WriteConflict {
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    /// Keys the audit chain; kept outside the database.
+    audit_key: AuditKey,
+    /// Where committed audit rows go next (syslog).
+    sink: Arc<Sink>,
 }
 
 pub(super) const ACCOUNT_COLUMNS: &str =
@@ -152,7 +167,7 @@ pub(super) fn account_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Acco
 impl Store {
     /// Opens or creates the database with mode 0600 and brings its schema up to date. A database
     /// that others can read is refused: it holds every password hash.
-    pub fn open(path: &Path) -> Result<Store> {
+    pub fn open(path: &Path, audit_key: AuditKey, sink: Arc<Sink>) -> Result<Store> {
         ensure_private_file(path)?;
         let conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
@@ -174,8 +189,14 @@ impl Store {
         let mut store = Store {
             conn,
             path: path.to_path_buf(),
+            audit_key,
+            sink,
         };
         store.migrate()?;
+        let sealed = audit::seal_unsealed(&store.conn, &store.audit_key)?;
+        if sealed > 0 {
+            eprintln!("credd: sealed {sealed} audit rows written before the chain existed");
+        }
         Ok(store)
     }
 
@@ -244,6 +265,7 @@ impl Store {
         actor_uid: u32,
     ) -> Result<std::result::Result<Account, WriteConflict>> {
         let tx = self.conn.transaction()?;
+        let mut out = Vec::new();
         let name_taken: bool = tx.query_row(
             "SELECT EXISTS(SELECT 1 FROM users WHERE name = ?1)",
             params![name],
@@ -268,8 +290,9 @@ impl Store {
              VALUES (?1, ?2, ?3, 0, ?4, ?5, ?5)",
             params![name, uid, hash, must_change, now],
         )?;
-        audit::record(
+        out.push(audit::record(
             &tx,
+            &self.audit_key,
             now,
             &Event {
                 name: "user_added",
@@ -281,9 +304,11 @@ impl Store {
                     uid.map_or("-".to_string(), |u| u.to_string()),
                     hash.is_some()
                 ),
+                ..Default::default()
             },
-        )?;
+        )?);
         tx.commit()?;
+        self.sink.publish_events(out);
         Ok(Ok(Account {
             name: name.to_string(),
             uid,
@@ -301,16 +326,19 @@ impl Store {
         actor_uid: u32,
     ) -> Result<std::result::Result<(), WriteConflict>> {
         let tx = self.conn.transaction()?;
+        let mut out = Vec::new();
         let n = tx.execute("DELETE FROM users WHERE name = ?1", params![name])?;
         if n != 1 {
             return Ok(Err(WriteConflict::NotFound));
         }
-        audit::record(
+        out.push(audit::record(
             &tx,
+            &self.audit_key,
             now_unix(),
             &admin_event("user_removed", actor_uid, name, String::new()),
-        )?;
+        )?);
         tx.commit()?;
+        self.sink.publish_events(out);
         Ok(Ok(()))
     }
 
@@ -321,6 +349,7 @@ impl Store {
         actor_uid: u32,
     ) -> Result<std::result::Result<(), WriteConflict>> {
         let tx = self.conn.transaction()?;
+        let mut out = Vec::new();
         let now = now_unix();
         let n = tx.execute(
             "UPDATE users SET disabled = ?2, updated_at = ?3 WHERE name = ?1",
@@ -334,23 +363,49 @@ impl Store {
         } else {
             "user_enabled"
         };
-        audit::record(
+        out.push(audit::record(
             &tx,
+            &self.audit_key,
             now,
             &admin_event(event, actor_uid, name, String::new()),
-        )?;
+        )?);
         tx.commit()?;
+        self.sink.publish_events(out);
         Ok(Ok(()))
     }
 
     /// Replaces `old` by `new` only if the account still has `old`: a transparent rehash must
     /// never overwrite a password an administrator set in the meantime.
     pub fn replace_hash(&mut self, name: &str, old: &str, new: &str) -> Result<bool> {
-        let n = self.conn.execute(
+        let tx = self.conn.transaction()?;
+        let n = tx.execute(
             "UPDATE users SET hash = ?3 WHERE name = ?1 AND hash = ?2",
             params![name, old, new],
         )?;
-        Ok(n == 1)
+        if n != 1 {
+            return Ok(false);
+        }
+        let describe = |h: &str| {
+            crate::hashing::inspect(h).map_or_else(
+                || "unknown".to_string(),
+                |i| format!("{} i={}", i.scheme, i.iterations),
+            )
+        };
+        let published = audit::record(
+            &tx,
+            &self.audit_key,
+            now_unix(),
+            &Event {
+                name: "hash_upgraded",
+                target: Some(name),
+                outcome: "ok",
+                detail: format!("from={:?} to={:?}", describe(old), describe(new)),
+                ..Default::default()
+            },
+        )?;
+        tx.commit()?;
+        self.sink.publish_events(vec![published]);
+        Ok(true)
     }
 
     /// An administrator sets the password: any pending reset code is void and the account's
@@ -363,6 +418,7 @@ impl Store {
         actor_uid: u32,
     ) -> Result<std::result::Result<Vec<RevokedSession>, WriteConflict>> {
         let tx = self.conn.transaction()?;
+        let mut out = Vec::new();
         let now = now_unix();
         let n = tx.execute(
             "UPDATE users SET hash = ?2, must_change = ?3, updated_at = ?4 WHERE name = ?1",
@@ -373,8 +429,9 @@ impl Store {
         }
         tx.execute("DELETE FROM reset_codes WHERE user = ?1", params![name])?;
         let revoked = sessions::revoke(&tx, name, None, "password set by an administrator", now)?;
-        audit::record(
+        out.push(audit::record(
             &tx,
+            &self.audit_key,
             now,
             &admin_event(
                 "password_changed",
@@ -385,9 +442,110 @@ impl Store {
                     revoked.len()
                 ),
             ),
-        )?;
+        )?);
         tx.commit()?;
+        self.sink.publish_events(out);
         Ok(Ok(revoked))
+    }
+}
+
+impl Store {
+    /// An event that changes nothing else: one transaction of its own.
+    pub fn audit_event(&mut self, event: &Event<'_>) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        let published = audit::record(&tx, &self.audit_key, now_unix(), event)?;
+        tx.commit()?;
+        self.sink.publish_events(vec![published]);
+        Ok(())
+    }
+
+    pub fn audit_verify(&self) -> Result<credd_proto::AuditReport> {
+        Ok(audit::verify(&self.conn, &self.audit_key)?)
+    }
+
+    pub fn audit_head(&self) -> Result<(u64, String)> {
+        Ok(audit::chain_head(&self.conn)?)
+    }
+
+    pub fn audit_page(
+        &self,
+        user: Option<&str>,
+        since: Option<i64>,
+        after_seq: i64,
+        limit: usize,
+    ) -> Result<Vec<credd_proto::AuditEntry>> {
+        Ok(audit::page(&self.conn, user, since, after_seq, limit)?)
+    }
+
+    /// `credctl check`: full integrity check, foreign keys, schema version, audit chain and the
+    /// modes of the files that hold secrets. Returns (checks run, findings).
+    pub fn check(&self, audit_key_path: &Path) -> Result<(Vec<String>, Vec<String>)> {
+        let mut checks = Vec::new();
+        let mut findings = Vec::new();
+        let integrity: Vec<String> = {
+            let mut stmt = self.conn.prepare("PRAGMA integrity_check")?;
+            let rows = stmt.query_map([], |r| r.get(0))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        checks.push("PRAGMA integrity_check".to_string());
+        if integrity != ["ok"] {
+            findings.extend(
+                integrity
+                    .into_iter()
+                    .map(|m| format!("integrity_check: {m}")),
+            );
+        }
+        let fk: Vec<String> = {
+            let mut stmt = self.conn.prepare("PRAGMA foreign_key_check")?;
+            let rows = stmt.query_map([], |r| {
+                Ok(format!(
+                    "{} row {}",
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?
+                ))
+            })?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        checks.push("PRAGMA foreign_key_check".to_string());
+        findings.extend(
+            fk.into_iter()
+                .map(|m| format!("foreign key violation: {m}")),
+        );
+        let version: i64 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        checks.push(format!(
+            "schema version {version} (this credd: {SCHEMA_VERSION})"
+        ));
+        if version != SCHEMA_VERSION {
+            findings.push(format!(
+                "schema version {version}, expected {SCHEMA_VERSION}"
+            ));
+        }
+        let report = audit::verify(&self.conn, &self.audit_key)?;
+        checks.push(format!(
+            "audit chain: {} rows, head seq {}",
+            report.rows_checked, report.head_seq
+        ));
+        if let (Some(seq), Some(problem)) = (report.first_bad_seq, report.problem) {
+            findings.push(format!("audit chain broken at row {seq}: {problem}"));
+        }
+        for (what, path) in [
+            ("database", self.path.as_path()),
+            ("audit key", audit_key_path),
+        ] {
+            checks.push(format!("mode of the {what} {}", path.display()));
+            match std::fs::metadata(path) {
+                Ok(meta) if meta.mode() & 0o077 != 0 => findings.push(format!(
+                    "the {what} {} has mode {:o}; it must be 0600",
+                    path.display(),
+                    meta.mode() & 0o7777
+                )),
+                Ok(_) => {}
+                Err(e) => findings.push(format!("the {what} {}: {e}", path.display())),
+            }
+        }
+        Ok((checks, findings))
     }
 }
 
@@ -403,6 +561,7 @@ fn admin_event<'a>(
         target: Some(target),
         outcome: "ok",
         detail,
+        ..Default::default()
     }
 }
 
@@ -448,13 +607,17 @@ fn ensure_private_file(path: &Path) -> Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
+    pub(crate) fn open(path: &Path) -> Result<Store> {
+        Store::open(path, AuditKey::for_tests(), Sink::disabled())
+    }
+
     pub(crate) fn temp_store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("credd.db")).unwrap();
+        let store = open(&dir.path().join("credd.db")).unwrap();
         (dir, store)
     }
 
@@ -472,9 +635,9 @@ mod tests {
     fn readable_database_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("credd.db");
-        drop(Store::open(&path).unwrap());
+        drop(open(&path).unwrap());
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let err = Store::open(&path).err().unwrap().to_string();
+        let err = open(&path).err().unwrap().to_string();
         assert!(err.contains("chmod 600"), "{err}");
     }
 
@@ -483,12 +646,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("credd.db");
         {
-            let mut s = Store::open(&path).unwrap();
+            let mut s = open(&path).unwrap();
             s.insert_account("alice", Some(1001), Some("$h"), false, 0)
                 .unwrap()
                 .unwrap();
         }
-        let s = Store::open(&path).unwrap();
+        let s = open(&path).unwrap();
         let a = s.account("alice").unwrap().unwrap();
         assert_eq!(a.uid, Some(1001));
     }
@@ -544,12 +707,12 @@ mod tests {
     fn newer_schema_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("credd.db");
-        drop(Store::open(&path).unwrap());
+        drop(open(&path).unwrap());
         let c = Connection::open(&path).unwrap();
         c.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
             .unwrap();
         drop(c);
-        let err = Store::open(&path).err().unwrap().to_string();
+        let err = open(&path).err().unwrap().to_string();
         assert!(err.contains("newer"), "{err}");
     }
 }

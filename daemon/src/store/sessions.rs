@@ -102,6 +102,7 @@ impl Store {
         s: &NewSession<'_>,
     ) -> crate::error::Result<Result<i64, WriteConflict>> {
         let tx = self.conn.transaction()?;
+        let mut out = Vec::new();
         if !exists(&tx, s.user)? {
             return Ok(Err(WriteConflict::NotFound));
         }
@@ -122,8 +123,9 @@ impl Store {
             ],
         )?;
         let id = tx.last_insert_rowid();
-        audit::record(
+        out.push(audit::record(
             &tx,
+            &self.audit_key,
             s.now,
             &Event {
                 name: "session_opened",
@@ -134,9 +136,11 @@ impl Store {
                     "session={id} service={:?} tty={:?} rhost={:?} pid={} audit_session={:?}",
                     s.service, s.tty, s.rhost, s.by.pid, s.by.audit_session
                 ),
+                ..Default::default()
             },
-        )?;
+        )?);
         tx.commit()?;
+        self.sink.publish_events(out);
         Ok(Ok(id))
     }
 
@@ -149,6 +153,7 @@ impl Store {
         now: i64,
     ) -> crate::error::Result<bool> {
         let tx = self.conn.transaction()?;
+        let mut out = Vec::new();
         let mut closed = tx.execute(
             "DELETE FROM sessions WHERE user = ?1 AND pid = ?2 AND pid_start IS ?3",
             params![user, by.pid, by.pid_start.map(|v| v as i64)],
@@ -160,8 +165,9 @@ impl Store {
             )?;
         }
         if closed > 0 {
-            audit::record(
+            out.push(audit::record(
                 &tx,
+                &self.audit_key,
                 now,
                 &Event {
                     name: "session_closed",
@@ -169,10 +175,12 @@ impl Store {
                     target: Some(user),
                     outcome: "ok",
                     detail: format!("pid={} audit_session={:?}", by.pid, by.audit_session),
+                    ..Default::default()
                 },
-            )?;
+            )?);
         }
         tx.commit()?;
+        self.sink.publish_events(out);
         Ok(closed > 0)
     }
 

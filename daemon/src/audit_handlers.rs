@@ -1,0 +1,92 @@
+//! `credctl audit`, `credctl audit verify` and `credctl check`.
+
+use std::time::SystemTime;
+
+use credd_proto::{CheckReport, ErrorKind, ProtoError, Reply, validate_user_name};
+
+use crate::audit::Event;
+use crate::handlers::{LIST_PAGE, Respond, error, internal};
+use crate::state::Daemon;
+
+impl Daemon {
+    pub(crate) fn audit_list(
+        &self,
+        user: Option<&str>,
+        since: Option<&str>,
+        respond: &mut Respond<'_>,
+    ) -> Result<(), ProtoError> {
+        if let Some(user) = user
+            && let Err(message) = validate_user_name(user)
+        {
+            return respond(&error(ErrorKind::InvalidArgument, message));
+        }
+        let since = match since.map(parse_time).transpose() {
+            Ok(since) => since,
+            Err(message) => return respond(&error(ErrorKind::InvalidArgument, message)),
+        };
+        let mut after = 0i64;
+        let mut count = 0u64;
+        loop {
+            let page = match self.store().audit_page(user, since, after, LIST_PAGE) {
+                Ok(page) => page,
+                Err(e) => return respond(&internal(e)),
+            };
+            let Some(last) = page.last() else { break };
+            after = last.seq as i64;
+            for entry in page {
+                respond(&Reply::AuditItem(Box::new(entry)))?;
+                count += 1;
+            }
+        }
+        respond(&Reply::End { count })
+    }
+
+    pub(crate) fn audit_verify(&self) -> Reply {
+        let report = match self.store().audit_verify() {
+            Ok(report) => report,
+            Err(e) => return internal(e),
+        };
+        if let (Some(seq), Some(problem)) = (report.first_bad_seq, &report.problem) {
+            self.integrity_failure(format!("audit chain broken at row {seq}: {problem}"));
+        }
+        Reply::AuditVerified(Box::new(report))
+    }
+
+    pub(crate) fn check(&self) -> Reply {
+        let (checks, findings) = match self.store().check(&self.audit_key_path) {
+            Ok(result) => result,
+            Err(e) => {
+                // A database too damaged to be checked is itself the finding.
+                let finding = format!("the database could not be checked: {e}");
+                self.integrity_failure(finding.clone());
+                return Reply::CheckReport(Box::new(CheckReport {
+                    checks: vec![],
+                    findings: vec![finding],
+                }));
+            }
+        };
+        for finding in &findings {
+            self.integrity_failure(finding.clone());
+        }
+        Reply::CheckReport(Box::new(CheckReport { checks, findings }))
+    }
+
+    /// A critical event: to the audit table if it can still be written, and to syslog always.
+    fn integrity_failure(&self, detail: String) {
+        self.record(&Event {
+            name: "integrity_failure",
+            outcome: "failed",
+            detail,
+            ..Default::default()
+        });
+    }
+}
+
+fn parse_time(s: &str) -> Result<i64, String> {
+    humantime::parse_rfc3339_weak(s)
+        .map_err(|e| format!("since: {s:?} is not an RFC 3339 time: {e}"))
+        .map(|t| {
+            t.duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64)
+        })
+}
