@@ -112,6 +112,14 @@ pub enum Command {
     Reset(ResetArgs),
     /// List registered login sessions: of one account, or of every account
     Sessions(SessionsArgs),
+    /// Show audit events, oldest first, or verify the audit chain (`audit verify`)
+    ///
+    /// Without a subcommand: every event, or those about --user, since --since. `audit verify`
+    /// walks the chain of MACs and exits 3 when a row was edited, deleted or reordered.
+    #[command(args_conflicts_with_subcommands = true)]
+    Audit(AuditArgs),
+    /// Check the database, its schema, the audit chain and file permissions; exit 3 on a finding
+    Check(CheckArgs),
 }
 
 impl Command {
@@ -125,6 +133,8 @@ impl Command {
             Command::Unlock(_) => "unlock",
             Command::Reset(_) => "reset",
             Command::Sessions(_) => "sessions",
+            Command::Audit(_) => "audit",
+            Command::Check(_) => "check",
         }
     }
 }
@@ -337,6 +347,48 @@ pub struct SessionsArgs {
     pub json: bool,
 }
 
+/// `audit [--user NAME] [--since TIME] [--json]` and `audit verify [--json]`.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// `verify`; absent: list events
+    #[command(subcommand)]
+    pub command: Option<AuditCommand>,
+    #[command(flatten)]
+    pub list: AuditListArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk the audit chain; exit 3 when it is broken
+    Verify(ReportArgs),
+}
+
+/// `audit [--user NAME] [--since TIME] [--json]`
+#[derive(Debug, Args)]
+pub struct AuditListArgs {
+    /// Only events about this account
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+    /// Only events at or after TIME: RFC 3339 (2026-01-02T03:04:05Z, or with an offset such as
+    /// +02:00), or how long ago (30m, 1h, 2d, 1d12h)
+    #[arg(long, value_name = "TIME", value_parser = parse_since)]
+    pub since: Option<String>,
+    /// Print a JSON array of events instead of one line per event
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `audit verify [--json]` and `check [--json]`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Print the report as a JSON object (the exit status still tells about a finding)
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `check [--json]`
+pub type CheckArgs = ReportArgs;
+
 /// Shortest and longest lifetime `reset --ttl` accepts, in seconds.
 pub const MIN_TTL_SECONDS: u64 = 60;
 pub const MAX_TTL_SECONDS: u64 = 24 * 3600;
@@ -355,9 +407,21 @@ fn parse_ttl(text: &str) -> Result<u64, String> {
 /// `m` and `s`, each at most once and in that order, nothing else ("90s", "15m", "1h", "1h30m").
 /// Too large a number saturates, so that range checks refuse it.
 pub fn parse_duration(text: &str) -> Result<u64, String> {
-    let bad = || "not a duration like 90s, 15m, 1h or 1h30m".to_string();
+    parse_units(text, &CONFIG_UNITS)
+        .ok_or_else(|| "not a duration like 90s, 15m, 1h or 1h30m".to_string())
+}
+
+/// Units of credd's config durations, largest first, with their length in seconds.
+const CONFIG_UNITS: [(u8, u64); 3] = [(b'h', 3600), (b'm', 60), (b's', 1)];
+
+/// Units of `audit --since`'s "that long ago": the config's and days.
+const AGO_UNITS: [(u8, u64); 4] = [(b'd', 86_400), (b'h', 3600), (b'm', 60), (b's', 1)];
+
+/// NUMBER UNIT pairs with the given units, each at most once and largest first; the total in
+/// seconds, saturating. `None` for anything else.
+fn parse_units(text: &str, units: &[(u8, u64)]) -> Option<u64> {
     if text.is_empty() {
-        return Err(bad());
+        return None;
     }
     let mut rest = text;
     let mut total: u64 = 0;
@@ -366,14 +430,10 @@ pub fn parse_duration(text: &str) -> Result<u64, String> {
     while !rest.is_empty() {
         let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
         let (number, tail) = rest.split_at(digits);
-        let scale = match tail.as_bytes().first() {
-            Some(b'h') => 3600,
-            Some(b'm') => 60,
-            Some(b's') => 1,
-            _ => return Err(bad()),
-        };
+        let unit = *tail.as_bytes().first()?;
+        let &(_, scale) = units.iter().find(|(u, _)| *u == unit)?;
         if number.is_empty() || scale >= previous {
-            return Err(bad());
+            return None;
         }
         previous = scale;
         // Only ASCII digits, so the only possible failure is overflow.
@@ -381,7 +441,120 @@ pub fn parse_duration(text: &str) -> Result<u64, String> {
         total = total.saturating_add(number.saturating_mul(scale));
         rest = &tail[1..];
     }
-    Ok(total)
+    Some(total)
+}
+
+/// `audit --since`: the time as the canonical RFC 3339 UTC text credd expects
+/// (`2026-01-02T03:04:05Z`), from the clock for "that long ago".
+fn parse_since(text: &str) -> Result<String, String> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    since_at(text, now)
+}
+
+/// [`parse_since`] with the current time given, in seconds since the epoch. A duration longer
+/// than the time since 1970 means everything: the epoch.
+pub fn since_at(text: &str, now: u64) -> Result<String, String> {
+    if let Some(ago) = parse_units(text, &AGO_UNITS) {
+        return Ok(format_rfc3339(now.saturating_sub(ago)));
+    }
+    match parse_rfc3339(text) {
+        Some(Ok(unix)) => Ok(format_rfc3339(unix)),
+        Some(Err(why)) => Err(why.into()),
+        None => Err("not a time like 2026-01-02T03:04:05Z or a duration like 30m, 1h or 2d".into()),
+    }
+}
+
+/// Strict RFC 3339: `YYYY-MM-DDTHH:MM:SS`, optional fractional seconds (dropped), then `Z` or
+/// `+HH:MM`/`-HH:MM`; upper-case `T` and `Z`, no leap second. Seconds since the epoch; `None`
+/// when the text does not have that shape, `Some(Err)` when it does but names no usable time.
+fn parse_rfc3339(text: &str) -> Option<Result<u64, &'static str>> {
+    let b = text.as_bytes();
+    let number = |at: usize, len: usize| -> Option<i64> {
+        let digits = b.get(at..at + len)?;
+        digits
+            .iter()
+            .all(u8::is_ascii_digit)
+            .then(|| digits.iter().fold(0, |n, d| n * 10 + i64::from(d - b'0')))
+    };
+    let at = |i: usize, c: u8| b.get(i) == Some(&c);
+    if !(at(4, b'-') && at(7, b'-') && at(10, b'T') && at(13, b':') && at(16, b':')) {
+        return None;
+    }
+    let (year, month, day) = (number(0, 4)?, number(5, 2)?, number(8, 2)?);
+    let (hour, minute, second) = (number(11, 2)?, number(14, 2)?, number(17, 2)?);
+    let mut i = 19;
+    if at(i, b'.') {
+        let fraction = b[i + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if fraction == 0 {
+            return None;
+        }
+        i += 1 + fraction;
+    }
+    let offset = match b.get(i..)? {
+        b"Z" => 0,
+        [sign @ (b'+' | b'-'), _, _, b':', _, _] => {
+            let (hours, minutes) = (number(i + 1, 2)?, number(i + 4, 2)?);
+            if hours > 23 || minutes > 59 {
+                return Some(Err("the offset from UTC is out of range"));
+            }
+            let offset = hours * 3600 + minutes * 60;
+            if *sign == b'-' { -offset } else { offset }
+        }
+        _ => return None,
+    };
+    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
+        return Some(Err("no such date"));
+    }
+    if hour > 23 || minute > 59 || second > 59 {
+        return Some(Err("no such time of day"));
+    }
+    let unix =
+        days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second - offset;
+    Some(u64::try_from(unix).map_err(|_| "a time before 1970"))
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days from 1970-01-01 to a date of the proleptic Gregorian calendar (Howard Hinnant's
+/// `days_from_civil`).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Seconds since the epoch as RFC 3339 UTC, `2026-01-02T03:04:05Z` (Hinnant's `civil_from_days`).
+pub fn format_rfc3339(unix: u64) -> String {
+    let days = (unix / 86_400) as i64;
+    let secs = unix % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
 }
 
 /// A uid as given on the command line. u32::MAX is (uid_t)-1, the "no uid" sentinel of chown(2)
@@ -714,6 +887,218 @@ mod tests {
         ] {
             assert_eq!(parse(args).unwrap_err().exit_code(), 2, "{args:?}");
         }
+    }
+
+    fn audit_list(args: &[&str]) -> AuditListArgs {
+        let mut all = vec!["audit"];
+        all.extend_from_slice(args);
+        match parse(&all).unwrap().command {
+            Command::Audit(AuditArgs {
+                command: None,
+                list,
+            }) => list,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn audit_lists_with_its_filters_or_verifies() {
+        let a = audit_list(&[]);
+        assert_eq!((a.user, a.since, a.json), (None, None, false));
+        let a = audit_list(&[
+            "--user",
+            "alice",
+            "--since",
+            "2026-01-02T03:04:05Z",
+            "--json",
+        ]);
+        assert_eq!(
+            (a.user.as_deref(), a.since.as_deref(), a.json),
+            (Some("alice"), Some("2026-01-02T03:04:05Z"), true)
+        );
+        let a = audit_list(&["--since=2026-01-02T04:04:05+01:00"]);
+        assert_eq!(a.since.as_deref(), Some("2026-01-02T03:04:05Z"));
+        // Relative times are resolved on the spot, to RFC 3339.
+        let since = audit_list(&["--since", "2d"]).since.unwrap();
+        assert!(parse_rfc3339(&since).unwrap().is_ok(), "{since}");
+
+        for (args, json) in [
+            (&["audit", "verify"][..], false),
+            (&["audit", "verify", "--json"], true),
+        ] {
+            match parse(args).unwrap().command {
+                Command::Audit(AuditArgs {
+                    command: Some(AuditCommand::Verify(v)),
+                    list,
+                }) => {
+                    assert_eq!(v.json, json, "{args:?}");
+                    assert_eq!((list.user, list.since, list.json), (None, None, false));
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        for (args, json) in [(&["check"][..], false), (&["check", "--json"], true)] {
+            match parse(args).unwrap().command {
+                Command::Check(c) => assert_eq!(c.json, json),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn audit_and_check_usage_errors_exit_2() {
+        for args in [
+            &["audit", "--user", "alice", "verify"][..],
+            &["audit", "--json", "verify"],
+            &["audit", "verify", "--user", "alice"],
+            &["audit", "verify", "--since", "1h"],
+            &["audit", "frob"],
+            &["audit", "alice"],
+            &["audit", "--user"],
+            &["audit", "--uid", "1001"],
+            &["audit", "--since", "1.5h"],
+            &["audit", "--since", "yesterday"],
+            &["check", "alice"],
+            &["check", "--user", "alice"],
+        ] {
+            let err = parse(args).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{args:?}: {err}");
+        }
+        let err = parse(&["audit", "--since", "soon"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ValueValidation);
+        assert!(
+            err.to_string()
+                .contains("not a time like 2026-01-02T03:04:05Z or a duration like 30m, 1h or 2d"),
+            "{err}"
+        );
+        let err = parse(&["audit", "--since", "2026-02-30T00:00:00Z"]).unwrap_err();
+        assert!(err.to_string().contains("no such date"), "{err}");
+    }
+
+    const NOW: u64 = 1_767_323_045; // 2026-01-02T03:04:05Z
+
+    #[test]
+    fn since_takes_a_duration_ago_with_days() {
+        assert_eq!(format_rfc3339(NOW), "2026-01-02T03:04:05Z");
+        for (text, expected) in [
+            ("0s", "2026-01-02T03:04:05Z"),
+            ("5s", "2026-01-02T03:04:00Z"),
+            ("30m", "2026-01-02T02:34:05Z"),
+            ("1h", "2026-01-02T02:04:05Z"),
+            ("2d", "2025-12-31T03:04:05Z"),
+            ("1d12h", "2025-12-31T15:04:05Z"),
+            ("1d0h0m5s", "2026-01-01T03:04:00Z"),
+            ("48h", "2025-12-31T03:04:05Z"),
+            ("365d", "2025-01-02T03:04:05Z"),
+            // Further back than 1970: everything.
+            ("100000d", "1970-01-01T00:00:00Z"),
+            ("99999999999999999999999d", "1970-01-01T00:00:00Z"),
+        ] {
+            assert_eq!(since_at(text, NOW).as_deref(), Ok(expected), "{text}");
+        }
+        for text in [
+            "", "1", "d", "1D", "1w", "1y", " 1h", "1h ", "-1h", "+1h", "1h1d", "1m1m", "1.5d",
+            "1d 2h", "1dd", "١d",
+        ] {
+            let err = since_at(text, NOW).unwrap_err();
+            assert!(err.starts_with("not a time like"), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn since_takes_strict_rfc3339_and_sends_it_in_utc() {
+        for (text, expected) in [
+            ("2026-01-02T03:04:05Z", "2026-01-02T03:04:05Z"),
+            ("2026-01-02T03:04:05.999999Z", "2026-01-02T03:04:05Z"),
+            ("2026-01-02T05:04:05+02:00", "2026-01-02T03:04:05Z"),
+            ("2026-01-01T21:34:05-05:30", "2026-01-02T03:04:05Z"),
+            ("2026-01-02T03:04:05.5-00:00", "2026-01-02T03:04:05Z"),
+            ("2024-02-29T23:59:59Z", "2024-02-29T23:59:59Z"),
+            ("2000-02-29T00:00:00Z", "2000-02-29T00:00:00Z"),
+            ("1970-01-01T00:00:00Z", "1970-01-01T00:00:00Z"),
+            ("1970-01-01T01:00:00+01:00", "1970-01-01T00:00:00Z"),
+            ("9999-12-31T23:59:59Z", "9999-12-31T23:59:59Z"),
+        ] {
+            assert_eq!(since_at(text, NOW).as_deref(), Ok(expected), "{text}");
+        }
+        for (text, why) in [
+            ("2023-02-29T00:00:00Z", "no such date"),
+            ("1900-02-29T00:00:00Z", "no such date"),
+            ("2026-04-31T00:00:00Z", "no such date"),
+            ("2026-00-10T00:00:00Z", "no such date"),
+            ("2026-13-10T00:00:00Z", "no such date"),
+            ("2026-01-00T00:00:00Z", "no such date"),
+            ("2026-01-02T24:00:00Z", "no such time of day"),
+            ("2026-01-02T03:60:00Z", "no such time of day"),
+            ("2026-12-31T23:59:60Z", "no such time of day"),
+            (
+                "2026-01-02T03:04:05+24:00",
+                "the offset from UTC is out of range",
+            ),
+            (
+                "2026-01-02T03:04:05+01:60",
+                "the offset from UTC is out of range",
+            ),
+            ("1969-12-31T23:59:59Z", "a time before 1970"),
+            ("1970-01-01T00:00:00+00:01", "a time before 1970"),
+            ("0000-01-01T00:00:00Z", "a time before 1970"),
+        ] {
+            assert_eq!(since_at(text, NOW), Err(why.to_string()), "{text}");
+        }
+        for text in [
+            "2026-01-02",
+            "2026-01-02T03:04Z",
+            "2026-01-02T03:04:05",
+            "2026-01-02 03:04:05Z",
+            "2026-01-02t03:04:05Z",
+            "2026-01-02T03:04:05z",
+            "2026-1-02T03:04:05Z",
+            "2026-01-02T03:04:05.Z",
+            "2026-01-02T03:04:05Zx",
+            " 2026-01-02T03:04:05Z",
+            "2026-01-02T03:04:05+0100",
+            "2026-01-02T03:04:05+01",
+            "+2026-01-02T03:04:05Z",
+            "2026-01-02T03:04:05UTC",
+            "20260-01-02T03:04:05Z",
+            "2026-01-02T03:04:0５Z",
+        ] {
+            let err = since_at(text, NOW).unwrap_err();
+            assert!(err.starts_with("not a time like"), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn rfc3339_round_trips() {
+        for (unix, text) in [
+            (0, "1970-01-01T00:00:00Z"),
+            (1_700_000_000, "2023-11-14T22:13:20Z"),
+            (951_782_400, "2000-02-29T00:00:00Z"),
+            (4_107_542_400, "2100-03-01T00:00:00Z"),
+            (253_402_300_799, "9999-12-31T23:59:59Z"),
+        ] {
+            assert_eq!(format_rfc3339(unix), text);
+            assert_eq!(parse_rfc3339(text), Some(Ok(unix)));
+        }
+        // Many days from 1970 to 2103 (leap years and 2100 included), at both ends of the day.
+        let mut unix = 0;
+        while unix < 4_200_000_000 {
+            for t in [unix, unix + 86_399] {
+                let text = format_rfc3339(t);
+                assert_eq!(parse_rfc3339(&text), Some(Ok(t)), "{text}");
+            }
+            unix += 86_400 * 7 + 3_601;
+        }
+    }
+
+    #[test]
+    fn ttl_durations_still_have_no_days() {
+        assert_eq!(
+            parse_duration("1d"),
+            Err("not a duration like 90s, 15m, 1h or 1h30m".to_string())
+        );
+        assert_eq!(parse_units("1d", &AGO_UNITS), Some(86_400));
+        assert_eq!(parse_units("1d", &CONFIG_UNITS), None);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! One function per command: check the arguments, build the request, send it, print the outcome.
 //!
 //! Everything that can be refused locally (a bad name, a bad password on stdin) is refused before
-//! connecting, with exit status 2.
+//! connecting, with exit status 2. Every administrative write is sent with a fresh request id and
+//! recorded in syslog under that id once answered ([`admin_call`], [`adminlog`]).
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -10,16 +11,18 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use credd_proto::{
-    AccountStatus, Client, DaemonCounters, ProtoError, Reply, Request, ResetIssued, Secret, Target,
-    UserInfo, validate_field, validate_user_name,
+    AccountStatus, AuditReport, CheckReport, Client, DaemonCounters, ProtoError, Reply, Request,
+    ResetIssued, Secret, Target, UserInfo, validate_field, validate_user_name,
 };
 
+use crate::adminlog::{self, Action, AdminLog, Outcome, Verb};
 use crate::cli::{
-    Command, Invocation, LockArgs, NameArg, PasswdArgs, ResetArgs, SessionsArgs, StatusArgs,
-    TargetArgs, UserAddArgs, UserCommand, UserShowArgs,
+    AuditArgs, AuditCommand, AuditListArgs, CheckArgs, Command, Invocation, LockArgs, NameArg,
+    PasswdArgs, ReportArgs, ResetArgs, SessionsArgs, StatusArgs, TargetArgs, UserAddArgs,
+    UserCommand, UserShowArgs,
 };
 use crate::error::CtlError;
-use crate::output::{self, Listing, Row, one_line};
+use crate::output::{self, AuditListing, Listing, Row, RowSink, one_line};
 use crate::password;
 
 /// Connect, read and write timeout: an admin request may hash a password (600 000 PBKDF2
@@ -28,29 +31,72 @@ pub const TIMEOUT: Duration = Duration::from_secs(30);
 
 pub fn run(cli: &Invocation) -> Result<(), CtlError> {
     let socket = cli.socket.as_path();
+    let log = &AdminLog::from_env();
     let mut out = io::stdout().lock();
     match &cli.command {
-        Command::User(UserCommand::Add(args)) => user_add(socket, args, &mut out),
-        Command::User(UserCommand::Remove(NameArg { name })) => user_remove(socket, name, &mut out),
+        Command::User(UserCommand::Add(args)) => user_add(socket, log, args, &mut out),
+        Command::User(UserCommand::Remove(NameArg { name })) => {
+            user_remove(socket, log, name, &mut out)
+        }
         Command::User(UserCommand::List(flags)) => user_list(socket, flags.json, &mut out),
         Command::User(UserCommand::Show(args)) => user_show(socket, args, &mut out),
         Command::User(UserCommand::Disable(NameArg { name })) => {
-            user_set_disabled(socket, name, true, &mut out)
+            user_set_disabled(socket, log, name, true, &mut out)
         }
         Command::User(UserCommand::Enable(NameArg { name })) => {
-            user_set_disabled(socket, name, false, &mut out)
+            user_set_disabled(socket, log, name, false, &mut out)
         }
-        Command::Passwd(args) => passwd(socket, args, &mut out),
+        Command::Passwd(args) => passwd(socket, log, args, &mut out),
         Command::Status(args) => status(socket, args, &mut out),
-        Command::Lock(args) => lock(socket, args, &mut out),
-        Command::Unlock(args) => unlock(socket, args, &mut out),
-        Command::Reset(args) => reset(socket, args, &mut raw_stdout()?, &mut io::stderr()),
+        Command::Lock(args) => lock(socket, log, args, &mut out),
+        Command::Unlock(args) => unlock(socket, log, args, &mut out),
+        Command::Reset(args) => reset(socket, log, args, &mut raw_stdout()?, &mut io::stderr()),
         Command::Sessions(args) => sessions(socket, args, &mut out),
+        Command::Audit(AuditArgs {
+            command: Some(AuditCommand::Verify(args)),
+            ..
+        }) => audit_verify(socket, args, &mut out),
+        Command::Audit(AuditArgs {
+            command: None,
+            list,
+        }) => audit(socket, list, &mut out),
+        Command::Check(args) => check(socket, args, &mut out),
     }
 }
 
+/// Sends an administrative write under a fresh request id, then records the action in syslog with
+/// that id and its outcome: once the reply is in, or once credd proved unreachable. `expect` turns
+/// the reply into the command's result.
+fn admin_call<T>(
+    socket: &Path,
+    log: &AdminLog,
+    action: &Action,
+    req: &Request,
+    expect: impl FnOnce(Reply) -> Result<T, CtlError>,
+) -> Result<T, CtlError> {
+    let id = adminlog::request_id()?;
+    let (result, outcome) = match Conn::open(socket) {
+        Err(e) => (Err(e), Outcome::Unreachable),
+        Ok(mut conn) => match conn.call_with_id(req, &id) {
+            Err(e) => (Err(e), Outcome::Error),
+            Ok(reply) => {
+                let result = expect(reply);
+                let outcome = Outcome::of(&result);
+                (result, outcome)
+            }
+        },
+    };
+    log.record(action, outcome, &id);
+    result
+}
+
 /// `user add NAME [--uid N] [--password-stdin] [--must-change]`
-fn user_add(socket: &Path, args: &UserAddArgs, out: &mut impl Write) -> Result<(), CtlError> {
+fn user_add(
+    socket: &Path,
+    log: &AdminLog,
+    args: &UserAddArgs,
+    out: &mut impl Write,
+) -> Result<(), CtlError> {
     check_name(&args.name)?;
     let password: Option<Secret> = if args.password_stdin {
         Some(password::read_from_stdin()?)
@@ -63,7 +109,10 @@ fn user_add(socket: &Path, args: &UserAddArgs, out: &mut impl Write) -> Result<(
         password,
         must_change: args.must_change,
     };
-    let info = expect_user(Conn::open(socket)?.call(&req)?, &args.name)?;
+    let action = Action::on_user(Verb::UserAdd, &args.name);
+    let info = admin_call(socket, log, &action, &req, |reply| {
+        expect_user(reply, &args.name)
+    })?;
     let uid = info
         .uid
         .map_or_else(|| "no uid".to_string(), |u| format!("uid {u}"));
@@ -71,10 +120,16 @@ fn user_add(socket: &Path, args: &UserAddArgs, out: &mut impl Write) -> Result<(
 }
 
 /// `user remove NAME`
-fn user_remove(socket: &Path, name: &str, out: &mut impl Write) -> Result<(), CtlError> {
+fn user_remove(
+    socket: &Path,
+    log: &AdminLog,
+    name: &str,
+    out: &mut impl Write,
+) -> Result<(), CtlError> {
     check_name(name)?;
     let req = Request::UserRemove { user: name.into() };
-    expect_done(Conn::open(socket)?.call(&req)?, name)?;
+    let action = Action::on_user(Verb::UserRemove, name);
+    admin_call(socket, log, &action, &req, |reply| expect_done(reply, name))?;
     say(out, format_args!("removed {name}"))
 }
 
@@ -93,8 +148,18 @@ fn listing<T: Row>(
     out: &mut impl Write,
     call: impl FnOnce(&mut Client, &mut dyn FnMut(T)) -> Result<u64, ProtoError>,
 ) -> Result<(), CtlError> {
+    let list = Listing::<_, T>::new(BufWriter::new(out), json);
+    stream(socket, command, list, call)
+}
+
+/// A streamed listing, each row handed to `list` as it arrives.
+fn stream<T>(
+    socket: &Path,
+    command: &'static str,
+    mut list: impl RowSink<T>,
+    call: impl FnOnce(&mut Client, &mut dyn FnMut(T)) -> Result<u64, ProtoError>,
+) -> Result<(), CtlError> {
     let mut conn = Conn::open(socket)?;
-    let mut list = Listing::<_, T>::new(BufWriter::new(out), json);
     // The callback cannot fail, so the first write error is kept and later rows are dropped
     // (the rest of the listing is still read off the socket).
     let mut write_error: Option<io::Error> = None;
@@ -135,6 +200,7 @@ fn user_show(socket: &Path, args: &UserShowArgs, out: &mut impl Write) -> Result
 /// `user disable NAME` and `user enable NAME`
 fn user_set_disabled(
     socket: &Path,
+    log: &AdminLog,
     name: &str,
     disabled: bool,
     out: &mut impl Write,
@@ -144,13 +210,24 @@ fn user_set_disabled(
         user: name.into(),
         disabled,
     };
-    expect_done(Conn::open(socket)?.call(&req)?, name)?;
+    let verb = if disabled {
+        Verb::UserDisable
+    } else {
+        Verb::UserEnable
+    };
+    let action = Action::on_user(verb, name);
+    admin_call(socket, log, &action, &req, |reply| expect_done(reply, name))?;
     let verb = if disabled { "disabled" } else { "enabled" };
     say(out, format_args!("{verb} {name}"))
 }
 
 /// `passwd NAME --password-stdin [--must-change]`
-fn passwd(socket: &Path, args: &PasswdArgs, out: &mut impl Write) -> Result<(), CtlError> {
+fn passwd(
+    socket: &Path,
+    log: &AdminLog,
+    args: &PasswdArgs,
+    out: &mut impl Write,
+) -> Result<(), CtlError> {
     check_name(&args.name)?;
     // clap makes --password-stdin mandatory; there is no other source of the password yet.
     debug_assert!(args.password_stdin);
@@ -159,7 +236,10 @@ fn passwd(socket: &Path, args: &PasswdArgs, out: &mut impl Write) -> Result<(), 
         password: password::read_from_stdin()?,
         must_change: args.must_change,
     };
-    expect_done(Conn::open(socket)?.call(&req)?, &args.name)?;
+    let action = Action::on_user(Verb::Passwd, &args.name);
+    admin_call(socket, log, &action, &req, |reply| {
+        expect_done(reply, &args.name)
+    })?;
     let name = &args.name;
     if args.must_change {
         say(
@@ -199,9 +279,7 @@ fn status(socket: &Path, args: &StatusArgs, out: &mut impl Write) -> Result<(), 
 fn daemon_status(socket: &Path, json: bool, out: &mut impl Write) -> Result<(), CtlError> {
     let counters: DaemonCounters = match Conn::open(socket)?.call(&Request::DaemonStatus)? {
         Reply::Daemon(counters) => *counters,
-        // No account was named, so "no such user" would make no sense.
-        Reply::UnknownUser => return Err(CtlError::Unexpected(Reply::UnknownUser.name().into())),
-        other => return Err(refusal(other, "")),
+        other => return Err(refusal_without_account(other)),
     };
     let written = if json {
         output::write_json(out, &counters)
@@ -212,7 +290,12 @@ fn daemon_status(socket: &Path, json: bool, out: &mut impl Write) -> Result<(), 
 }
 
 /// `lock NAME | --uid N [--reason TEXT]`
-fn lock(socket: &Path, args: &LockArgs, out: &mut impl Write) -> Result<(), CtlError> {
+fn lock(
+    socket: &Path,
+    log: &AdminLog,
+    args: &LockArgs,
+    out: &mut impl Write,
+) -> Result<(), CtlError> {
     let target = require_target(&args.target)?;
     if let Some(reason) = &args.reason {
         validate_field("reason", reason)
@@ -222,17 +305,34 @@ fn lock(socket: &Path, args: &LockArgs, out: &mut impl Write) -> Result<(), CtlE
         target: target.clone(),
         reason: args.reason.clone(),
     };
-    expect_done(Conn::open(socket)?.call(&req)?, &target.to_string())?;
+    let action = Action {
+        verb: Verb::Lock,
+        target: target.clone(),
+    };
+    admin_call(socket, log, &action, &req, |reply| {
+        expect_done(reply, &target.to_string())
+    })?;
     say(out, format_args!("locked {target}"))
 }
 
 /// `unlock NAME | --uid N`
-fn unlock(socket: &Path, args: &TargetArgs, out: &mut impl Write) -> Result<(), CtlError> {
+fn unlock(
+    socket: &Path,
+    log: &AdminLog,
+    args: &TargetArgs,
+    out: &mut impl Write,
+) -> Result<(), CtlError> {
     let target = require_target(args)?;
     let req = Request::Unlock {
         target: target.clone(),
     };
-    expect_done(Conn::open(socket)?.call(&req)?, &target.to_string())?;
+    let action = Action {
+        verb: Verb::Unlock,
+        target: target.clone(),
+    };
+    admin_call(socket, log, &action, &req, |reply| {
+        expect_done(reply, &target.to_string())
+    })?;
     say(out, format_args!("unlocked {target}"))
 }
 
@@ -242,6 +342,7 @@ fn unlock(socket: &Path, args: &TargetArgs, out: &mut impl Write) -> Result<(), 
 /// whole [`ResetIssued`] object and `note` nothing.
 fn reset(
     socket: &Path,
+    log: &AdminLog,
     args: &ResetArgs,
     out: &mut impl Write,
     note: &mut impl Write,
@@ -252,7 +353,13 @@ fn reset(
         ttl_seconds: args.ttl_seconds,
         keep_password: args.keep_password,
     };
-    let issued = expect_reset(Conn::open(socket)?.call(&req)?, &target)?;
+    let action = Action {
+        verb: Verb::Reset,
+        target: target.clone(),
+    };
+    let issued = admin_call(socket, log, &action, &req, |reply| {
+        expect_reset(reply, &target)
+    })?;
     let shown = output::reset_output(&issued, args.json).map_err(CtlError::CodeLost)?;
     out.write_all(&shown)
         .and_then(|()| out.flush())
@@ -275,6 +382,57 @@ fn sessions(socket: &Path, args: &SessionsArgs, out: &mut impl Write) -> Result<
     listing(socket, "sessions", args.json, out, |client, on_row| {
         client.call_stream_sessions(&req, on_row)
     })
+}
+
+/// `audit [--user NAME] [--since TIME] [--json]`: events, oldest first, printed as they arrive.
+fn audit(socket: &Path, args: &AuditListArgs, out: &mut impl Write) -> Result<(), CtlError> {
+    if let Some(name) = &args.user {
+        check_name(name)?;
+    }
+    let req = Request::Audit {
+        user: args.user.clone(),
+        since: args.since.clone(),
+    };
+    let list = AuditListing::new(BufWriter::new(out), args.json);
+    stream(socket, "audit", list, |client, on_row| {
+        client.call_stream_audit(&req, on_row)
+    })
+}
+
+/// `audit verify [--json]`: exit 3 when the chain is broken, whatever happens to the output.
+fn audit_verify(socket: &Path, args: &ReportArgs, out: &mut impl Write) -> Result<(), CtlError> {
+    let report: AuditReport = match Conn::open(socket)?.call(&Request::AuditVerify)? {
+        Reply::AuditVerified(report) => *report,
+        other => return Err(refusal_without_account(other)),
+    };
+    let written = if args.json {
+        output::write_json(out, &report)
+    } else {
+        output::write_audit_report(out, &report)
+    };
+    let written = written.and_then(|()| out.flush());
+    if let Some(finding) = output::chain_finding(&report) {
+        return Err(CtlError::Integrity(finding));
+    }
+    written.map_err(CtlError::Output)
+}
+
+/// `check [--json]`: exit 3 on any finding, whatever happens to the output.
+fn check(socket: &Path, args: &CheckArgs, out: &mut impl Write) -> Result<(), CtlError> {
+    let report: CheckReport = match Conn::open(socket)?.call(&Request::Check)? {
+        Reply::CheckReport(report) => *report,
+        other => return Err(refusal_without_account(other)),
+    };
+    let written = if args.json {
+        output::write_json(out, &report)
+    } else {
+        output::write_check(out, &report)
+    };
+    let written = written.and_then(|()| out.flush());
+    if let Some(finding) = output::check_finding(&report) {
+        return Err(CtlError::Integrity(finding));
+    }
+    written.map_err(CtlError::Output)
 }
 
 /// Standard output for a secret: `io::stdout()` copies every write into a buffer of its own that
@@ -304,7 +462,18 @@ impl Conn {
     }
 
     fn call(&mut self, req: &Request) -> Result<Reply, CtlError> {
-        match self.client.call(req) {
+        let reply = self.client.call(req);
+        self.answer(reply)
+    }
+
+    /// As [`Conn::call`], with a request id that credd uses as the audit event id.
+    fn call_with_id(&mut self, req: &Request, id: &str) -> Result<Reply, CtlError> {
+        let reply = self.client.call_with_id(req, id);
+        self.answer(reply)
+    }
+
+    fn answer(&self, reply: Result<Reply, ProtoError>) -> Result<Reply, CtlError> {
+        match reply {
             // Refused before reading the request: the refusal is the answer to show.
             Err(ProtoError::Refused(reply)) => Ok(reply),
             other => other.map_err(|e| CtlError::call(self.socket.clone(), TIMEOUT, e)),
@@ -385,6 +554,14 @@ fn expect_reset(reply: Reply, target: &Target) -> Result<ResetIssued, CtlError> 
     }
 }
 
+/// A refusal of a request that names no account, where "no such user" would make no sense.
+fn refusal_without_account(reply: Reply) -> CtlError {
+    match reply {
+        Reply::UnknownUser => CtlError::Unexpected(Reply::UnknownUser.name().into()),
+        other => refusal(other, ""),
+    }
+}
+
 fn refusal(reply: Reply, user: &str) -> CtlError {
     match reply {
         Reply::Error { kind, message } => CtlError::Daemon { kind, message },
@@ -398,7 +575,11 @@ fn refusal(reply: Reply, user: &str) -> CtlError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::adminlog::Destination;
     use credd_proto::ErrorKind;
+
+    /// No syslog: these tests look at results; adminlog's tests and tests/cli.rs look at records.
+    const QUIET: &AdminLog = &AdminLog::to(Destination::None);
 
     fn alice() -> UserInfo {
         UserInfo {
@@ -426,9 +607,9 @@ mod tests {
     #[test]
     fn bad_names_never_reach_the_socket() {
         let nowhere = Path::new("/nonexistent/credd/admin.sock");
-        let err = user_remove(nowhere, "a b", &mut Vec::new()).unwrap_err();
+        let err = user_remove(nowhere, QUIET, "a b", &mut Vec::new()).unwrap_err();
         assert_eq!(err.exit_code(), 2);
-        let err = user_remove(nowhere, "alice", &mut Vec::new()).unwrap_err();
+        let err = user_remove(nowhere, QUIET, "alice", &mut Vec::new()).unwrap_err();
         assert_eq!(err.exit_code(), 1);
         assert!(
             err.to_string()
@@ -481,20 +662,21 @@ mod tests {
                 reason: None,
             },
         ] {
-            let err = lock(nowhere, &args, &mut Vec::new()).unwrap_err();
+            let err = lock(nowhere, QUIET, &args, &mut Vec::new()).unwrap_err();
             assert_eq!(err.exit_code(), 2, "{args:?}");
             assert!(!err.to_string().contains('\n'), "{err}");
         }
         let err = lock(
             nowhere,
+            QUIET,
             &lock_args("alice", Some("é".repeat(127))),
             &mut Vec::new(),
         )
         .unwrap_err();
         assert_eq!(err.exit_code(), 1, "a 254-byte reason is fine: {err}");
-        let err = unlock(nowhere, &target(Some("a:b"), None), &mut Vec::new()).unwrap_err();
+        let err = unlock(nowhere, QUIET, &target(Some("a:b"), None), &mut Vec::new()).unwrap_err();
         assert_eq!(err.exit_code(), 2);
-        let err = unlock(nowhere, &target(None, Some(5)), &mut Vec::new()).unwrap_err();
+        let err = unlock(nowhere, QUIET, &target(None, Some(5)), &mut Vec::new()).unwrap_err();
         assert_eq!(err.exit_code(), 1);
     }
 
@@ -593,11 +775,12 @@ mod tests {
             reset_args(target(Some("a b"), None)),
             reset_args(target(Some("alice"), Some(1))),
         ] {
-            let err = reset(nowhere, &args, &mut Vec::new(), &mut Vec::new()).unwrap_err();
+            let err = reset(nowhere, QUIET, &args, &mut Vec::new(), &mut Vec::new()).unwrap_err();
             assert_eq!(err.exit_code(), 2, "{args:?}");
         }
         let err = reset(
             nowhere,
+            QUIET,
             &reset_args(target(None, Some(5))),
             &mut Vec::new(),
             &mut Vec::new(),
@@ -613,6 +796,76 @@ mod tests {
         assert_eq!(err.exit_code(), 2);
         let err = sessions(nowhere, &sessions_args(None), &mut Vec::new()).unwrap_err();
         assert_eq!(err.exit_code(), 1);
+    }
+
+    #[test]
+    fn an_unreachable_daemon_is_recorded_as_unreachable_under_a_fresh_id() {
+        let dir = std::env::temp_dir().join(format!("credctl-commands-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("log.sock");
+        let _ = std::fs::remove_file(&path);
+        let receiver = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        receiver.set_nonblocking(true).unwrap();
+        let log = AdminLog::to(Destination::Unix(path));
+        let nowhere = Path::new("/nonexistent/credd/admin.sock");
+
+        let err = user_remove(nowhere, &log, "alice", &mut Vec::new()).unwrap_err();
+        assert_eq!(err.exit_code(), 1);
+        let mut buf = [0u8; 2048];
+        let n = receiver.recv(&mut buf).unwrap();
+        let text = std::str::from_utf8(&buf[..n]).unwrap().to_string();
+        assert!(text.starts_with("<86>"), "{text}");
+        assert!(
+            text.contains("administrative action; action=user_remove user=alice by_uid="),
+            "{text}"
+        );
+        let id = text
+            .split_once(" outcome=unreachable id=")
+            .map(|(_, id)| id)
+            .unwrap_or_else(|| panic!("{text}"));
+        assert!(credd_proto::valid_request_id(id), "{id}");
+
+        // Refused before connecting: nothing was attempted, nothing is recorded.
+        let err = user_remove(nowhere, &log, "a b", &mut Vec::new()).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert_eq!(
+            receiver.recv(&mut buf).unwrap_err().kind(),
+            io::ErrorKind::WouldBlock
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn audit_and_check_refuse_bad_input_before_connecting() {
+        let nowhere = Path::new("/nonexistent/credd/admin.sock");
+        let args = |user: Option<&str>| AuditListArgs {
+            user: user.map(Into::into),
+            since: None,
+            json: false,
+        };
+        let err = audit(nowhere, &args(Some("-rf")), &mut Vec::new()).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        let err = audit(nowhere, &args(Some("alice")), &mut Vec::new()).unwrap_err();
+        assert_eq!(err.exit_code(), 1);
+        let report = ReportArgs { json: false };
+        let err = audit_verify(nowhere, &report, &mut Vec::new()).unwrap_err();
+        assert_eq!(err.exit_code(), 1);
+        let err = check(nowhere, &report, &mut Vec::new()).unwrap_err();
+        assert_eq!(err.exit_code(), 1);
+    }
+
+    #[test]
+    fn refusals_of_requests_naming_no_account() {
+        let err = refusal_without_account(Reply::UnknownUser);
+        assert_eq!(err.to_string(), "unexpected reply from credd: unknown_user");
+        let err = refusal_without_account(Reply::Error {
+            kind: ErrorKind::NotPermitted,
+            message: "administrative requests are served to root on admin.sock only".into(),
+        });
+        assert_eq!(err.exit_code(), 1);
+        assert!(err.to_string().contains("served to root"), "{err}");
+        let err = refusal_without_account(Reply::Ok);
+        assert_eq!(err.to_string(), "unexpected reply from credd: ok");
     }
 
     #[test]

@@ -1,6 +1,5 @@
 //! Every way credctl can fail, and the exit status each one maps to (DESIGN.md §9):
-//! 0 done, 1 refused or failed, 2 usage error, 3 an integrity finding (`check`, `audit verify`;
-//! no command of this milestone reports one).
+//! 0 done, 1 refused or failed, 2 usage error, 3 an integrity finding (`check`, `audit verify`).
 
 use std::io;
 use std::path::PathBuf;
@@ -61,7 +60,8 @@ pub enum CtlError {
     #[error("unexpected reply from credd: {0}")]
     Unexpected(String),
 
-    /// A listing (`user list`, `status`, `sessions`) that ended badly, as reported by `Client::call_stream`.
+    /// A listing (`user list`, `status`, `sessions`, `audit`) that ended badly, as reported by
+    /// `Client::call_stream`.
     #[error("{command} failed: {detail}")]
     Listing {
         command: &'static str,
@@ -70,6 +70,15 @@ pub enum CtlError {
 
     #[error("cannot write output: {}", os_message(.0))]
     Output(#[source] io::Error),
+
+    /// The OS random generator failed, so no request id could be made for an administrative
+    /// action; nothing was sent.
+    #[error("cannot make a request id: {0}")]
+    RequestId(String),
+
+    /// `check` or `audit verify` found a problem; the report is on standard output.
+    #[error("{0}")]
+    Integrity(String),
 
     /// `reset` succeeded but its code could not be written: nobody has it. Unlike [`Output`]
     /// this is a failure even when the reader went away.
@@ -95,7 +104,9 @@ impl CtlError {
             | CtlError::Unexpected(_)
             | CtlError::Listing { .. }
             | CtlError::Output(_)
+            | CtlError::RequestId(_)
             | CtlError::CodeLost(_) => 1,
+            CtlError::Integrity(_) => 3,
         }
     }
 
@@ -123,7 +134,7 @@ impl CtlError {
 }
 
 /// "No such file or directory" rather than "No such file or directory (os error 2)".
-fn os_message(err: &io::Error) -> String {
+pub fn os_message(err: &io::Error) -> String {
     let text = err.to_string();
     match (err.raw_os_error(), text.rfind(" (os error ")) {
         (Some(_), Some(at)) => text[..at].to_string(),
@@ -196,6 +207,11 @@ mod tests {
             (
                 CtlError::CodeLost(io::Error::from(io::ErrorKind::BrokenPipe)),
                 1,
+            ),
+            (CtlError::RequestId("no entropy".into()), 1),
+            (
+                CtlError::Integrity("audit chain broken at row 7: mac mismatch".into()),
+                3,
             ),
         ];
         for (err, code) in cases {

@@ -1,6 +1,7 @@
 //! `credctl`: the credd administrator's tool. It talks only to credd's admin socket and never
 //! opens the database itself.
 
+mod adminlog;
 mod cli;
 mod commands;
 mod error;

@@ -8,7 +8,10 @@ use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
-use credd_proto::{AccountStatus, DaemonCounters, FailureInfo, ResetIssued, SessionInfo, UserInfo};
+use credd_proto::{
+    AccountStatus, AuditEntry, AuditReport, CheckReport, DaemonCounters, FailureInfo, ResetIssued,
+    SessionInfo, UserInfo,
+};
 use serde::Serialize;
 use zeroize::Zeroizing;
 
@@ -118,7 +121,7 @@ fn failure(f: &FailureInfo) -> String {
 /// A `key=value` value as the calling program claimed it: quoted and escaped when it is empty or
 /// holds a blank, a quote or a control character, so that a claimed rhost of `x peer_uid=0`
 /// cannot pass for a field of its own.
-fn field(value: &str) -> Cow<'_, str> {
+pub fn field(value: &str) -> Cow<'_, str> {
     if !value.is_empty()
         && !value
             .chars()
@@ -143,6 +146,91 @@ pub fn write_daemon<W: Write>(out: &mut W, c: &DaemonCounters) -> io::Result<()>
         writeln!(out, "accounts[{}]: {count}", one_line(scheme))?;
     }
     Ok(())
+}
+
+/// `audit`: one line per event, `SEQ TIME EVENT outcome=O user=U actor_uid=N service=S rhost=R
+/// tty=T id=ID DETAIL`; null fields are left out, and so is an empty detail. Every value is a
+/// [`field`], so a claimed rhost cannot forge another field; the free-text detail comes last,
+/// its control characters escaped.
+pub fn audit_line(e: &AuditEntry) -> String {
+    let mut line = format!(
+        "{} {} {} outcome={}",
+        e.seq,
+        field(&e.time),
+        field(&e.event),
+        field(&e.outcome)
+    );
+    if let Some(user) = &e.user {
+        let _ = write!(line, " user={}", field(user));
+    }
+    if let Some(uid) = e.actor_uid {
+        let _ = write!(line, " actor_uid={uid}");
+    }
+    for (key, value) in [
+        ("service", &e.service),
+        ("rhost", &e.rhost),
+        ("tty", &e.tty),
+    ] {
+        if let Some(value) = value {
+            let _ = write!(line, " {key}={}", field(value));
+        }
+    }
+    let _ = write!(line, " id={}", field(&e.id));
+    if !e.detail.is_empty() {
+        let _ = write!(line, " {}", one_line(&e.detail));
+    }
+    line
+}
+
+/// What `audit verify` found wrong, as one line: `audit chain broken at row SEQ: PROBLEM`; `None`
+/// when the chain is intact.
+pub fn chain_finding(report: &AuditReport) -> Option<String> {
+    let problem = report.problem.as_deref().map(one_line);
+    match (report.first_bad_seq, problem) {
+        (None, None) => None,
+        (Some(seq), Some(problem)) => Some(format!("audit chain broken at row {seq}: {problem}")),
+        (Some(seq), None) => Some(format!("audit chain broken at row {seq}")),
+        (None, Some(problem)) => Some(format!("audit chain broken: {problem}")),
+    }
+}
+
+/// `audit verify`: `audit chain intact: N rows, head seq S mac M`, or the finding and
+/// `(N rows checked)`.
+pub fn write_audit_report<W: Write>(out: &mut W, report: &AuditReport) -> io::Result<()> {
+    match chain_finding(report) {
+        Some(finding) => writeln!(out, "{finding} ({} rows checked)", report.rows_checked),
+        None => writeln!(
+            out,
+            "audit chain intact: {} rows, head seq {} mac {}",
+            report.rows_checked,
+            report.head_seq,
+            or_none(Some(report.head_mac.as_str()).filter(|m| !m.is_empty()))
+        ),
+    }
+}
+
+/// `check`: `ok: CHECK` for each check run, then `FINDING: FINDING` for each finding.
+pub fn write_check<W: Write>(out: &mut W, report: &CheckReport) -> io::Result<()> {
+    for check in &report.checks {
+        writeln!(out, "ok: {}", one_line(check))?;
+    }
+    for finding in &report.findings {
+        writeln!(out, "FINDING: {}", one_line(finding))?;
+    }
+    Ok(())
+}
+
+/// `check`'s one line for standard error when it found something; `None` when all is well.
+pub fn check_finding(report: &CheckReport) -> Option<String> {
+    match report.findings.as_slice() {
+        [] => None,
+        [only] => Some(format!("check found 1 finding: {}", one_line(only))),
+        [first, ..] => Some(format!(
+            "check found {} findings, the first: {}",
+            report.findings.len(),
+            one_line(first)
+        )),
+    }
 }
 
 /// `--json` for one object (`user show`, `status NAME`, `status --daemon`): the reply's serde
@@ -276,6 +364,56 @@ impl Row for SessionInfo {
             one_line(&self.opened_at).into_owned(),
             or_none(self.revoked_at.as_deref()).into_owned(),
         ]
+    }
+}
+
+/// Where the rows of a streamed listing go as they arrive.
+pub trait RowSink<T> {
+    fn row(&mut self, row: &T) -> io::Result<()>;
+    /// Completes the output and flushes it.
+    fn finish(self) -> io::Result<()>;
+}
+
+impl<W: Write, T: Row> RowSink<T> for Listing<W, T> {
+    fn row(&mut self, row: &T) -> io::Result<()> {
+        Listing::row(self, row)
+    }
+
+    fn finish(self) -> io::Result<()> {
+        Listing::finish(self).map(drop)
+    }
+}
+
+/// `audit`, written as events arrive: one [`audit_line`] per event, or a JSON array of
+/// [`AuditEntry`]. No events: no lines, or `[]`.
+pub enum AuditListing<W: Write> {
+    Lines(W),
+    Json(JsonArray<W>),
+}
+
+impl<W: Write> AuditListing<W> {
+    pub fn new(out: W, json: bool) -> Self {
+        if json {
+            AuditListing::Json(JsonArray::new(out))
+        } else {
+            AuditListing::Lines(out)
+        }
+    }
+}
+
+impl<W: Write> RowSink<AuditEntry> for AuditListing<W> {
+    fn row(&mut self, row: &AuditEntry) -> io::Result<()> {
+        match self {
+            AuditListing::Lines(out) => writeln!(out, "{}", audit_line(row)),
+            AuditListing::Json(j) => j.row(row),
+        }
+    }
+
+    fn finish(self) -> io::Result<()> {
+        match self {
+            AuditListing::Lines(mut out) => out.flush(),
+            AuditListing::Json(j) => j.finish().map(drop),
+        }
     }
 }
 
@@ -891,6 +1029,192 @@ mod tests {
         assert_eq!(rows[0]["audit_session"], 7);
         let back: Vec<SessionInfo> = serde_json::from_value(v).unwrap();
         assert_eq!(back, vec![session(1, "alice"), bare_session(2, "bob")]);
+    }
+
+    fn event(seq: u64) -> AuditEntry {
+        AuditEntry {
+            seq,
+            id: "0123456789abcdef0123456789abcdef".into(),
+            time: "2026-01-02T03:04:05Z".into(),
+            event: "login_failure".into(),
+            actor_uid: Some(0),
+            user: Some("alice".into()),
+            service: Some("sshd".into()),
+            rhost: Some("203.0.113.9".into()),
+            tty: Some("ssh".into()),
+            outcome: "denied".into(),
+            detail: "failures=3".into(),
+        }
+    }
+
+    fn daemon_event(seq: u64) -> AuditEntry {
+        AuditEntry {
+            event: "daemon_started".into(),
+            actor_uid: None,
+            user: None,
+            service: None,
+            rhost: None,
+            tty: None,
+            outcome: "ok".into(),
+            detail: String::new(),
+            ..event(seq)
+        }
+    }
+
+    #[test]
+    fn audit_lines_carry_every_field_but_nulls() {
+        assert_eq!(
+            audit_line(&event(17)),
+            "17 2026-01-02T03:04:05Z login_failure outcome=denied user=alice actor_uid=0 \
+             service=sshd rhost=203.0.113.9 tty=ssh id=0123456789abcdef0123456789abcdef \
+             failures=3"
+        );
+        assert_eq!(
+            audit_line(&daemon_event(1)),
+            "1 2026-01-02T03:04:05Z daemon_started outcome=ok \
+             id=0123456789abcdef0123456789abcdef"
+        );
+    }
+
+    #[test]
+    fn audit_lines_cannot_be_forged_by_claimed_fields() {
+        let mut e = event(3);
+        e.rhost = Some("x actor_uid=0".into());
+        e.tty = Some("pts/1\n4 root".into());
+        e.service = Some(String::new());
+        e.detail = "a\nb\x1b[2J".into();
+        let line = audit_line(&e);
+        assert_eq!(
+            line,
+            "3 2026-01-02T03:04:05Z login_failure outcome=denied user=alice actor_uid=0 \
+             service=\"\" rhost=\"x actor_uid=0\" tty=\"pts/1\\n4 root\" \
+             id=0123456789abcdef0123456789abcdef a\\nb\\u{1b}[2J"
+        );
+        assert!(!line.contains('\n') && !line.contains('\x1b'));
+    }
+
+    #[test]
+    fn audit_listing_is_lines_or_one_json_array() {
+        let mut list = AuditListing::new(Vec::new(), false);
+        list.row(&daemon_event(1)).unwrap();
+        list.row(&event(2)).unwrap();
+        let AuditListing::Lines(out) = list else {
+            panic!("lines expected")
+        };
+        let out = text(out);
+        assert_eq!(out.lines().count(), 2);
+        assert!(out.starts_with("1 2026-01-02T03:04:05Z daemon_started outcome=ok id="));
+        assert!(out.ends_with(" failures=3\n"), "{out}");
+
+        let mut list = AuditListing::new(Vec::new(), true);
+        list.row(&daemon_event(1)).unwrap();
+        list.row(&event(2)).unwrap();
+        let AuditListing::Json(array) = list else {
+            panic!("json expected")
+        };
+        let out = text(array.finish().unwrap());
+        let rows: Vec<AuditEntry> = serde_json::from_str(&out).unwrap();
+        assert_eq!(rows, vec![daemon_event(1), event(2)]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert!(v[0]["user"].is_null() && v[0]["actor_uid"].is_null());
+
+        let mut out = Vec::new();
+        RowSink::finish(AuditListing::new(&mut out, true)).unwrap();
+        assert_eq!(text(out), "[]\n");
+        let mut out = Vec::new();
+        RowSink::finish(AuditListing::new(&mut out, false)).unwrap();
+        assert_eq!(text(out), "");
+    }
+
+    fn chain(first_bad_seq: Option<u64>, problem: Option<&str>) -> AuditReport {
+        AuditReport {
+            rows_checked: 42,
+            head_seq: 42,
+            head_mac: "9f86d081884c7d65".into(),
+            first_bad_seq,
+            problem: problem.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn audit_report_is_one_line() {
+        let mut out = Vec::new();
+        write_audit_report(&mut out, &chain(None, None)).unwrap();
+        assert_eq!(
+            text(out),
+            "audit chain intact: 42 rows, head seq 42 mac 9f86d081884c7d65\n"
+        );
+        assert_eq!(chain_finding(&chain(None, None)), None);
+
+        let empty = AuditReport {
+            rows_checked: 0,
+            head_seq: 0,
+            head_mac: String::new(),
+            first_bad_seq: None,
+            problem: None,
+        };
+        let mut out = Vec::new();
+        write_audit_report(&mut out, &empty).unwrap();
+        assert_eq!(text(out), "audit chain intact: 0 rows, head seq 0 mac -\n");
+
+        let broken = chain(Some(7), Some("mac mismatch (row edited)"));
+        let mut out = Vec::new();
+        write_audit_report(&mut out, &broken).unwrap();
+        assert_eq!(
+            text(out),
+            "audit chain broken at row 7: mac mismatch (row edited) (42 rows checked)\n"
+        );
+        assert_eq!(
+            chain_finding(&broken).as_deref(),
+            Some("audit chain broken at row 7: mac mismatch (row edited)")
+        );
+        assert_eq!(
+            chain_finding(&chain(Some(7), None)).as_deref(),
+            Some("audit chain broken at row 7")
+        );
+        assert_eq!(
+            chain_finding(&chain(None, Some("head\nmissing"))).as_deref(),
+            Some("audit chain broken: head\\nmissing")
+        );
+    }
+
+    #[test]
+    fn check_report_lists_checks_then_findings() {
+        let report = CheckReport {
+            checks: vec!["integrity_check".into(), "audit chain".into()],
+            findings: vec![],
+        };
+        let mut out = Vec::new();
+        write_check(&mut out, &report).unwrap();
+        assert_eq!(text(out), "ok: integrity_check\nok: audit chain\n");
+        assert_eq!(check_finding(&report), None);
+
+        let report = CheckReport {
+            checks: vec!["integrity_check".into()],
+            findings: vec![
+                "audit chain broken at row 7: mac mismatch".into(),
+                "/var/lib/credd/credd.db is mode 0644\nok: fake".into(),
+            ],
+        };
+        let mut out = Vec::new();
+        write_check(&mut out, &report).unwrap();
+        assert_eq!(
+            text(out),
+            "ok: integrity_check\nFINDING: audit chain broken at row 7: mac mismatch\n\
+             FINDING: /var/lib/credd/credd.db is mode 0644\\nok: fake\n"
+        );
+        assert_eq!(
+            check_finding(&report).as_deref(),
+            Some("check found 2 findings, the first: audit chain broken at row 7: mac mismatch")
+        );
+        let one = CheckReport {
+            checks: vec![],
+            findings: vec!["schema version 9 is newer than this credd".into()],
+        };
+        assert_eq!(
+            check_finding(&one).as_deref(),
+            Some("check found 1 finding: schema version 9 is newer than this credd")
+        );
     }
 
     #[test]

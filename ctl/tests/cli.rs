@@ -3,15 +3,18 @@
 //! `tests/` crate.
 
 use std::io::Write;
-use std::os::unix::net::UnixListener;
+use std::net::UdpSocket;
+use std::os::unix::net::{UnixDatagram, UnixListener};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use credd_proto::{
-    AccountStatus, DaemonCounters, ErrorKind, FailureInfo, Reply, Request, ResetIssued, Secret,
-    SessionInfo, Target, UserInfo, decode_request, encode_reply, read_frame, write_frame,
+    AccountStatus, AuditEntry, AuditReport, CheckReport, DaemonCounters, DecodedRequest, ErrorKind,
+    FailureInfo, Reply, Request, ResetIssued, Secret, SessionInfo, Target, UserInfo,
+    decode_request_full, encode_reply, read_frame, valid_request_id, write_frame,
 };
 
 /// A private directory, removed when dropped.
@@ -39,23 +42,41 @@ impl Drop for TempDir {
 /// Serves one connection: answers its first request with `replies`, and hands the request back.
 fn fake_credd(socket: &Path, replies: Vec<Reply>) -> JoinHandle<Request> {
     let listener = UnixListener::bind(socket).unwrap();
+    std::thread::spawn(move || serve_one(&listener, &replies).request)
+}
+
+/// As [`fake_credd`], handing back the request id of the envelope too.
+fn fake_credd_with_id(socket: &Path, replies: Vec<Reply>) -> JoinHandle<(Request, Option<String>)> {
+    let listener = UnixListener::bind(socket).unwrap();
     std::thread::spawn(move || {
-        let (mut conn, _) = listener.accept().unwrap();
-        let body = read_frame(&mut conn).unwrap().expect("a request");
-        let request = decode_request(&body).unwrap();
-        for reply in &replies {
-            write_frame(&mut conn, &encode_reply(reply).unwrap()).unwrap();
-        }
-        request
+        let decoded = serve_one(&listener, &replies);
+        (decoded.request, decoded.id)
     })
 }
 
+fn serve_one(listener: &UnixListener, replies: &[Reply]) -> DecodedRequest {
+    let (mut conn, _) = listener.accept().unwrap();
+    let body = read_frame(&mut conn).unwrap().expect("a request");
+    let decoded = decode_request_full(&body).unwrap();
+    for reply in replies {
+        write_frame(&mut conn, &encode_reply(reply).unwrap()).unwrap();
+    }
+    decoded
+}
+
+/// credctl with syslog off, so that no test writes to the machine's log.
 fn credctl(socket: &Path, args: &[&str], stdin: &[u8]) -> Output {
+    credctl_env(socket, args, stdin, &[("CREDCTL_SYSLOG", "none")])
+}
+
+fn credctl_env(socket: &Path, args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_credctl"))
         .arg("--socket")
         .arg(socket)
         .args(args)
         .env_remove("CREDD_ADMIN_SOCKET")
+        .env_remove("CREDCTL_SYSLOG")
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -759,6 +780,7 @@ fn reset_whose_code_cannot_be_written_fails() {
         .arg(&socket)
         .args(["reset", "alice"])
         .env_remove("CREDD_ADMIN_SOCKET")
+        .env("CREDCTL_SYSLOG", "none")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -996,5 +1018,660 @@ fn sessions_stream_a_table_and_a_json_array() {
     assert!(
         err.starts_with("credctl: sessions failed: ") && err.lines().count() == 1,
         "{err}"
+    );
+}
+
+/// A syslog socket for credctl to write to, as `CREDCTL_SYSLOG=unix:PATH`.
+struct Syslog {
+    socket: UnixDatagram,
+    setting: String,
+}
+
+impl Syslog {
+    fn bind(dir: &Path) -> Syslog {
+        let path = dir.join("log.sock");
+        let socket = UnixDatagram::bind(&path).unwrap();
+        socket.set_nonblocking(true).unwrap();
+        Syslog {
+            socket,
+            setting: format!("unix:{}", path.display()),
+        }
+    }
+
+    fn env(&self) -> [(&str, &str); 1] {
+        [("CREDCTL_SYSLOG", self.setting.as_str())]
+    }
+
+    /// Every message received so far; credctl has exited, so that is all it wrote.
+    fn messages(&self) -> Vec<String> {
+        let mut all = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match self.socket.recv(&mut buf) {
+                Ok(n) => all.push(String::from_utf8(buf[..n].to_vec()).unwrap()),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return all,
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+
+    /// The one message credctl wrote.
+    fn only_message(&self) -> String {
+        let mut all = self.messages();
+        assert_eq!(all.len(), 1, "{all:?}");
+        all.pop().unwrap()
+    }
+}
+
+/// The request id a fake credd received: present and 32 lower-case hex digits.
+fn sent_id(id: Option<String>) -> String {
+    let id = id.expect("an administrative write carries a request id");
+    assert!(valid_request_id(&id), "{id}");
+    id
+}
+
+#[test]
+fn user_remove_sends_an_id_and_logs_it_to_syslog() {
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    let syslog = Syslog::bind(&dir.0);
+    let server = fake_credd_with_id(&socket, vec![Reply::Ok]);
+    let out = credctl_env(&socket, &["user", "remove", "alice"], b"", &syslog.env());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "removed alice\n");
+    assert_eq!(stderr(&out), "");
+    let (request, id) = server.join().unwrap();
+    assert!(matches!(request, Request::UserRemove { user } if user == "alice"));
+    let id = sent_id(id);
+
+    let message = syslog.only_message();
+    // authpriv (10) × 8 + info (6).
+    assert!(message.starts_with("<86>"), "{message}");
+    assert!(message.contains(" credctl["), "{message}");
+    assert!(
+        message.contains("]: administrative action; action=user_remove user=alice by_uid="),
+        "{message}"
+    );
+    assert!(
+        message.ends_with(&format!(" outcome=ok id={id}")),
+        "{message}"
+    );
+}
+
+#[test]
+fn every_administrative_write_sends_an_id_and_logs_it_without_secrets() {
+    /// Arguments, standard input, credd's reply, the syslog priority and the fields expected.
+    type Case = (
+        &'static [&'static str],
+        &'static [u8],
+        Reply,
+        &'static str,
+        &'static str,
+    );
+    let cases: [Case; 9] = [
+        (
+            &["user", "add", "alice", "--password-stdin"],
+            b"s3cret pass\n",
+            Reply::User(Box::new(info("alice", Some(1001)))),
+            "<86>",
+            "action=user_add user=alice ",
+        ),
+        (
+            &["user", "remove", "alice"],
+            b"",
+            Reply::Ok,
+            "<86>",
+            "action=user_remove user=alice ",
+        ),
+        (
+            &["user", "disable", "alice"],
+            b"",
+            Reply::Ok,
+            "<86>",
+            "action=user_disable user=alice ",
+        ),
+        (
+            &["user", "enable", "alice"],
+            b"",
+            Reply::Ok,
+            "<86>",
+            "action=user_enable user=alice ",
+        ),
+        (
+            &["passwd", "alice", "--password-stdin"],
+            b"s3cret pass\n",
+            Reply::Ok,
+            "<86>",
+            "action=passwd user=alice ",
+        ),
+        // authpriv × 8 + notice (5) for what takes an account away from its owner.
+        (
+            &["lock", "alice"],
+            b"",
+            Reply::Ok,
+            "<85>",
+            "action=lock user=alice ",
+        ),
+        (
+            &["unlock", "--uid", "1001"],
+            b"",
+            Reply::Ok,
+            "<86>",
+            "action=unlock uid=1001 ",
+        ),
+        (
+            &["reset", "alice"],
+            b"",
+            issued("alice", 0),
+            "<85>",
+            "action=reset user=alice ",
+        ),
+        (
+            &["--modify-user-state", "--uid=5", "--action=reset"],
+            b"",
+            issued("alice", 0),
+            "<85>",
+            "action=reset uid=5 ",
+        ),
+    ];
+    for (args, stdin, reply, priority, fields) in cases {
+        let dir = TempDir::new();
+        let socket = dir.0.join("admin.sock");
+        let syslog = Syslog::bind(&dir.0);
+        let server = fake_credd_with_id(&socket, vec![reply]);
+        let out = credctl_env(&socket, args, stdin, &syslog.env());
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+        assert!(
+            !stderr(&out).contains("warning"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+        let (_, id) = server.join().unwrap();
+        let id = sent_id(id);
+        let message = syslog.only_message();
+        assert!(message.starts_with(priority), "{args:?}: {message}");
+        assert!(message.contains(" credctl["), "{message}");
+        assert!(message.contains(fields), "{args:?}: {message}");
+        assert!(
+            message.ends_with(&format!(" outcome=ok id={id}")),
+            "{args:?}: {message}"
+        );
+        for secret in ["s3cret", CODE, "pbkdf2"] {
+            assert!(!message.contains(secret), "{args:?}: {message}");
+        }
+    }
+}
+
+#[test]
+fn refused_and_unreachable_actions_are_logged_with_their_outcome() {
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    let syslog = Syslog::bind(&dir.0);
+    let server = fake_credd_with_id(
+        &socket,
+        vec![Reply::Error {
+            kind: ErrorKind::NotPermitted,
+            message: "only root may lock root".into(),
+        }],
+    );
+    let out = credctl_env(&socket, &["lock", "root"], b"", &syslog.env());
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr(&out), "credctl: only root may lock root\n");
+    let id = sent_id(server.join().unwrap().1);
+    let message = syslog.only_message();
+    assert!(message.starts_with("<85>"), "{message}");
+    assert!(
+        message.contains("action=lock user=root by_uid="),
+        "{message}"
+    );
+    assert!(
+        message.ends_with(&format!(" outcome=refused id={id}")),
+        "{message}"
+    );
+
+    // Nobody listens: logged as unreachable, still under a fresh id.
+    let socket = dir.0.join("nobody.sock");
+    let out = credctl_env(&socket, &["user", "disable", "bob"], b"", &syslog.env());
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+    let message = syslog.only_message();
+    assert!(
+        message.contains("action=user_disable user=bob "),
+        "{message}"
+    );
+    let (_, id) = message.split_once(" outcome=unreachable id=").unwrap();
+    assert!(valid_request_id(id), "{message}");
+
+    // Refused before sending: no action, no record.
+    let out = credctl_env(&socket, &["user", "remove", "a b"], b"", &syslog.env());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(syslog.messages().is_empty());
+}
+
+#[test]
+fn a_syslog_failure_is_one_warning_and_changes_nothing_else() {
+    let dir = TempDir::new();
+    let missing = dir.0.join("missing.sock");
+    for (setting, shown) in [
+        (
+            format!("unix:{}", missing.display()),
+            format!("{}): No such file or directory", missing.display()),
+        ),
+        (
+            "tcp:localhost:514".to_string(),
+            "CREDCTL_SYSLOG=tcp:localhost:514): not unix:PATH, udp:HOST:PORT or none".to_string(),
+        ),
+    ] {
+        let socket = dir.0.join("admin.sock");
+        let _ = std::fs::remove_file(&socket);
+        let server = fake_credd_with_id(&socket, vec![Reply::Ok]);
+        let out = credctl_env(
+            &socket,
+            &["user", "remove", "alice"],
+            b"",
+            &[("CREDCTL_SYSLOG", &setting)],
+        );
+        assert_eq!(out.status.code(), Some(0), "{setting}");
+        assert_eq!(stdout(&out), "removed alice\n");
+        assert_eq!(
+            stderr(&out),
+            format!("credctl: warning: could not write to syslog ({shown}\n")
+        );
+        sent_id(server.join().unwrap().1);
+    }
+
+    // A refusal keeps its exit status and its own line.
+    let socket = dir.0.join("admin.sock");
+    let _ = std::fs::remove_file(&socket);
+    let _server = fake_credd_with_id(&socket, vec![Reply::UnknownUser]);
+    let setting = format!("unix:{}", missing.display());
+    let out = credctl_env(
+        &socket,
+        &["unlock", "bob"],
+        b"",
+        &[("CREDCTL_SYSLOG", &setting)],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    let lines: Vec<_> = err.lines().collect();
+    assert_eq!(lines.len(), 2, "{err}");
+    assert!(lines[0].starts_with("credctl: warning: could not write to syslog ("));
+    assert_eq!(lines[1], "credctl: no such user: bob");
+}
+
+#[test]
+fn without_dev_log_and_without_a_setting_nothing_is_said() {
+    if Path::new("/dev/log").exists() {
+        eprintln!("skipped: this machine has /dev/log");
+        return;
+    }
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    let server = fake_credd_with_id(&socket, vec![Reply::Ok]);
+    let out = credctl_env(&socket, &["user", "enable", "alice"], b"", &[]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(stdout(&out), "enabled alice\n");
+    assert_eq!(stderr(&out), "");
+    sent_id(server.join().unwrap().1);
+}
+
+#[test]
+fn syslog_over_udp() {
+    let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
+    receiver
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let setting = format!("udp:{}", receiver.local_addr().unwrap());
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    let server = fake_credd_with_id(&socket, vec![issued("alice", 0)]);
+    let out = credctl_env(
+        &socket,
+        &["reset", "alice"],
+        b"",
+        &[("CREDCTL_SYSLOG", &setting)],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let id = sent_id(server.join().unwrap().1);
+    let mut buf = [0u8; 4096];
+    let n = receiver.recv(&mut buf).unwrap();
+    let message = std::str::from_utf8(&buf[..n]).unwrap();
+    assert!(message.starts_with("<85>"), "{message}");
+    assert!(message.contains(" credctl["), "{message}");
+    assert!(
+        message.ends_with(&format!(" outcome=ok id={id}")),
+        "{message}"
+    );
+    assert!(!message.contains(CODE), "{message}");
+}
+
+fn event(seq: u64, user: Option<&str>) -> AuditEntry {
+    AuditEntry {
+        seq,
+        id: format!("{seq:032x}"),
+        time: "2026-01-02T03:04:05Z".into(),
+        event: if user.is_some() {
+            "reset_issued".into()
+        } else {
+            "daemon_started".into()
+        },
+        actor_uid: user.map(|_| 0),
+        user: user.map(Into::into),
+        service: None,
+        rhost: None,
+        tty: None,
+        outcome: "ok".into(),
+        detail: if user.is_some() {
+            "ttl=900s sessions_revoked=1".into()
+        } else {
+            String::new()
+        },
+    }
+}
+
+#[test]
+fn read_only_commands_send_no_id_and_log_nothing() {
+    let cases: [(&[&str], Vec<Reply>); 8] = [
+        (&["user", "list"], vec![Reply::End { count: 0 }]),
+        (
+            &["user", "show", "alice"],
+            vec![Reply::User(Box::new(info("alice", None)))],
+        ),
+        (&["status"], vec![Reply::End { count: 0 }]),
+        (
+            &["status", "alice"],
+            vec![Reply::Status(Box::new(status_of("alice", false)))],
+        ),
+        (&["sessions"], vec![Reply::End { count: 0 }]),
+        (&["audit"], vec![Reply::End { count: 0 }]),
+        (
+            &["audit", "verify"],
+            vec![Reply::AuditVerified(Box::new(intact()))],
+        ),
+        (&["check"], vec![Reply::CheckReport(Box::new(all_well()))]),
+    ];
+    for (args, replies) in cases {
+        let dir = TempDir::new();
+        let socket = dir.0.join("admin.sock");
+        let syslog = Syslog::bind(&dir.0);
+        let server = fake_credd_with_id(&socket, replies);
+        let out = credctl_env(&socket, args, b"", &syslog.env());
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+        assert_eq!(stderr(&out), "", "{args:?}");
+        assert_eq!(server.join().unwrap().1, None, "{args:?}");
+        assert!(syslog.messages().is_empty(), "{args:?}");
+    }
+}
+
+#[test]
+fn audit_streams_lines_and_a_json_array() {
+    let rows = || {
+        vec![
+            Reply::AuditItem(Box::new(event(1, None))),
+            Reply::AuditItem(Box::new(event(2, Some("alice")))),
+            Reply::End { count: 2 },
+        ]
+    };
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    let server = fake_credd(&socket, rows());
+    let out = credctl(
+        &socket,
+        &[
+            "audit",
+            "--user",
+            "alice",
+            "--since",
+            "2026-01-02T05:04:05+02:00",
+        ],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        format!(
+            "1 2026-01-02T03:04:05Z daemon_started outcome=ok id={:032x}\n\
+             2 2026-01-02T03:04:05Z reset_issued outcome=ok user=alice actor_uid=0 id={:032x} \
+             ttl=900s sessions_revoked=1\n",
+            1, 2
+        )
+    );
+    match server.join().unwrap() {
+        Request::Audit { user, since } => {
+            assert_eq!(user.as_deref(), Some("alice"));
+            assert_eq!(since.as_deref(), Some("2026-01-02T03:04:05Z"));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    let server = fake_credd(&socket, rows());
+    let out = credctl(&socket, &["audit", "--json", "--since", "2d"], b"");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.starts_with("[\n{\"seq\":1,"), "{text}");
+    let listed: Vec<AuditEntry> = serde_json::from_str(&text).unwrap();
+    assert_eq!(listed, vec![event(1, None), event(2, Some("alice"))]);
+    match server.join().unwrap() {
+        Request::Audit { user, since } => {
+            assert_eq!(user, None);
+            // Two days ago, sent as RFC 3339 UTC.
+            let since = since.unwrap();
+            assert_eq!(since.len(), 20, "{since}");
+            assert!(
+                since.ends_with('Z') && since.as_bytes()[10] == b'T',
+                "{since}"
+            );
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    let server = fake_credd(&socket, vec![Reply::End { count: 0 }]);
+    let out = credctl(&socket, &["audit", "--json"], b"");
+    assert_eq!(stdout(&out), "[]\n");
+    assert!(matches!(
+        server.join().unwrap(),
+        Request::Audit {
+            user: None,
+            since: None
+        }
+    ));
+
+    // A session row in an audit listing is a broken listing.
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    let _server = fake_credd(
+        &socket,
+        vec![
+            Reply::SessionItem(Box::new(session(1, "alice", false))),
+            Reply::End { count: 1 },
+        ],
+    );
+    let out = credctl(&socket, &["audit"], b"");
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("credctl: audit failed: ") && err.lines().count() == 1,
+        "{err}"
+    );
+}
+
+#[test]
+fn audit_usage_errors_exit_2_before_connecting() {
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    for args in [
+        &["audit", "--user", "a b"][..],
+        &["audit", "--user", "-rf"],
+        &["audit", "--since", "yesterday"],
+        &["audit", "--since", "1w"],
+        &["audit", "--since", "2026-02-30T00:00:00Z"],
+        &["audit", "--since", "2026-01-02 03:04:05"],
+        &["audit", "--user", "alice", "verify"],
+        &["audit", "verify", "--since", "1h"],
+        &["check", "--user", "alice"],
+    ] {
+        let out = credctl(&socket, args, b"");
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+}
+
+fn intact() -> AuditReport {
+    AuditReport {
+        rows_checked: 120,
+        head_seq: 120,
+        head_mac: "5e884898da28047151d0e56f8dc62927".into(),
+        first_bad_seq: None,
+        problem: None,
+    }
+}
+
+fn broken() -> AuditReport {
+    AuditReport {
+        first_bad_seq: Some(57),
+        problem: Some("row does not match its MAC (edited)".into()),
+        ..intact()
+    }
+}
+
+#[test]
+fn audit_verify_exits_0_when_intact_and_3_when_broken() {
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    let server = fake_credd(&socket, vec![Reply::AuditVerified(Box::new(intact()))]);
+    let out = credctl(&socket, &["audit", "verify"], b"");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "audit chain intact: 120 rows, head seq 120 mac 5e884898da28047151d0e56f8dc62927\n"
+    );
+    assert_eq!(stderr(&out), "");
+    assert!(matches!(server.join().unwrap(), Request::AuditVerify));
+
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    let _server = fake_credd(&socket, vec![Reply::AuditVerified(Box::new(broken()))]);
+    let out = credctl(&socket, &["audit", "verify"], b"");
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(
+        stdout(&out),
+        "audit chain broken at row 57: row does not match its MAC (edited) (120 rows checked)\n"
+    );
+    assert_eq!(
+        stderr(&out),
+        "credctl: audit chain broken at row 57: row does not match its MAC (edited)\n"
+    );
+
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    let _server = fake_credd(&socket, vec![Reply::AuditVerified(Box::new(broken()))]);
+    let out = credctl(&socket, &["audit", "verify", "--json"], b"");
+    assert_eq!(out.status.code(), Some(3));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v.is_object());
+    assert_eq!(v["first_bad_seq"], 57);
+    assert_eq!(v["rows_checked"], 120);
+    let shown: AuditReport = serde_json::from_value(v).unwrap();
+    assert_eq!(shown, broken());
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    let _server = fake_credd(&socket, vec![Reply::AuditVerified(Box::new(intact()))]);
+    let out = credctl(&socket, &["audit", "verify", "--json"], b"");
+    assert_eq!(out.status.code(), Some(0));
+    let shown: AuditReport = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown, intact());
+
+    // A refusal is a failure, not a finding.
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    let _server = fake_credd(
+        &socket,
+        vec![Reply::Error {
+            kind: ErrorKind::Internal,
+            message: "audit key unreadable".into(),
+        }],
+    );
+    let out = credctl(&socket, &["audit", "verify"], b"");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr(&out), "credctl: audit key unreadable\n");
+    assert!(out.stdout.is_empty());
+}
+
+fn all_well() -> CheckReport {
+    CheckReport {
+        checks: vec![
+            "integrity_check".into(),
+            "schema version 3".into(),
+            "audit chain (120 rows)".into(),
+        ],
+        findings: vec![],
+    }
+}
+
+#[test]
+fn check_exits_0_when_all_is_well_and_3_on_a_finding() {
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    let server = fake_credd(&socket, vec![Reply::CheckReport(Box::new(all_well()))]);
+    let out = credctl(&socket, &["check"], b"");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "ok: integrity_check\nok: schema version 3\nok: audit chain (120 rows)\n"
+    );
+    assert_eq!(stderr(&out), "");
+    assert!(matches!(server.join().unwrap(), Request::Check));
+
+    let finding = CheckReport {
+        findings: vec!["/var/lib/credd/credd.db is writable by group".into()],
+        ..all_well()
+    };
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    let _server = fake_credd(&socket, vec![Reply::CheckReport(Box::new(finding.clone()))]);
+    let out = credctl(&socket, &["check"], b"");
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(
+        stdout(&out),
+        "ok: integrity_check\nok: schema version 3\nok: audit chain (120 rows)\n\
+         FINDING: /var/lib/credd/credd.db is writable by group\n"
+    );
+    assert_eq!(
+        stderr(&out),
+        "credctl: check found 1 finding: /var/lib/credd/credd.db is writable by group\n"
+    );
+
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    let _server = fake_credd(&socket, vec![Reply::CheckReport(Box::new(finding.clone()))]);
+    let out = credctl(&socket, &["check", "--json"], b"");
+    assert_eq!(out.status.code(), Some(3));
+    let shown: CheckReport = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown, finding);
+
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    let _server = fake_credd(&socket, vec![Reply::CheckReport(Box::new(all_well()))]);
+    let out = credctl(&socket, &["check", "--json"], b"");
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["findings"], serde_json::json!([]));
+    assert_eq!(v["checks"].as_array().unwrap().len(), 3);
+
+    // The wrong reply is a failure, not a finding.
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    let _server = fake_credd(&socket, vec![Reply::AuditVerified(Box::new(broken()))]);
+    let out = credctl(&socket, &["check"], b"");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        "credctl: unexpected reply from credd: audit_verified\n"
     );
 }

@@ -42,7 +42,8 @@ impl Daemon {
     }
 
     pub(crate) fn audit_verify(&self) -> Reply {
-        let report = match self.store().audit_verify() {
+        let verified = self.store().audit_verify();
+        let report = match verified {
             Ok(report) => report,
             Err(e) => return internal(e),
         };
@@ -53,7 +54,9 @@ impl Daemon {
     }
 
     pub(crate) fn check(&self) -> Reply {
-        let (checks, findings) = match self.store().check(&self.audit_key_path) {
+        // Bound first: the store lock must be released before `integrity_failure` records.
+        let checked = self.store().check(&self.audit_key_path);
+        let (checks, findings) = match checked {
             Ok(result) => result,
             Err(e) => {
                 // A database too damaged to be checked is itself the finding.

@@ -119,7 +119,19 @@ fn run(args: &Args) -> Result<()> {
         }
     };
 
+    let damage = store.damage().map(str::to_owned);
     let daemon = Arc::new(Daemon::new(config, store, Arc::clone(&sink), key_path)?);
+    if let Some(damage) = damage {
+        eprintln!(
+            "credd: the database failed its quick check; serving on, changes may fail: {damage}"
+        );
+        daemon.record(&Event {
+            name: "integrity_failure",
+            outcome: "failed",
+            detail: format!("quick_check at start: {damage}"),
+            ..Default::default()
+        });
+    }
     daemon.record(&Event {
         name: "daemon_started",
         outcome: "ok",

@@ -3,6 +3,7 @@
 pub mod bins;
 pub mod daemon;
 pub mod libpam;
+pub mod rsyslog;
 pub mod system_pam;
 
 pub use daemon::TestDaemon;

@@ -243,7 +243,7 @@ fn resets_are_rate_limited_per_account() {
     let out = d.ctl(&["reset", "alice"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("rate limit"));
-    assert!(d.wait_for_log("event=reset_rate_limited", Duration::from_secs(5)));
+    assert!(d.wait_for_log("limit=reset", Duration::from_secs(5)));
     // A new reset replaces the previous code: the latest one works.
     let d = daemon("");
     d.add_user("bob", PASSWORD, &["--uid", "5002"]);

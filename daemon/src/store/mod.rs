@@ -147,6 +147,8 @@ pub struct Store {
     audit_key: AuditKey,
     /// Where committed audit rows go next (syslog).
     sink: Arc<Sink>,
+    /// What `PRAGMA quick_check` found at start, if anything.
+    damage: Option<String>,
 }
 
 pub(super) const ACCOUNT_COLUMNS: &str =
@@ -179,19 +181,17 @@ impl Store {
             });
         }
         conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
-        let check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
-        if check != "ok" {
-            return Err(DaemonError::StoreSetup {
-                path: path.to_path_buf(),
-                message: format!("quick_check failed: {check}"),
-            });
-        }
         let mut store = Store {
             conn,
             path: path.to_path_buf(),
             audit_key,
             sink,
+            damage: None,
         };
+        // A damaged file does not stop the daemon: logins keep being decided with the hashes that
+        // can still be read (DESIGN §5), bulk changes are refused, and the damage is reported as
+        // a critical event by the caller.
+        store.damage = store.quick_check()?;
         store.migrate()?;
         let sealed = audit::seal_unsealed(&store.conn, &store.audit_key)?;
         if sealed > 0 {
@@ -450,6 +450,27 @@ impl Store {
 }
 
 impl Store {
+    /// `PRAGMA quick_check`: `None` when the file is sound, else what it found.
+    pub fn quick_check(&self) -> Result<Option<String>> {
+        let found: Vec<String> =
+            match self
+                .conn
+                .prepare("PRAGMA quick_check")
+                .and_then(|mut stmt| {
+                    stmt.query_map([], |r| r.get(0))?
+                        .collect::<rusqlite::Result<Vec<String>>>()
+                }) {
+                Ok(found) => found,
+                Err(e) => vec![e.to_string()],
+            };
+        Ok((found != ["ok"]).then(|| found.join("; ")))
+    }
+
+    /// What the check at start found.
+    pub fn damage(&self) -> Option<&str> {
+        self.damage.as_deref()
+    }
+
     /// An event that changes nothing else: one transaction of its own.
     pub fn audit_event(&mut self, event: &Event<'_>) -> Result<()> {
         let tx = self.conn.transaction()?;
