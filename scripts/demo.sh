@@ -107,6 +107,10 @@ echo "   (the code was single use)"
 step "the account list"
 run "$credctl" user list
 
+step "the audit trail of everything above, and a check of its HMAC chain"
+run "$credctl" audit
+run "$credctl" audit verify
+
 step "credd stops (SIGTERM): logins fail closed with PAM_AUTHINFO_UNAVAIL"
 kill -TERM "$pid"; wait "$pid"; pid=""
 login "authenticate: PAM_AUTHINFO_UNAVAIL" alice "brand new passphrase 7"
