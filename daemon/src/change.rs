@@ -101,6 +101,22 @@ impl Daemon {
             }
             return Err(Reply::UnknownUser);
         };
+        if account.disabled {
+            return Err(Reply::Disabled);
+        }
+        // A change request from a user's own process (passwd, setuid or not) is a guess at the old
+        // secret too: it draws on that user's bucket. Login services (sshd's forced change) have
+        // just passed the login's limits and are not charged twice.
+        let local_uid = (!peer.has_root_budget()).then(|| peer.budget_uid());
+        if local_uid.is_some()
+            && self
+                .rate
+                .admit(None, None, local_uid, crate::timefmt::now_unix_ms())
+                .is_err()
+        {
+            self.counters.bump(&self.counters.rate_limited_replies);
+            return Err(Reply::RateLimited { unknown: false });
+        }
         let Some(old) = old else {
             return if peer.real_uid == Some(0) {
                 Ok((account, Proof::Root))

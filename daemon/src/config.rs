@@ -336,8 +336,14 @@ impl Config {
                 humantime::format_duration(c.ttl)
             ));
         }
-        if c.max_attempts == 0 {
-            return Err("codes.max_attempts: must be at least 1".into());
+        for (name, value) in [
+            ("codes.max_attempts", c.max_attempts),
+            ("codes.per_account_per_hour", c.per_account_per_hour),
+            ("codes.per_admin_per_hour", c.per_admin_per_hour),
+        ] {
+            if value == 0 {
+                return Err(format!("{name}: must be at least 1"));
+            }
         }
         let lo = &self.lockout;
         if lo.deny > crate::lockout::MAX_DENY {

@@ -108,37 +108,20 @@ impl Daemon {
             }
             Request::AuditVerify => self.audit_verify(),
             Request::Check => self.check(),
+            Request::ImportBegin(_) | Request::ImportRows { .. } | Request::ImportCommit => error(
+                ErrorKind::BadRequest,
+                "import is not available in this version of credd",
+            ),
         };
         respond(&reply)
     }
 
-    fn check_new_password(&self, password: &Secret) -> Result<(), Reply> {
-        let chars = password.expose().chars().count();
-        let p = &self.config.password;
-        if chars < p.min_length {
-            return Err(error(
-                ErrorKind::InvalidArgument,
-                format!("password is shorter than {} characters", p.min_length),
-            ));
-        }
-        if password.len() > p.max_length {
-            return Err(error(
-                ErrorKind::InvalidArgument,
-                format!("password is longer than {} bytes", p.max_length),
-            ));
-        }
-        if password.expose().chars().any(char::is_control) {
-            return Err(error(
-                ErrorKind::InvalidArgument,
-                "password contains a control character",
-            ));
-        }
-        Ok(())
-    }
-
     /// Hashes on the pool as a privileged caller: only root reaches the admin requests.
-    fn hash_new_password(&self, password: Secret) -> Result<String, Reply> {
-        self.check_new_password(&password)?;
+    fn hash_new_password(&self, user: &str, password: Secret) -> Result<String, Reply> {
+        // The same rules as a user's own change: an administrator's password is no exception.
+        self.quality
+            .check(user, password.expose())
+            .map_err(|why| error(ErrorKind::InvalidArgument, why))?;
         let iterations = self.config.hashing.iterations;
         match self.pool.run(true, move || {
             hashing::hash_password(password.expose().as_bytes(), iterations)
@@ -164,7 +147,10 @@ impl Daemon {
             Ok(uid) => uid,
             Err(message) => return error(ErrorKind::InvalidArgument, message),
         };
-        let hash = match password.map(|p| self.hash_new_password(p)).transpose() {
+        let hash = match password
+            .map(|p| self.hash_new_password(user, p))
+            .transpose()
+        {
             Ok(hash) => hash,
             Err(reply) => return reply,
         };
@@ -206,7 +192,7 @@ impl Daemon {
             Ok(None) => return not_found(user),
             Ok(Some(_)) => {}
         }
-        let hash = match self.hash_new_password(password) {
+        let hash = match self.hash_new_password(user, password) {
             Ok(hash) => hash,
             Err(reply) => return reply,
         };

@@ -88,6 +88,8 @@ fn main() -> ExitCode {
 fn run(args: &Args) -> Result<()> {
     let config = Config::load(&args.config)?;
     if args.check_config {
+        // Files the config names are part of it: a missing blocklist must fail here, not at start.
+        quality::Quality::from_config(&config.password)?;
         println!("credd: configuration {} is valid", args.config.display());
         return Ok(());
     }
@@ -218,6 +220,12 @@ fn spawn_maintenance(daemon: Arc<Daemon>) {
             loop {
                 if let Err(e) = daemon.store().purge_expired_codes(timefmt::now_unix()) {
                     eprintln!("credd: purging expired codes failed: {e}");
+                }
+                if let Err(e) = daemon
+                    .store()
+                    .prune_sessions(procinfo::alive, timefmt::now_unix())
+                {
+                    eprintln!("credd: pruning ended sessions failed: {e}");
                 }
                 let dropped = daemon.sink.take_unreported_drops_if_delivering();
                 if dropped > 0 {

@@ -42,6 +42,15 @@ fn parse_start_time(stat: &str) -> Option<u64> {
     after_comm.split_whitespace().nth(22 - 3)?.parse().ok()
 }
 
+/// Whether `pid` is still the process that was recorded (same start time).
+pub fn alive(pid: i32, start: Option<u64>) -> bool {
+    match (start_time(pid), start) {
+        (Some(now), Some(then)) => now == then,
+        (Some(_), None) => true,
+        (None, _) => false,
+    }
+}
+
 /// The pids of every process in audit session `session` with loginuid `loginuid`.
 fn session_members(session: u32, loginuid: u32) -> Vec<i32> {
     let me = std::process::id() as i32;
@@ -89,6 +98,9 @@ fn pidfd_signal(fd: &OwnedFd, signal: i32) -> bool {
 pub fn terminate(sessions: Vec<RevokedSession>, grace: Duration) {
     let targets: Vec<(i64, u32, u32)> = sessions
         .iter()
+        // Only the account's own login: loginuid is the uid that logged in, and a session that
+        // `su` registered for this account carries the audit session of someone else's login.
+        .filter(|s| s.by.loginuid.is_some() && s.by.loginuid == s.account_uid)
         .filter_map(|s| Some((s.id, s.by.audit_session?, s.by.loginuid?)))
         .collect();
     if targets.is_empty() {

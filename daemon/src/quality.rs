@@ -7,6 +7,9 @@ use std::path::Path;
 use crate::config;
 use crate::error::{DaemonError, Result};
 
+/// User names shorter than this are not searched for in passwords.
+const MIN_NAME_FOR_USERCHECK: usize = 3;
+
 pub struct Quality {
     min_length: usize,
     max_length: usize,
@@ -43,7 +46,9 @@ impl Quality {
             return Err("password contains a control character".into());
         }
         let lower = new.to_lowercase();
-        if lower.contains(&user.to_lowercase()) {
+        // Short names would match ordinary words ("al" in "totally"); pam_pwquality's usercheck
+        // has the same blind spot the other way round.
+        if user.chars().count() >= MIN_NAME_FOR_USERCHECK && lower.contains(&user.to_lowercase()) {
             return Err("password contains the user name".into());
         }
         if self.blocklist.contains(&lower) {
@@ -107,6 +112,13 @@ mod tests {
                 .unwrap_err()
                 .contains("control")
         );
+    }
+
+    #[test]
+    fn very_short_names_are_not_searched_for() {
+        let q = quality(&[]);
+        assert!(q.check("al", "a totally fine passphrase").is_ok());
+        assert!(q.check("bob", "bob's own passphrase").is_err());
     }
 
     #[test]

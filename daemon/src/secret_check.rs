@@ -82,27 +82,37 @@ impl Daemon {
             Ok(false) => {}
         }
         // The same PBKDF2 work as a password check, so timing does not tell that a code is pending.
-        self.verify(peer, Secret::new(typed.to_owned()), None)?;
-        let valid = codes::state(code.expires_at, now) == CodeState::Active
-            && codes::matches(typed, &code.digest);
-        if valid {
+        if !self.dummy_verify(peer, Secret::new(typed.to_owned())) {
+            return Some(Checked::Busy);
+        }
+        let active = codes::state(code.expires_at, now) == CodeState::Active;
+        // Codes are for login services, which run as root. A caller running as the user (a screen
+        // locker) only ever authenticates, so a code would unlock it again and again without the
+        // forced change that consumes it.
+        if active && peer.is_root() && codes::matches(typed, &code.digest) {
+            // A failures lock set after the reset must not stop the way back in (acct_mgmt would
+            // refuse the locked account before the change); administrative locks stay.
+            if let Err(e) = self.store().clear_failures(&account.name) {
+                return Some(Checked::Failed(internal(e)));
+            }
             return Some(Checked::Code);
         }
+        if active {
+            // Counted even when the account kept its password (`reset --keep-password`), so that a
+            // pending code burns after max_attempts whatever else the user types.
+            let max = self.config.codes.max_attempts;
+            if let Err(e) = self
+                .store()
+                .code_rejected(&account.name, max, peer_uid, now)
+            {
+                return Some(Checked::Failed(internal(e)));
+            }
+        }
+        // An account that kept its password may have typed it (code-shaped passwords exist).
         if account.hash.is_some() {
             return None;
         }
-        if codes::state(code.expires_at, now) == CodeState::Expired {
-            // Refused before the purge runs; the purge audits the expiry.
-            return Some(Checked::Wrong);
-        }
-        let max = self.config.codes.max_attempts;
-        match self
-            .store()
-            .code_rejected(&account.name, max, peer_uid, now)
-        {
-            Err(e) => Some(Checked::Failed(internal(e))),
-            Ok(_) => Some(Checked::Wrong),
-        }
+        Some(Checked::Wrong)
     }
 
     /// The password, with the lockout reservation around the verification (see `lockout`).

@@ -24,8 +24,8 @@ fn unprivileged_peer_verifies_only_its_own_account() {
     );
     let d = TestDaemon::start();
     // `nobody` is known to NSS, so credd stores its real uid; `victim` has another uid.
-    d.add_user("nobody", "nobody's own password", &[]);
-    d.add_user("victim", "victim's password!", &["--uid", "5201"]);
+    d.add_user("nobody", "my own long passphrase", &[]);
+    d.add_user("victim", "a guarded passphrase!", &["--uid", "5201"]);
     let module = d.public_copy(&bins::pam_module());
     let svc = SystemService::install(&[d.module_line_for(&module, "auth", "required", "")]);
 
@@ -33,7 +33,7 @@ fn unprivileged_peer_verifies_only_its_own_account() {
         Some("nobody"),
         "nobody",
         &["authenticate"],
-        "nobody's own password\n",
+        "my own long passphrase\n",
     );
     assert!(own.status.success(), "{}", all_output(&own));
 
@@ -43,7 +43,7 @@ fn unprivileged_peer_verifies_only_its_own_account() {
         Some("nobody"),
         "victim",
         &["authenticate"],
-        "victim's password!\n",
+        "a guarded passphrase!\n",
     );
     let text = all_output(&other);
     assert!(!other.status.success(), "{text}");
@@ -53,7 +53,7 @@ fn unprivileged_peer_verifies_only_its_own_account() {
     assert!(ghost_text.contains("User not known"), "{ghost_text}");
 
     // Root may verify anyone.
-    let root = svc.pamtester(None, "victim", &["authenticate"], "victim's password!\n");
+    let root = svc.pamtester(None, "victim", &["authenticate"], "a guarded passphrase!\n");
     assert!(root.status.success(), "{}", all_output(&root));
     let log = d.log().join("\n");
     assert!(log.contains(&format!("peer_uid={}", nobody_uid())), "{log}");
@@ -107,7 +107,7 @@ fn a_local_user_cannot_rate_limit_or_lock_someone_elses_account() {
          local_uid = {{ burst = 100, per_minute = 100 }}\n",
         credd_e2e::daemon::TEST_CONFIG
     ));
-    d.add_user("victim", "victim's password!", &["--uid", "5201"]);
+    d.add_user("victim", "a guarded passphrase!", &["--uid", "5201"]);
     let module = d.public_copy(&bins::pam_module());
     let svc = SystemService::install(&[d.module_line_for(&module, "auth", "required", "")]);
     for _ in 0..5 {
@@ -115,6 +115,6 @@ fn a_local_user_cannot_rate_limit_or_lock_someone_elses_account() {
         assert!(!out.status.success());
     }
     // sshd (root) logs the victim in: neither the account bucket nor the lock was touched.
-    let root = svc.pamtester(None, "victim", &["authenticate"], "victim's password!\n");
+    let root = svc.pamtester(None, "victim", &["authenticate"], "a guarded passphrase!\n");
     assert!(root.status.success(), "{}", all_output(&root));
 }

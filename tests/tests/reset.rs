@@ -316,3 +316,50 @@ fn a_password_set_by_an_administrator_voids_a_pending_code() {
     assert_eq!(login(&s, "alice", NEW_PASSWORD), codes::PAM_SUCCESS);
     assert!(d.wait_for_log("by=administrator", Duration::from_secs(5)));
 }
+
+#[test]
+fn a_failures_lock_after_the_reset_does_not_stop_the_code_at_account_management() {
+    let d = daemon("[lockout]\ndeny = 2");
+    d.add_user("alice", PASSWORD, &["--uid", "5001"]);
+    let s = stack(&d);
+    let code = reset(&d, "alice");
+    // Someone types the old password twice after the reset: a failures lock.
+    for _ in 0..2 {
+        assert_eq!(login(&s, "alice", PASSWORD), codes::PAM_AUTH_ERR);
+    }
+    let conv = Conversation::new()
+        .answer(Some("Password: "), &code)
+        .answer(Some("New password: "), NEW_PASSWORD)
+        .answer(Some("Retype new password: "), NEW_PASSWORD);
+    let mut session = s.start("alice", conv).unwrap();
+    assert_eq!(session.authenticate(0), codes::PAM_SUCCESS);
+    assert_eq!(session.acct_mgmt(0), codes::PAM_NEW_AUTHTOK_REQD);
+    assert_eq!(
+        session.chauthtok(flags::PAM_CHANGE_EXPIRED_AUTHTOK),
+        codes::PAM_SUCCESS
+    );
+    assert_eq!(session.acct_mgmt(0), codes::PAM_SUCCESS);
+}
+
+#[test]
+fn with_keep_password_the_password_works_and_wrong_codes_still_burn_the_code() {
+    let d = daemon("[codes]\nmax_attempts = 2");
+    d.add_user("alice", PASSWORD, &["--uid", "5001"]);
+    let s = stack(&d);
+    let code = ctl_ok(&d, &["reset", "alice", "--keep-password"])
+        .trim()
+        .to_string();
+    assert_eq!(
+        login(&s, "alice", PASSWORD),
+        codes::PAM_SUCCESS,
+        "the password was kept"
+    );
+    for wrong in ["0000-0000-0000-0000", "1111-1111-1111-1111"] {
+        assert_eq!(login(&s, "alice", wrong), codes::PAM_AUTH_ERR);
+    }
+    assert_eq!(
+        login(&s, "alice", &code),
+        codes::PAM_AUTH_ERR,
+        "burned after max_attempts"
+    );
+}

@@ -318,6 +318,18 @@ impl Store {
         Ok(Ok(revoked))
     }
 
+    /// Deletes the failure count and a failures lock (not an administrative one).
+    pub fn clear_failures(&mut self, user: &str) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        tx.execute("DELETE FROM failures WHERE user = ?1", params![user])?;
+        tx.execute(
+            "DELETE FROM locks WHERE user = ?1 AND kind = 'failures'",
+            params![user],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Whether an administrative lock is in force (it blocks even a valid reset code).
     pub fn admin_locked(&self, user: &str) -> Result<bool> {
         Ok(lock_of(&self.conn, user)?.is_some_and(|l| l.kind == LockKind::Administrator))

@@ -1,7 +1,7 @@
 //! The session registry: sessions opened through pam_credd, revoked by resets, administrative
 //! locks and password changes.
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{Store, WriteConflict, exists};
 use crate::audit::{self, Event};
@@ -20,6 +20,9 @@ pub struct OpenedBy {
 pub struct RevokedSession {
     pub id: i64,
     pub user: String,
+    /// The account's uid: only a login session of this uid may be ended (a session that
+    /// `su USER` registered belongs to the login of whoever ran su).
+    pub account_uid: Option<u32>,
     pub by: OpenedBy,
 }
 
@@ -46,6 +49,14 @@ pub(super) fn revoke(
     reason: &str,
     now: i64,
 ) -> rusqlite::Result<Vec<RevokedSession>> {
+    let account_uid: Option<u32> = conn
+        .query_row(
+            "SELECT uid FROM users WHERE name = ?1",
+            params![user],
+            |r| r.get(0),
+        )
+        .optional()?
+        .flatten();
     let mut stmt = conn.prepare(
         "UPDATE sessions SET revoked_at = ?3, revoked_reason = ?4
          WHERE user = ?1 AND revoked_at IS NULL
@@ -56,6 +67,7 @@ pub(super) fn revoke(
         Ok(RevokedSession {
             id: r.get(0)?,
             user: user.to_string(),
+            account_uid,
             by: OpenedBy {
                 pid: r.get(1)?,
                 pid_start: r.get::<_, Option<i64>>(2)?.map(|v| v as u64),
@@ -132,9 +144,14 @@ impl Store {
                 actor_uid: None,
                 target: Some(s.user),
                 outcome: "ok",
+                service: Some(s.service),
+                tty: s.tty,
+                rhost: s.rhost,
                 detail: format!(
-                    "session={id} service={:?} tty={:?} rhost={:?} pid={} audit_session={:?}",
-                    s.service, s.tty, s.rhost, s.by.pid, s.by.audit_session
+                    "session={id} pid={} audit_session={}",
+                    s.by.pid,
+                    s.by.audit_session
+                        .map_or("-".to_string(), |v| v.to_string())
                 ),
                 ..Default::default()
             },
@@ -174,7 +191,11 @@ impl Store {
                     actor_uid: None,
                     target: Some(user),
                     outcome: "ok",
-                    detail: format!("pid={} audit_session={:?}", by.pid, by.audit_session),
+                    detail: format!(
+                        "pid={} audit_session={}",
+                        by.pid,
+                        by.audit_session.map_or("-".to_string(), |v| v.to_string())
+                    ),
                     ..Default::default()
                 },
             )?);
@@ -182,6 +203,45 @@ impl Store {
         tx.commit()?;
         self.sink.publish_events(out);
         Ok(closed > 0)
+    }
+
+    /// Forgets sessions whose process is gone (or whose pid now belongs to another process):
+    /// logins that ended without close_session, e.g. killed. Returns how many.
+    pub fn prune_sessions(
+        &mut self,
+        alive: impl Fn(i32, Option<u64>) -> bool,
+        now: i64,
+    ) -> crate::error::Result<usize> {
+        let tx = self.conn.transaction()?;
+        let rows: Vec<(i64, String, i32, Option<i64>)> = {
+            let mut stmt = tx.prepare("SELECT id, user, pid, pid_start FROM sessions")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        let mut out = Vec::new();
+        let mut pruned = 0;
+        for (id, user, pid, pid_start) in rows {
+            if alive(pid, pid_start.map(|v| v as u64)) {
+                continue;
+            }
+            tx.execute("DELETE FROM sessions WHERE id = ?1", params![id])?;
+            out.push(audit::record(
+                &tx,
+                &self.audit_key,
+                now,
+                &Event {
+                    name: "session_closed",
+                    target: Some(&user),
+                    outcome: "gone",
+                    detail: format!("session={id} pid={pid}: the process ended without closing it"),
+                    ..Default::default()
+                },
+            )?);
+            pruned += 1;
+        }
+        tx.commit()?;
+        self.sink.publish_events(out);
+        Ok(pruned)
     }
 
     /// Sessions (of `user`, or all) with ids above `after`, for streaming.
