@@ -185,27 +185,50 @@ pub fn record(
     now: i64,
     event: &Event<'_>,
 ) -> rusqlite::Result<Published> {
-    let (last_seq, prev) = head(conn)?;
-    let event_id = next_event_id();
-    let row = RowFields {
-        seq: last_seq + 1,
-        event_id: &event_id,
-        time: now,
-        event: event.name,
-        actor_uid: event.actor_uid,
-        target: event.target,
-        service: event.service,
-        rhost: event.rhost,
-        tty: event.tty,
-        outcome: event.outcome,
-        detail: &event.detail,
-    };
-    let mac = mac(key, &prev, &row);
-    conn.execute(
-        "INSERT INTO audit (seq, event_id, time, event, actor_uid, target, service, rhost, tty,
-                            outcome, detail, prev_mac, mac)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-        params![
+    Chain::start(conn)?.append(conn, key, now, event)
+}
+
+/// The chain head held in memory across many appends in one transaction (a bulk import), so
+/// that each append does not read it back.
+pub struct Chain {
+    seq: i64,
+    prev: Vec<u8>,
+}
+
+impl Chain {
+    pub fn start(conn: &Connection) -> rusqlite::Result<Chain> {
+        let (seq, prev) = head(conn)?;
+        Ok(Chain { seq, prev })
+    }
+
+    pub fn append(
+        &mut self,
+        conn: &Connection,
+        key: &AuditKey,
+        now: i64,
+        event: &Event<'_>,
+    ) -> rusqlite::Result<Published> {
+        let event_id = next_event_id();
+        let row = RowFields {
+            seq: self.seq + 1,
+            event_id: &event_id,
+            time: now,
+            event: event.name,
+            actor_uid: event.actor_uid,
+            target: event.target,
+            service: event.service,
+            rhost: event.rhost,
+            tty: event.tty,
+            outcome: event.outcome,
+            detail: &event.detail,
+        };
+        let mac = mac(key, &self.prev, &row);
+        let mut stmt = conn.prepare_cached(
+            "INSERT INTO audit (seq, event_id, time, event, actor_uid, target, service, rhost, tty,
+                                outcome, detail, prev_mac, mac)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        )?;
+        stmt.execute(params![
             row.seq,
             event_id,
             now,
@@ -217,26 +240,28 @@ pub fn record(
             event.tty,
             event.outcome,
             event.detail,
-            prev,
+            self.prev,
             &mac[..]
-        ],
-    )?;
-    Ok(Published {
-        entry: AuditEntry {
-            seq: row.seq as u64,
-            id: event_id,
-            time: rfc3339(now),
-            event: event.name.to_string(),
-            actor_uid: event.actor_uid,
-            user: event.target.map(str::to_owned),
-            service: event.service.map(str::to_owned),
-            rhost: event.rhost.map(str::to_owned),
-            tty: event.tty.map(str::to_owned),
-            outcome: event.outcome.to_string(),
-            detail: event.detail.clone(),
-        },
-        classic: event.classic.clone(),
-    })
+        ])?;
+        self.seq = row.seq;
+        self.prev = mac.to_vec();
+        Ok(Published {
+            entry: AuditEntry {
+                seq: row.seq as u64,
+                id: event_id,
+                time: rfc3339(now),
+                event: event.name.to_string(),
+                actor_uid: event.actor_uid,
+                user: event.target.map(str::to_owned),
+                service: event.service.map(str::to_owned),
+                rhost: event.rhost.map(str::to_owned),
+                tty: event.tty.map(str::to_owned),
+                outcome: event.outcome.to_string(),
+                detail: event.detail.clone(),
+            },
+            classic: event.classic.clone(),
+        })
+    }
 }
 
 /// Rows written before the chain existed (schema 3) get their MACs, in order, once.

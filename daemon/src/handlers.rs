@@ -38,6 +38,7 @@ impl Daemon {
         peer: Peer,
         socket: SocketKind,
         request: Request,
+        conn: &mut crate::import::Connection,
         respond: &mut Respond<'_>,
     ) -> Result<(), ProtoError> {
         if request.is_admin() && !(socket == SocketKind::Admin && peer.is_root()) {
@@ -108,10 +109,9 @@ impl Daemon {
             }
             Request::AuditVerify => self.audit_verify(),
             Request::Check => self.check(),
-            Request::ImportBegin(_) | Request::ImportRows { .. } | Request::ImportCommit => error(
-                ErrorKind::BadRequest,
-                "import is not available in this version of credd",
-            ),
+            Request::ImportBegin(options) => self.import_begin(conn, options),
+            Request::ImportRows { rows } => self.import_rows(conn, rows),
+            Request::ImportCommit => return self.import_commit(peer, conn, respond),
         };
         respond(&reply)
     }
@@ -250,7 +250,7 @@ pub(crate) fn not_found(user: &str) -> Reply {
 /// NSS is the authority on uids, in both directions: a name it knows keeps its uid (`--uid` may
 /// only agree), and a uid it gives to another name cannot be borrowed — that user could otherwise
 /// verify this account's password through pam.sock.
-fn resolve_uid(user: &str, requested: Option<u32>) -> Result<Option<u32>, String> {
+pub(crate) fn resolve_uid(user: &str, requested: Option<u32>) -> Result<Option<u32>, String> {
     use nix::unistd::{Uid, User};
     let known = User::from_name(user).ok().flatten().map(|u| u.uid.as_raw());
     match (known, requested) {

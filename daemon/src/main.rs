@@ -9,6 +9,7 @@ mod config;
 mod error;
 mod handlers;
 mod hashing;
+mod import;
 mod lockout;
 mod login;
 mod namekey;

@@ -281,7 +281,14 @@ fn serve_connection(
         );
         return;
     }
-    for _ in 0..MAX_REQUESTS_PER_CONNECTION {
+    let mut state = crate::import::Connection::default();
+    // An import sends one frame per few hundred rows: allow it as many as a million-row file needs.
+    let mut requests = 0usize;
+    loop {
+        requests += 1;
+        if requests > MAX_REQUESTS_PER_CONNECTION && !state.importing() {
+            return;
+        }
         let mut reader = FrameReader {
             stream: &stream,
             deadline: Instant::now() + idle,
@@ -320,7 +327,7 @@ fn serve_connection(
             write_frame(&mut writer, &body)
         };
         let handled = crate::audit::with_request_id(request_id, || {
-            daemon.handle(peer, kind, request, &mut respond)
+            daemon.handle(peer, kind, request, &mut state, &mut respond)
         });
         if handled.is_err() {
             return;

@@ -77,6 +77,17 @@ impl Client {
         self.recv()
     }
 
+    /// Sends a request without waiting for its reply (import rows are answered one by one with
+    /// `Ok`, read later with [`Client::receive`], so that frames can be pipelined).
+    pub fn send_request(&mut self, req: &Request) -> Result<(), ProtoError> {
+        self.send(req, None)
+    }
+
+    /// Reads one reply.
+    pub fn receive(&mut self) -> Result<Reply, ProtoError> {
+        self.recv()
+    }
+
     /// Streams an audit listing (`Request::Audit`).
     pub fn call_stream_audit(
         &mut self,

@@ -25,7 +25,8 @@ pub use frame::{
 };
 pub use message::{
     AccountRequest, AccountStatus, AuditEntry, AuditReport, AuthRequest, ChangeRequest,
-    CheckReport, DaemonCounters, ErrorKind, FailureInfo, OLDEST_SUPPORTED_VERSION,
+    CheckReport, DaemonCounters, ErrorKind, FailureInfo, ImportAction, ImportOptions,
+    ImportProblem, ImportRow, ImportSummary, IssuedCode, OLDEST_SUPPORTED_VERSION,
     PROTOCOL_VERSION, Reply, Request, ResetIssued, SessionInfo, SessionRequest, Target, UserInfo,
 };
 pub use names::{MAX_FIELD_LEN, MAX_NAME_LEN, MAX_SECRET_LEN, validate_field, validate_user_name};

@@ -97,6 +97,121 @@ pub enum Request {
     AuditVerify,
     /// Database integrity, schema, audit chain and file permissions; [`Reply::CheckReport`].
     Check,
+    /// Starts a bulk import on this connection. Rows follow in [`Request::ImportRows`] frames and
+    /// are staged in memory; nothing is written before [`Request::ImportCommit`], and a connection
+    /// that closes before it leaves nothing behind.
+    ImportBegin(ImportOptions),
+    ImportRows {
+        rows: Vec<ImportRow>,
+    },
+    /// Validates every staged row against the store, then applies all of them in one transaction
+    /// (or, for a dry run, reports what would happen). Answered with [`Reply::ImportProblems`], or
+    /// with [`Reply::ImportSummary`] followed by one [`Reply::ImportCode`] per reset row and
+    /// [`Reply::End`].
+    ImportCommit,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportOptions {
+    pub dry_run: bool,
+    /// Lets an import exceed the reset rate limits; audited as such.
+    pub allow_bulk: bool,
+    /// Code lifetime for reset rows without a `ttl`; `None`: `[codes] ttl`.
+    pub ttl_seconds: Option<u64>,
+    /// The file name, for the audit trail (`-` for stdin).
+    pub source: String,
+}
+
+/// What an import row asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ImportAction {
+    Add,
+    Remove,
+    Reset,
+    Lock,
+    Unlock,
+    Disable,
+    Enable,
+    SetHash,
+}
+
+impl ImportAction {
+    pub fn parse(s: &str) -> Option<ImportAction> {
+        Some(match s {
+            "add" => ImportAction::Add,
+            "remove" => ImportAction::Remove,
+            "reset" => ImportAction::Reset,
+            "lock" => ImportAction::Lock,
+            "unlock" => ImportAction::Unlock,
+            "disable" => ImportAction::Disable,
+            "enable" => ImportAction::Enable,
+            "set-hash" => ImportAction::SetHash,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImportAction::Add => "add",
+            ImportAction::Remove => "remove",
+            ImportAction::Reset => "reset",
+            ImportAction::Lock => "lock",
+            ImportAction::Unlock => "unlock",
+            ImportAction::Disable => "disable",
+            ImportAction::Enable => "enable",
+            ImportAction::SetHash => "set-hash",
+        }
+    }
+}
+
+/// One CSV row, checked for syntax by credctl; `line` is its line in the file, for messages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportRow {
+    pub line: u64,
+    pub user: String,
+    pub action: ImportAction,
+    #[serde(default)]
+    pub uid: Option<u32>,
+    /// A PHC `$pbkdf2-sha256$…` string (`add`, `set-hash`). A hash, never a password.
+    #[serde(default)]
+    pub password_hash: Option<String>,
+    #[serde(default)]
+    pub must_change: Option<bool>,
+    #[serde(default)]
+    pub ttl_seconds: Option<u64>,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// A problem with one row (or the whole file, line 0), named by line and field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportProblem {
+    pub line: u64,
+    pub field: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportSummary {
+    pub dry_run: bool,
+    pub rows: u64,
+    /// Rows per action.
+    pub actions: std::collections::BTreeMap<String, u64>,
+    pub codes: u64,
+    pub sessions_revoked: u64,
+    /// Time the daemon spent validating and applying.
+    pub milliseconds: u64,
+}
+
+/// A reset row's code, for the `--codes-out` file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssuedCode {
+    pub user: String,
+    pub code: Secret,
+    pub expires_at: String,
 }
 
 /// A password change through PAM. `old` is the current password or a reset code; it may be
@@ -184,6 +299,9 @@ impl Request {
             Request::Audit { .. } => "audit",
             Request::AuditVerify => "audit_verify",
             Request::Check => "check",
+            Request::ImportBegin(_) => "import_begin",
+            Request::ImportRows { .. } => "import_rows",
+            Request::ImportCommit => "import_commit",
         }
     }
 }
@@ -263,6 +381,14 @@ pub enum Reply {
     AuditItem(Box<AuditEntry>),
     AuditVerified(Box<AuditReport>),
     CheckReport(Box<CheckReport>),
+    /// The import was refused: every problem found (up to a cap); nothing was changed.
+    ImportProblems {
+        problems: Vec<ImportProblem>,
+        /// More problems than were sent.
+        truncated: bool,
+    },
+    ImportSummary(Box<ImportSummary>),
+    ImportCode(Box<IssuedCode>),
     /// End of a streamed listing, with the number of rows sent.
     End {
         count: u64,
@@ -293,6 +419,9 @@ impl Reply {
             Reply::AuditItem(_) => "audit_item",
             Reply::AuditVerified(_) => "audit_verified",
             Reply::CheckReport(_) => "check_report",
+            Reply::ImportProblems { .. } => "import_problems",
+            Reply::ImportSummary(_) => "import_summary",
+            Reply::ImportCode(_) => "import_code",
             Reply::End { .. } => "end",
         }
     }

@@ -16,11 +16,13 @@ use crate::error::{DaemonError, Result};
 use crate::timefmt::now_unix;
 
 mod codes;
+mod import;
 mod lockout;
 mod sessions;
 
 pub use codes::CodeRow;
 pub use codes::{PasswordChange, ResetOrder};
+pub use import::{Directory, ImportRun, Planned};
 pub use lockout::{AttemptSource, Begin, LockoutState};
 pub use sessions::{NewSession, OpenedBy, RevokedSession, SessionRecord};
 

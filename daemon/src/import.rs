@@ -1,0 +1,419 @@
+//! `credctl import`: rows staged on the connection, validated as a whole against the store, then
+//! applied in one transaction (see `store::import`).
+//!
+//! Nothing is written before the commit: a client that disconnects, or a daemon that dies while
+//! rows are being staged, leaves the store as it was. The commit is one SQLite transaction, so a
+//! crash during it leaves the old state or the new one, never a mix.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use credd_proto::{
+    ErrorKind, ImportAction, ImportOptions, ImportProblem, ImportRow, ImportSummary, IssuedCode,
+    ProtoError, Reply, Secret, validate_field, validate_user_name,
+};
+
+use crate::audit::Event;
+use crate::codes;
+use crate::config::{MAX_CODE_TTL, MIN_CODE_TTL};
+use crate::handlers::{Respond, error, internal};
+use crate::hashing;
+use crate::peer::Peer;
+use crate::state::Daemon;
+use crate::store::{Directory, ImportRun, Planned};
+use crate::timefmt::{now_unix, rfc3339};
+
+/// Rows one import may stage: the memory a connection may hold is bounded.
+const MAX_ROWS: usize = 1_000_000;
+/// Problems reported at most; the rest are counted.
+const MAX_PROBLEMS: usize = 100;
+const HOUR: i64 = 3600;
+
+/// Per-connection state: an import in progress.
+#[derive(Default)]
+pub struct Connection {
+    staging: Option<Staging>,
+}
+
+impl Connection {
+    pub fn importing(&self) -> bool {
+        self.staging.is_some()
+    }
+}
+
+struct Staging {
+    options: ImportOptions,
+    rows: Vec<ImportRow>,
+}
+
+/// Problems found so far, capped.
+#[derive(Default)]
+struct Problems {
+    list: Vec<ImportProblem>,
+    more: usize,
+}
+
+impl Problems {
+    fn add(&mut self, line: u64, field: &str, message: impl Into<String>) {
+        if self.list.len() < MAX_PROBLEMS {
+            self.list.push(ImportProblem {
+                line,
+                field: field.to_string(),
+                message: message.into(),
+            });
+        } else {
+            self.more += 1;
+        }
+    }
+}
+
+impl Daemon {
+    pub(crate) fn import_begin(&self, conn: &mut Connection, options: ImportOptions) -> Reply {
+        if conn.staging.is_some() {
+            return error(
+                ErrorKind::BadRequest,
+                "an import is already in progress on this connection",
+            );
+        }
+        if let Err(message) = validate_field("source", &options.source) {
+            return error(ErrorKind::BadRequest, message);
+        }
+        conn.staging = Some(Staging {
+            options,
+            rows: Vec::new(),
+        });
+        Reply::Ok
+    }
+
+    pub(crate) fn import_rows(&self, conn: &mut Connection, rows: Vec<ImportRow>) -> Reply {
+        let Some(staging) = conn.staging.as_mut() else {
+            return error(
+                ErrorKind::BadRequest,
+                "import rows without an import in progress",
+            );
+        };
+        if staging.rows.len() + rows.len() > MAX_ROWS {
+            conn.staging = None;
+            return error(
+                ErrorKind::InvalidArgument,
+                format!("an import may hold at most {MAX_ROWS} rows; split the file"),
+            );
+        }
+        staging.rows.extend(rows);
+        Reply::Ok
+    }
+
+    pub(crate) fn import_commit(
+        &self,
+        peer: Peer,
+        conn: &mut Connection,
+        respond: &mut Respond<'_>,
+    ) -> Result<(), ProtoError> {
+        let Some(staging) = conn.staging.take() else {
+            return respond(&error(ErrorKind::BadRequest, "no import in progress"));
+        };
+        let started = Instant::now();
+        // Bulk changes are refused on a damaged database (DESIGN §5).
+        let damage = self.store().quick_check();
+        match damage {
+            Err(e) => return respond(&internal(e)),
+            Ok(Some(found)) => {
+                self.record(&Event {
+                    name: "integrity_failure",
+                    outcome: "failed",
+                    detail: format!("quick_check before an import: {found}"),
+                    ..Default::default()
+                });
+                return respond(&error(
+                    ErrorKind::Internal,
+                    "the import was refused: the database failed its integrity check (see credctl check)",
+                ));
+            }
+            Ok(None) => {}
+        }
+        let now = now_unix();
+        let plan = match self.plan_import(&staging, now) {
+            Err(reply) => return respond(&reply),
+            Ok(plan) => plan,
+        };
+        if let Some(reply) = self.import_rate_limited(peer, &staging, &plan, now) {
+            return respond(&reply);
+        }
+        let mut actions: BTreeMap<String, u64> = BTreeMap::new();
+        for row in &staging.rows {
+            *actions.entry(row.action.as_str().to_string()).or_default() += 1;
+        }
+        let codes_count = plan.codes.len() as u64;
+        if staging.options.dry_run {
+            respond(&Reply::ImportSummary(Box::new(ImportSummary {
+                dry_run: true,
+                rows: staging.rows.len() as u64,
+                actions,
+                codes: codes_count,
+                sessions_revoked: 0,
+                milliseconds: started.elapsed().as_millis() as u64,
+            })))?;
+            return respond(&Reply::End { count: 0 });
+        }
+        let summary = actions
+            .iter()
+            .map(|(action, n)| format!("{action}={n}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let run = ImportRun {
+            source: &staging.options.source,
+            admin_uid: peer.uid,
+            allow_bulk: staging.options.allow_bulk,
+            now,
+            summary: format!("rows={} {summary}", staging.rows.len()),
+        };
+        let applied = self.store().apply_import(&run, &plan.rows);
+        let revoked = match applied {
+            Err(e) => return respond(&internal(e)),
+            Ok(revoked) => revoked,
+        };
+        let sessions_revoked = revoked.len() as u64;
+        self.end_sessions(revoked);
+        respond(&Reply::ImportSummary(Box::new(ImportSummary {
+            dry_run: false,
+            rows: staging.rows.len() as u64,
+            actions,
+            codes: codes_count,
+            sessions_revoked,
+            milliseconds: started.elapsed().as_millis() as u64,
+        })))?;
+        let mut sent = 0;
+        for (user, code, expires_at) in plan.codes {
+            respond(&Reply::ImportCode(Box::new(IssuedCode {
+                user,
+                code,
+                expires_at: rfc3339(expires_at),
+            })))?;
+            sent += 1;
+        }
+        respond(&Reply::End { count: sent })
+    }
+
+    /// Checks every row against the store and the rules, all of them, before anything is written.
+    fn plan_import(&self, staging: &Staging, now: i64) -> Result<ImportPlan, Reply> {
+        if staging.rows.is_empty() {
+            return Err(problems_reply(Problems {
+                list: vec![ImportProblem {
+                    line: 0,
+                    field: String::new(),
+                    message: "no rows".into(),
+                }],
+                more: 0,
+            }));
+        }
+        let directory: Directory = self.store().directory().map_err(internal)?;
+        let mut problems = Problems::default();
+        let mut seen: HashMap<&str, u64> = HashMap::new();
+        let mut new_uids: HashSet<u32> = HashSet::new();
+        let mut plan = ImportPlan::default();
+        let default_ttl = staging
+            .options
+            .ttl_seconds
+            .map(Duration::from_secs)
+            .unwrap_or(self.config.codes.ttl);
+        for row in &staging.rows {
+            let line = row.line;
+            if let Err(message) = validate_user_name(&row.user) {
+                problems.add(line, "user", message);
+                continue;
+            }
+            if let Some(first) = seen.insert(&row.user, line) {
+                problems.add(
+                    line,
+                    "user",
+                    format!("{} is named twice (first on line {first})", row.user),
+                );
+                continue;
+            }
+            let exists = directory.by_name.contains_key(&row.user);
+            let name = row.user.clone();
+            let planned = match row.action {
+                ImportAction::Add => {
+                    if exists {
+                        problems.add(line, "user", format!("{} already exists", row.user));
+                        continue;
+                    }
+                    let uid = match crate::handlers::resolve_uid(&row.user, row.uid) {
+                        Ok(uid) => uid,
+                        Err(message) => {
+                            problems.add(line, "uid", message);
+                            continue;
+                        }
+                    };
+                    if let Some(uid) = uid {
+                        if let Some(holder) = directory.by_uid.get(&uid) {
+                            problems.add(
+                                line,
+                                "uid",
+                                format!("uid {uid} already belongs to {holder}"),
+                            );
+                            continue;
+                        }
+                        if !new_uids.insert(uid) {
+                            problems.add(
+                                line,
+                                "uid",
+                                format!("uid {uid} is given to two accounts in this file"),
+                            );
+                            continue;
+                        }
+                    }
+                    let hash = match row.password_hash.as_deref().map(usable_hash).transpose() {
+                        Ok(hash) => hash,
+                        Err(message) => {
+                            problems.add(line, "password_hash", message);
+                            continue;
+                        }
+                    };
+                    Planned::Add {
+                        name,
+                        uid,
+                        hash,
+                        must_change: row.must_change.unwrap_or(false),
+                    }
+                }
+                _ if !exists => {
+                    problems.add(line, "user", format!("no such account: {}", row.user));
+                    continue;
+                }
+                ImportAction::Remove => Planned::Remove { name },
+                ImportAction::Reset => {
+                    let ttl = row
+                        .ttl_seconds
+                        .map(Duration::from_secs)
+                        .unwrap_or(default_ttl);
+                    if !(MIN_CODE_TTL..=MAX_CODE_TTL).contains(&ttl) {
+                        problems.add(line, "ttl", "a code's lifetime must be between 1m and 24h");
+                        continue;
+                    }
+                    let code = codes::generate().map_err(internal)?;
+                    let normalized = codes::normalize(code.expose())
+                        .ok_or_else(|| internal("a generated code did not normalise"))?;
+                    let expires_at = now + ttl.as_secs() as i64;
+                    let digest = codes::digest(&normalized);
+                    plan.codes.push((row.user.clone(), code, expires_at));
+                    Planned::Reset {
+                        name,
+                        digest,
+                        expires_at,
+                    }
+                }
+                ImportAction::Lock => {
+                    if let Some(Err(message)) =
+                        row.reason.as_deref().map(|r| validate_field("reason", r))
+                    {
+                        problems.add(line, "reason", message);
+                        continue;
+                    }
+                    Planned::Lock {
+                        name,
+                        reason: row.reason.clone(),
+                    }
+                }
+                ImportAction::Unlock => Planned::Unlock { name },
+                ImportAction::Disable => Planned::Disable { name },
+                ImportAction::Enable => Planned::Enable { name },
+                ImportAction::SetHash => {
+                    let Some(hash) = row.password_hash.as_deref() else {
+                        problems.add(line, "password_hash", "set-hash needs a password_hash");
+                        continue;
+                    };
+                    match usable_hash(hash) {
+                        Ok(hash) => Planned::SetHash {
+                            name,
+                            hash,
+                            must_change: row.must_change.unwrap_or(false),
+                        },
+                        Err(message) => {
+                            problems.add(line, "password_hash", message);
+                            continue;
+                        }
+                    }
+                }
+            };
+            plan.rows.push((line, planned));
+        }
+        if problems.list.is_empty() {
+            Ok(plan)
+        } else {
+            Err(problems_reply(problems))
+        }
+    }
+
+    /// Reset rows count toward the reset limits like single resets; past them the import is
+    /// refused before anything changes, unless --allow-bulk (audited with the import).
+    fn import_rate_limited(
+        &self,
+        peer: Peer,
+        staging: &Staging,
+        plan: &ImportPlan,
+        now: i64,
+    ) -> Option<Reply> {
+        if plan.codes.is_empty() || staging.options.allow_bulk {
+            return None;
+        }
+        let limits = &self.config.codes;
+        let store = self.store();
+        let per_account = match store.resets_per_account_since(now - HOUR) {
+            Ok(counts) => counts,
+            Err(e) => return Some(internal(e)),
+        };
+        let by_admin = match store.resets_since("", peer.uid, now - HOUR) {
+            Ok((_, by_admin)) => by_admin,
+            Err(e) => return Some(internal(e)),
+        };
+        drop(store);
+        let over_account = plan.codes.iter().find(|(user, _, _)| {
+            per_account.get(user).copied().unwrap_or(0) >= limits.per_account_per_hour
+        });
+        let over_admin = by_admin as usize + plan.codes.len() > limits.per_admin_per_hour as usize;
+        let why = match (over_account, over_admin) {
+            (Some((user, _, _)), _) => format!(
+                "import would reset {user} past {} resets per hour",
+                limits.per_account_per_hour
+            ),
+            (None, true) => format!(
+                "import of {} resets would exceed {} resets per hour by uid {}",
+                plan.codes.len(),
+                limits.per_admin_per_hour,
+                peer.uid
+            ),
+            (None, false) => return None,
+        };
+        self.record(&Event {
+            name: "rate_limited",
+            actor_uid: Some(peer.uid),
+            outcome: "refused",
+            detail: format!("limit=reset {why} source={:?}", staging.options.source),
+            ..Default::default()
+        });
+        Some(Reply::RateLimited { unknown: false })
+    }
+}
+
+#[derive(Default)]
+struct ImportPlan {
+    rows: Vec<(u64, Planned)>,
+    codes: Vec<(String, Secret, i64)>,
+}
+
+fn problems_reply(problems: Problems) -> Reply {
+    Reply::ImportProblems {
+        problems: problems.list,
+        truncated: problems.more > 0,
+    }
+}
+
+/// A hash credd can verify: a PHC `$pbkdf2-sha256$` string. (Imported crypt(3) hashes from
+/// shadow files come with their own issue.)
+fn usable_hash(hash: &str) -> Result<String, String> {
+    match hashing::inspect(hash) {
+        Some(info) if info.scheme == hashing::SCHEME => Ok(hash.to_string()),
+        _ => Err("not a $pbkdf2-sha256$ PHC string credd can verify".into()),
+    }
+}

@@ -1,0 +1,273 @@
+//! A bulk import applied in one transaction: every row or none, whatever happens to the daemon or
+//! the client meanwhile. Each changed account gets its audit row in the same transaction; only the
+//! start and the summary go to syslog (a 100 000-row import must not flood the collector).
+
+use std::collections::HashMap;
+
+use rusqlite::params;
+
+use super::{RevokedSession, Store, sessions};
+use crate::audit::{Chain, Event};
+use crate::codes::CodeDigest;
+
+/// One validated row, ready to apply.
+pub enum Planned {
+    Add {
+        name: String,
+        uid: Option<u32>,
+        hash: Option<String>,
+        must_change: bool,
+    },
+    Remove {
+        name: String,
+    },
+    Reset {
+        name: String,
+        digest: CodeDigest,
+        expires_at: i64,
+    },
+    Lock {
+        name: String,
+        reason: Option<String>,
+    },
+    Unlock {
+        name: String,
+    },
+    Disable {
+        name: String,
+    },
+    Enable {
+        name: String,
+    },
+    SetHash {
+        name: String,
+        hash: String,
+        must_change: bool,
+    },
+}
+
+impl Planned {
+    fn name(&self) -> &str {
+        match self {
+            Planned::Add { name, .. }
+            | Planned::Remove { name }
+            | Planned::Reset { name, .. }
+            | Planned::Lock { name, .. }
+            | Planned::Unlock { name }
+            | Planned::Disable { name }
+            | Planned::Enable { name }
+            | Planned::SetHash { name, .. } => name,
+        }
+    }
+}
+
+/// What the whole import is, for its audit rows.
+pub struct ImportRun<'a> {
+    pub source: &'a str,
+    pub admin_uid: u32,
+    pub allow_bulk: bool,
+    pub now: i64,
+    /// Summary counts, already computed by the caller.
+    pub summary: String,
+}
+
+/// Accounts as an import needs them: name → uid, and uid → name.
+pub struct Directory {
+    pub by_name: HashMap<String, Option<u32>>,
+    pub by_uid: HashMap<u32, String>,
+}
+
+impl Store {
+    pub fn directory(&self) -> crate::error::Result<Directory> {
+        let mut stmt = self.conn.prepare("SELECT name, uid FROM users")?;
+        let mut by_name = HashMap::new();
+        let mut by_uid = HashMap::new();
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, Option<u32>>(1)?))
+        })?;
+        for row in rows {
+            let (name, uid) = row?;
+            if let Some(uid) = uid {
+                by_uid.insert(uid, name.clone());
+            }
+            by_name.insert(name, uid);
+        }
+        Ok(Directory { by_name, by_uid })
+    }
+
+    /// Resets per account in the last hour (for the per-account limit of a bulk reset).
+    pub fn resets_per_account_since(
+        &self,
+        since: i64,
+    ) -> crate::error::Result<HashMap<String, u32>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT target, count(*) FROM audit
+             WHERE event = 'reset_issued' AND time >= ?1 AND target IS NOT NULL GROUP BY target",
+        )?;
+        let rows = stmt.query_map(params![since], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn apply_import(
+        &mut self,
+        run: &ImportRun<'_>,
+        rows: &[(u64, Planned)],
+    ) -> crate::error::Result<Vec<RevokedSession>> {
+        let tx = self.conn.transaction()?;
+        let mut chain = Chain::start(&tx)?;
+        let mut published = Vec::new();
+        let actor = Some(run.admin_uid);
+        published.push(chain.append(
+            &tx,
+            &self.audit_key,
+            run.now,
+            &Event {
+                name: "import_started",
+                actor_uid: actor,
+                outcome: "ok",
+                detail: format!(
+                    "source={:?} rows={} allow_bulk={}",
+                    run.source,
+                    rows.len(),
+                    run.allow_bulk
+                ),
+                ..Default::default()
+            },
+        )?);
+        let mut revoked = Vec::new();
+        for (line, row) in rows {
+            let (event, detail) = apply_row(&tx, row, run.now, &mut revoked)?;
+            chain.append(
+                &tx,
+                &self.audit_key,
+                run.now,
+                &Event {
+                    name: event,
+                    actor_uid: actor,
+                    target: Some(row.name()),
+                    outcome: "ok",
+                    detail: format!("import={:?} line={line}{detail}", run.source),
+                    ..Default::default()
+                },
+            )?;
+        }
+        published.push(chain.append(
+            &tx,
+            &self.audit_key,
+            run.now,
+            &Event {
+                name: "import_finished",
+                actor_uid: actor,
+                outcome: "ok",
+                detail: format!("source={:?} {}", run.source, run.summary),
+                ..Default::default()
+            },
+        )?);
+        tx.commit()?;
+        self.sink.publish_events(published);
+        Ok(revoked)
+    }
+}
+
+/// Applies one row; returns its audit event name and extra detail.
+fn apply_row(
+    tx: &rusqlite::Transaction<'_>,
+    row: &Planned,
+    now: i64,
+    revoked: &mut Vec<RevokedSession>,
+) -> rusqlite::Result<(&'static str, String)> {
+    Ok(match row {
+        Planned::Add {
+            name,
+            uid,
+            hash,
+            must_change,
+        } => {
+            tx.prepare_cached(
+                "INSERT INTO users (name, uid, hash, disabled, must_change, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, 0, ?4, ?5, ?5)",
+            )?
+            .execute(params![name, uid, hash, must_change, now])?;
+            ("user_added", format!(" password={}", hash.is_some()))
+        }
+        Planned::Remove { name } => {
+            tx.prepare_cached("DELETE FROM users WHERE name = ?1")?
+                .execute(params![name])?;
+            ("user_removed", String::new())
+        }
+        Planned::Reset {
+            name,
+            digest,
+            expires_at,
+        } => {
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO reset_codes (user, digest, issued_at, expires_at, attempts, issued_by)
+                 VALUES (?1, ?2, ?3, ?4, 0, 0)",
+            )?
+            .execute(params![name, &digest[..], now, expires_at])?;
+            tx.prepare_cached(
+                "UPDATE users SET hash = NULL, must_change = 1, updated_at = ?2 WHERE name = ?1",
+            )?
+            .execute(params![name, now])?;
+            tx.prepare_cached("DELETE FROM locks WHERE user = ?1")?
+                .execute(params![name])?;
+            tx.prepare_cached("DELETE FROM failures WHERE user = ?1")?
+                .execute(params![name])?;
+            let ended = sessions::revoke(tx, name, None, "reset", now)?;
+            let detail = format!(
+                " expires_at={} sessions_revoked={}",
+                crate::timefmt::rfc3339(*expires_at),
+                ended.len()
+            );
+            revoked.extend(ended);
+            ("reset_issued", detail)
+        }
+        Planned::Lock { name, reason } => {
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO locks (user, since, until, kind, reason, locked_by)
+                 VALUES (?1, ?2, NULL, 'administrator', ?3, 0)",
+            )?
+            .execute(params![name, now, reason])?;
+            let ended = sessions::revoke(tx, name, None, "administrative lock", now)?;
+            let detail = format!(" reason={:?}", reason.as_deref().unwrap_or(""));
+            revoked.extend(ended);
+            ("admin_lock", detail)
+        }
+        Planned::Unlock { name } => {
+            tx.prepare_cached("DELETE FROM locks WHERE user = ?1")?
+                .execute(params![name])?;
+            tx.prepare_cached("DELETE FROM failures WHERE user = ?1")?
+                .execute(params![name])?;
+            ("account_unlocked", String::new())
+        }
+        Planned::Disable { name } | Planned::Enable { name } => {
+            let disabled = matches!(row, Planned::Disable { .. });
+            tx.prepare_cached("UPDATE users SET disabled = ?2, updated_at = ?3 WHERE name = ?1")?
+                .execute(params![name, disabled, now])?;
+            (
+                if disabled {
+                    "user_disabled"
+                } else {
+                    "user_enabled"
+                },
+                String::new(),
+            )
+        }
+        Planned::SetHash {
+            name,
+            hash,
+            must_change,
+        } => {
+            tx.prepare_cached(
+                "UPDATE users SET hash = ?2, must_change = ?3, updated_at = ?4 WHERE name = ?1",
+            )?
+            .execute(params![name, hash, must_change, now])?;
+            tx.prepare_cached("DELETE FROM reset_codes WHERE user = ?1")?
+                .execute(params![name])?;
+            let ended = sessions::revoke(tx, name, None, "password set by an import", now)?;
+            let detail = format!(" by=import sessions_revoked={}", ended.len());
+            revoked.extend(ended);
+            ("password_changed", detail)
+        }
+    })
+}
