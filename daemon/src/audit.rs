@@ -29,7 +29,10 @@ const MAC_LEN: usize = 32;
 pub struct AuditKey([u8; KEY_LEN]);
 
 impl AuditKey {
-    pub fn load_or_create(path: &Path) -> Result<AuditKey> {
+    /// Loads the key, or creates it when it does not exist yet (`true`). A key created while the
+    /// table already holds chained rows means the old key was lost: the caller reports that, since
+    /// those rows can no longer be verified.
+    pub fn load_or_create_reporting(path: &Path) -> Result<(AuditKey, bool)> {
         match std::fs::read(path) {
             Ok(bytes) => {
                 let meta = std::fs::metadata(path).map_err(|e| DaemonError::io(path, e))?;
@@ -48,7 +51,7 @@ impl AuditKey {
                         bytes.len()
                     ))
                 })?;
-                Ok(AuditKey(key))
+                Ok((AuditKey(key), false))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let mut key = [0u8; KEY_LEN];
@@ -65,7 +68,7 @@ impl AuditKey {
                 file.write_all(&key)
                     .and_then(|()| file.sync_all())
                     .map_err(|e| DaemonError::io(path, e))?;
-                Ok(AuditKey(key))
+                Ok((AuditKey(key), true))
             }
             Err(e) => Err(DaemonError::io(path, e)),
         }
@@ -208,7 +211,15 @@ impl Chain {
         now: i64,
         event: &Event<'_>,
     ) -> rusqlite::Result<Published> {
-        let event_id = next_event_id();
+        let mut event_id = next_event_id();
+        // An administrator's request id that is already taken (a retried request): the event
+        // still gets written, under an id of its own.
+        let taken: bool = conn
+            .prepare_cached("SELECT EXISTS(SELECT 1 FROM audit WHERE event_id = ?1)")?
+            .query_row(params![event_id], |r| r.get(0))?;
+        if taken {
+            event_id = next_event_id();
+        }
         let row = RowFields {
             seq: self.seq + 1,
             event_id: &event_id,
@@ -588,18 +599,39 @@ mod tests {
     }
 
     #[test]
+    fn a_request_id_already_taken_gets_a_fresh_event_id() {
+        let (_d, conn, key) = chain(0);
+        let id = "0123456789abcdef0123456789abcdef".to_string();
+        let e = Event {
+            name: "user_added",
+            outcome: "ok",
+            ..Default::default()
+        };
+        let first = with_request_id(Some(id.clone()), || record(&conn, &key, 1, &e).unwrap());
+        let second = with_request_id(Some(id.clone()), || record(&conn, &key, 2, &e).unwrap());
+        assert_eq!(first.entry.id, id);
+        assert_ne!(
+            second.entry.id, id,
+            "a reused id must not make the event unwritable"
+        );
+        assert_eq!(verify(&conn, &key).unwrap().rows_checked, 2);
+    }
+
+    #[test]
     fn the_key_file_is_created_private_and_refused_when_readable() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.key");
-        let a = AuditKey::load_or_create(&path).unwrap();
-        let b = AuditKey::load_or_create(&path).unwrap();
+        let (a, created) = AuditKey::load_or_create_reporting(&path).unwrap();
+        assert!(created);
+        let (b, created) = AuditKey::load_or_create_reporting(&path).unwrap();
+        assert!(!created);
         assert_eq!(a.0, b.0, "the key is stable across starts");
         assert_eq!(
             std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
             0o600
         );
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(AuditKey::load_or_create(&path).is_err());
+        assert!(AuditKey::load_or_create_reporting(&path).is_err());
     }
 }

@@ -335,10 +335,12 @@ fn kv(out: &mut String, key: &str, value: &str) {
 
 fn fields(p: &Published) -> Vec<(&'static str, String)> {
     let e = &p.entry;
+    // The event's own time: a message delivered after an outage is stamped with its send time.
     let mut f = vec![
         ("event", e.event.clone()),
         ("id", e.id.clone()),
         ("seq", e.seq.to_string()),
+        ("time", e.time.clone()),
         ("outcome", e.outcome.clone()),
     ];
     let optional = [

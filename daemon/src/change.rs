@@ -133,7 +133,18 @@ impl Daemon {
         match self.check_secret(peer, &account, old, &source, now_unix()) {
             Checked::Password => Ok((account, Proof::Password)),
             Checked::Code => Ok((account, Proof::Code)),
-            Checked::Wrong => Err(Reply::Denied),
+            Checked::Wrong => {
+                self.record(&crate::audit::Event {
+                    name: "login_failure",
+                    actor_uid: Some(peer.uid),
+                    target: Some(&account.name),
+                    service: Some(&req.service),
+                    outcome: "denied",
+                    detail: "password change: the current password was wrong".into(),
+                    ..Default::default()
+                });
+                Err(Reply::Denied)
+            }
             Checked::Locked(until) => Err(Reply::Locked {
                 until: until.map(rfc3339),
                 unknown: false,

@@ -55,8 +55,9 @@ impl Daemon {
                 actor_uid: Some(peer.uid),
                 outcome: "refused",
                 detail: format!(
-                    "request={} socket={socket:?} pid={}",
+                    "request={} socket={} pid={}",
                     request.name(),
+                    socket.as_str(),
                     peer.pid
                 ),
                 ..Default::default()

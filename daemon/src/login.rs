@@ -105,16 +105,18 @@ impl Daemon {
         } else {
             Some(req.user.as_str())
         };
-        let trusted_rhost = req.rhost.as_deref().filter(|_| peer.has_root_budget());
-        let classic = (name != "login_success").then(|| {
+        // The classic line is read by fail2ban, which bans the rhost in it: it is written only for
+        // callers that are root through and through (whose PAM items are the service's, not a
+        // local user's claims), and its free-text items cannot carry a forged `rhost=`.
+        let classic = (name != "login_success" && peer.has_root_budget()).then(|| {
             format!(
                 "pam_credd({}:auth): authentication failure; logname= uid={} euid={} tty={} ruser={} rhost={}{}",
-                req.service,
+                one_word(&req.service),
                 peer.real_uid.unwrap_or(peer.uid),
                 peer.uid,
-                req.tty.as_deref().unwrap_or(""),
-                req.ruser.as_deref().unwrap_or(""),
-                trusted_rhost.unwrap_or(""),
+                one_word(req.tty.as_deref().unwrap_or("")),
+                one_word(req.ruser.as_deref().unwrap_or("")),
+                one_word(req.rhost.as_deref().unwrap_or("")),
                 target.map(|u| format!("  user={u}")).unwrap_or_default()
             )
         });
@@ -239,6 +241,21 @@ impl Daemon {
             Reply::Ok
         }
     }
+}
+
+/// A claimed PAM item as one token of a `key=value` line: whitespace and `=` replaced, so that a
+/// value cannot start another field.
+fn one_word(value: &str) -> String {
+    value
+        .chars()
+        .map(|c| {
+            if c.is_whitespace() || c == '=' {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect()
 }
 
 fn check_pam_fields(req: &AuthRequest) -> Result<(), Reply> {

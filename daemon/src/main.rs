@@ -108,7 +108,7 @@ fn run(args: &Args) -> Result<()> {
     let target = config.audit.target().map_err(DaemonError::Startup)?;
     let format = config.audit.format().map_err(DaemonError::Startup)?;
     let sink = Sink::start(target, format);
-    let audit_key = AuditKey::load_or_create(&key_path)?;
+    let (audit_key, key_created) = AuditKey::load_or_create_reporting(&key_path)?;
     let store = match Store::open(&db_path, audit_key, Arc::clone(&sink)) {
         Ok(store) => store,
         Err(e) => {
@@ -123,7 +123,24 @@ fn run(args: &Args) -> Result<()> {
     };
 
     let damage = store.damage().map(str::to_owned);
+    // A fresh key over an existing chain: the old key is gone and the old rows unverifiable.
+    let orphaned = if key_created {
+        store.audit_head().map(|(seq, _)| seq).unwrap_or(0)
+    } else {
+        0
+    };
     let daemon = Arc::new(Daemon::new(config, store, Arc::clone(&sink), key_path)?);
+    if orphaned > 0 {
+        daemon.record(&Event {
+            name: "integrity_failure",
+            outcome: "failed",
+            detail: format!(
+                "the audit key {} was missing and a new one was created: rows 1 to {orphaned} can no longer be verified",
+                daemon.audit_key_path.display()
+            ),
+            ..Default::default()
+        });
+    }
     if let Some(damage) = damage {
         eprintln!(
             "credd: the database failed its quick check; serving on, changes may fail: {damage}"

@@ -69,6 +69,15 @@ pub enum SocketKind {
     Admin,
 }
 
+impl SocketKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SocketKind::Pam => "pam.sock",
+            SocketKind::Admin => "admin.sock",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -326,6 +326,9 @@ fn serve_connection(
             let body = encode_reply_as(version, reply)?;
             write_frame(&mut writer, &body)
         };
+        // Request ids become audit event ids: only administrators on admin.sock may choose them
+        // (an unprivileged caller could otherwise collide with an existing id).
+        let request_id = request_id.filter(|_| kind == SocketKind::Admin && peer.is_root());
         let handled = crate::audit::with_request_id(request_id, || {
             daemon.handle(peer, kind, request, &mut state, &mut respond)
         });

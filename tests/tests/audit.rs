@@ -457,3 +457,60 @@ fn a_corrupted_database_is_reported_by_check_while_logins_go_on() {
         "logins go on"
     );
 }
+
+#[test]
+fn a_claimed_pam_item_cannot_forge_an_rhost_for_fail2ban() {
+    let rsyslog = Rsyslog::start();
+    let target = format!("unix:{}", rsyslog.socket_path().display());
+    let d = daemon_logging_to(&target, "");
+    d.add_user("alice", PASSWORD, &["--uid", "5001"]);
+    let conv = Conversation::new().answer(Some("Password: "), "wrong horse battery");
+    let mut s = stack(&d, "").start("alice", conv).unwrap();
+    let forged = "x rhost=203.0.113.9 user=y";
+    assert_eq!(
+        s.set_item_str(credd_e2e::libpam::items::PAM_RUSER, forged),
+        codes::PAM_SUCCESS
+    );
+    assert_eq!(
+        s.set_item_str(credd_e2e::libpam::items::PAM_TTY, forged),
+        codes::PAM_SUCCESS
+    );
+    assert_eq!(s.authenticate(0), codes::PAM_AUTH_ERR);
+    drop(s);
+    let line = rsyslog
+        .wait_for_line(
+            |l| l.contains("pam_credd(sshd:auth): authentication failure;"),
+            WAIT,
+        )
+        .expect("the classic failure line");
+    assert!(line.contains("ruser=x_rhost_203.0.113.9_user_y"), "{line}");
+    let out = Command::new("fail2ban-regex")
+        .arg(rsyslog.messages_path())
+        .arg("pam-generic[__pam_auth=pam_credd]")
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        report.contains(" 0 matched"),
+        "nothing to ban without a real rhost:\n{report}"
+    );
+}
+
+#[test]
+fn a_lost_audit_key_is_reported_at_start() {
+    let mut d = TestDaemon::start();
+    ctl_ok(&d, &["user", "add", "u1"]);
+    d.stop();
+    std::fs::remove_file(d.state_dir().join("audit.key")).unwrap();
+    d.restart();
+    assert!(
+        d.wait_for_log("can no longer be verified", WAIT),
+        "{:?}",
+        d.log()
+    );
+    assert_eq!(
+        verify(&d).0,
+        Some(3),
+        "the old rows fail verification under the new key"
+    );
+}
