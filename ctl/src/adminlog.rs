@@ -10,11 +10,19 @@
 //! <85>Jan 02 03:04:05 credctl[4242]: administrative action; action=reset user=alice by_uid=0 outcome=ok id=0123…
 //! ```
 //!
+//! An `import` is one action with one record (its commit carries the id), with counts instead of
+//! an account ([`import_message`]):
+//!
+//! ```text
+//! <85>… credctl[4242]: administrative action; action=import source=users.csv rows=3 add=1 remove=0 reset=2 lock=0 unlock=0 disable=0 enable=0 set_hash=0 codes=2 sessions_revoked=1 dry_run=no allow_bulk=no by_uid=0 outcome=ok id=0123…
+//! ```
+//!
 //! Never a password, a code or a hash. The `syslog` crate only formats; credctl sends the bytes
 //! itself to the destination in `CREDCTL_SYSLOG` (`unix:PATH`, `udp:HOST:PORT` or `none`), by
 //! default the datagram socket `/dev/log` when it exists. Logging never changes what credctl
 //! prints or its exit status, except for one warning line on standard error when it fails.
 
+use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::io::{self, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs, UdpSocket};
@@ -28,6 +36,7 @@ use rand::TryRng;
 use syslog::{Facility, Formatter3164, LogFormat, Severity};
 
 use crate::error::{CtlError, os_message};
+use crate::import::ACTIONS;
 use crate::output::field;
 
 /// Where the records go: `unix:PATH`, `udp:HOST:PORT` or `none`.
@@ -63,6 +72,7 @@ pub enum Verb {
     Reset,
     Lock,
     Unlock,
+    Import,
 }
 
 impl Verb {
@@ -76,13 +86,15 @@ impl Verb {
             Verb::Reset => "reset",
             Verb::Lock => "lock",
             Verb::Unlock => "unlock",
+            Verb::Import => "import",
         }
     }
 
-    /// Notice for what takes an account away from its owner (a reset, a lock), info otherwise.
+    /// Notice for what takes an account away from its owner (a reset, a lock, an import, which
+    /// may do both to thousands), info otherwise.
     fn severity(self) -> Severity {
         match self {
-            Verb::Reset | Verb::Lock => Severity::LOG_NOTICE,
+            Verb::Reset | Verb::Lock | Verb::Import => Severity::LOG_NOTICE,
             _ => Severity::LOG_INFO,
         }
     }
@@ -136,7 +148,9 @@ impl Outcome {
                 | CtlError::UnknownUser(_)
                 | CtlError::Busy
                 | CtlError::RateLimited
-                | CtlError::ResetRateLimited,
+                | CtlError::ResetRateLimited
+                | CtlError::ImportRefused { .. }
+                | CtlError::ImportRateLimited,
             ) => Outcome::Refused,
             Err(_) => Outcome::Error,
         }
@@ -158,6 +172,56 @@ pub fn message(action: &Action, by_uid: Option<u32>, outcome: Outcome, id: &str)
         outcome.as_str(),
         field(id)
     )
+}
+
+/// An import, for its record: what the file asked for and, once credd committed it, what credd
+/// reports it did. Counts only: never a row, a hash or a code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportRecord {
+    /// The FILE argument, `-` for standard input.
+    pub source: String,
+    pub dry_run: bool,
+    pub allow_bulk: bool,
+    pub rows: u64,
+    /// Rows per action, by the action's name in the file (`set-hash`).
+    pub actions: BTreeMap<String, u64>,
+    pub codes: u64,
+    pub sessions_revoked: u64,
+}
+
+/// The message of an import's record: `administrative action; action=import source=S rows=N`,
+/// then every action's count in a fixed order (`set-hash` as `set_hash`), `codes=N
+/// sessions_revoked=N dry_run=yes|no allow_bulk=yes|no by_uid=N outcome=O id=ID`. Every action is
+/// always present, so that a collector can alert on `reset=` alone.
+pub fn import_message(
+    import: &ImportRecord,
+    by_uid: Option<u32>,
+    outcome: Outcome,
+    id: &str,
+) -> String {
+    let yes_no = |flag: bool| if flag { "yes" } else { "no" };
+    let mut text = format!(
+        "administrative action; action={} source={} rows={}",
+        Verb::Import.name(),
+        field(&import.source),
+        import.rows
+    );
+    for action in ACTIONS {
+        let name = action.as_str();
+        let count = import.actions.get(name).copied().unwrap_or(0);
+        text.push_str(&format!(" {}={count}", name.replace('-', "_")));
+    }
+    let by_uid = by_uid.map_or_else(|| "-".to_string(), |u| u.to_string());
+    text.push_str(&format!(
+        " codes={} sessions_revoked={} dry_run={} allow_bulk={} by_uid={by_uid} outcome={} id={}",
+        import.codes,
+        import.sessions_revoked,
+        yes_no(import.dry_run),
+        yes_no(import.allow_bulk),
+        outcome.as_str(),
+        field(id)
+    ));
+    text
 }
 
 /// The whole RFC 3164 message: `<PRI>Mmm dd hh:mm:ss credctl[PID]: MESSAGE`, facility authpriv.
@@ -310,10 +374,37 @@ impl AdminLog {
     }
 
     fn record_to(&self, action: &Action, outcome: Outcome, id: &str, warn: &mut impl Write) {
+        self.send(
+            action.verb,
+            || message(action, effective_uid(), outcome, id),
+            warn,
+        );
+    }
+
+    /// Writes the record of an import; a failure is one warning line on standard error.
+    pub fn record_import(&self, import: &ImportRecord, outcome: Outcome, id: &str) {
+        self.record_import_to(import, outcome, id, &mut io::stderr());
+    }
+
+    fn record_import_to(
+        &self,
+        import: &ImportRecord,
+        outcome: Outcome,
+        id: &str,
+        warn: &mut impl Write,
+    ) {
+        self.send(
+            Verb::Import,
+            || import_message(import, effective_uid(), outcome, id),
+            warn,
+        );
+    }
+
+    fn send(&self, verb: Verb, message: impl FnOnce() -> String, warn: &mut impl Write) {
         if self.destination == Destination::None {
             return;
         }
-        let bytes = datagram(action.verb, &message(action, effective_uid(), outcome, id));
+        let bytes = datagram(verb, &message());
         if let Err(why) = self.destination.send(&bytes) {
             // Nothing more to do about it: the action itself is done and credd has audited it.
             let _ = writeln!(
@@ -396,6 +487,41 @@ mod tests {
     }
 
     #[test]
+    fn the_import_message_has_every_count_and_never_a_row() {
+        let mut import = ImportRecord {
+            source: "users.csv".into(),
+            dry_run: false,
+            allow_bulk: true,
+            rows: 4,
+            actions: [("add", 1), ("reset", 2), ("set-hash", 1)]
+                .into_iter()
+                .map(|(a, n)| (a.to_string(), n))
+                .collect(),
+            codes: 2,
+            sessions_revoked: 3,
+        };
+        assert_eq!(
+            import_message(&import, Some(0), Outcome::Ok, ID),
+            format!(
+                "administrative action; action=import source=users.csv rows=4 add=1 remove=0 \
+                 reset=2 lock=0 unlock=0 disable=0 enable=0 set_hash=1 codes=2 \
+                 sessions_revoked=3 dry_run=no allow_bulk=yes by_uid=0 outcome=ok id={ID}"
+            )
+        );
+        import.source = "my users.csv\nforged=1".into();
+        import.dry_run = true;
+        let text = import_message(&import, None, Outcome::Refused, ID);
+        assert!(
+            text.contains(" source=\"my users.csv\\nforged=1\" rows=4 "),
+            "{text}"
+        );
+        assert!(
+            text.contains(" dry_run=yes allow_bulk=yes by_uid=- outcome=refused "),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn the_datagram_is_rfc3164_authpriv_with_ident_credctl() {
         let reset = Action::on_user(Verb::Reset, "alice");
         let body = message(&reset, Some(0), Outcome::Ok, ID);
@@ -421,8 +547,9 @@ mod tests {
         );
         assert!(!text.contains('\n'));
 
-        // A lock is a notice too.
+        // A lock and an import are notices too.
         assert!(datagram(Verb::Lock, "x").starts_with(b"<85>"));
+        assert!(datagram(Verb::Import, "x").starts_with(b"<85>"));
         for verb in [
             Verb::UserAdd,
             Verb::UserRemove,
@@ -448,6 +575,12 @@ mod tests {
             CtlError::Busy,
             CtlError::RateLimited,
             CtlError::ResetRateLimited,
+            CtlError::ImportRefused {
+                file: "users.csv".into(),
+                problems: 2,
+                at_least: false,
+            },
+            CtlError::ImportRateLimited,
         ] {
             assert_eq!(Outcome::of::<()>(&Err(refused)), Outcome::Refused);
         }

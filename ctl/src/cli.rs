@@ -120,6 +120,13 @@ pub enum Command {
     Audit(AuditArgs),
     /// Check the database, its schema, the audit chain and file permissions; exit 3 on a finding
     Check(CheckArgs),
+    /// Apply a CSV file of account changes in one transaction (docs/import.md)
+    ///
+    /// The whole file is checked first; every problem is shown as FILE:LINE: field: message and
+    /// nothing is changed. Columns: user, action (add, remove, reset, lock, unlock, disable,
+    /// enable, set-hash), and optionally uid, password_hash, must_change, ttl, reason. The codes of
+    /// reset rows go only to the --codes-out file.
+    Import(ImportArgs),
 }
 
 impl Command {
@@ -135,6 +142,7 @@ impl Command {
             Command::Sessions(_) => "sessions",
             Command::Audit(_) => "audit",
             Command::Check(_) => "check",
+            Command::Import(_) => "import",
         }
     }
 }
@@ -389,12 +397,38 @@ pub struct ReportArgs {
 /// `check [--json]`
 pub type CheckArgs = ReportArgs;
 
+/// `import FILE|- [--dry-run] [--codes-out FILE] [--ttl DUR] [--allow-bulk] [--json]`
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The CSV file, or - for standard input
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Check everything, credd included, and show what would happen; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// A new file (mode 0600, never overwritten) for the codes of reset rows, as CSV
+    /// user,code,expires_at; required when the file has reset rows
+    #[arg(long, value_name = "FILE")]
+    pub codes_out: Option<PathBuf>,
+    /// Lifetime of the codes of reset rows without a ttl, from 1m to 24h (default: credd's
+    /// [codes] ttl)
+    #[arg(long = "ttl", value_name = "DUR", value_parser = parse_ttl)]
+    pub ttl_seconds: Option<u64>,
+    /// Let the reset rows exceed the reset rate limits (audited as such)
+    #[arg(long)]
+    pub allow_bulk: bool,
+    /// Print credd's summary as a JSON object, with "codes_out"
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// Shortest and longest lifetime `reset --ttl` accepts, in seconds.
 pub const MIN_TTL_SECONDS: u64 = 60;
 pub const MAX_TTL_SECONDS: u64 = 24 * 3600;
 
-/// `reset --ttl`: a duration from 1m to 24h, in seconds.
-fn parse_ttl(text: &str) -> Result<u64, String> {
+/// `reset --ttl`, `import --ttl` and an import file's `ttl` column: a duration from 1m to 24h, in
+/// seconds.
+pub fn parse_ttl(text: &str) -> Result<u64, String> {
     let seconds = parse_duration(text)?;
     if (MIN_TTL_SECONDS..=MAX_TTL_SECONDS).contains(&seconds) {
         Ok(seconds)
@@ -1256,6 +1290,57 @@ mod tests {
         ] {
             let err = parse(args).unwrap_err();
             assert_eq!(err.exit_code(), 2, "{args:?}");
+        }
+    }
+
+    fn import(args: &[&str]) -> ImportArgs {
+        let mut all = vec!["import"];
+        all.extend_from_slice(args);
+        match parse(&all).unwrap().command {
+            Command::Import(i) => i,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn import_takes_a_file_or_stdin_and_its_flags() {
+        let i = import(&["users.csv"]);
+        assert_eq!(i.file, PathBuf::from("users.csv"));
+        assert_eq!(
+            (i.dry_run, i.codes_out, i.ttl_seconds, i.allow_bulk, i.json),
+            (false, None, None, false, false)
+        );
+        let i = import(&[
+            "-",
+            "--dry-run",
+            "--codes-out",
+            "/root/codes.csv",
+            "--ttl",
+            "1h30m",
+            "--allow-bulk",
+            "--json",
+        ]);
+        assert_eq!(i.file, PathBuf::from("-"));
+        assert_eq!(
+            (i.dry_run, i.codes_out, i.ttl_seconds, i.allow_bulk, i.json),
+            (
+                true,
+                Some(PathBuf::from("/root/codes.csv")),
+                Some(5400),
+                true,
+                true
+            )
+        );
+        for args in [
+            &["import"][..],
+            &["import", "a.csv", "b.csv"],
+            &["import", "a.csv", "--ttl", "30s"],
+            &["import", "a.csv", "--ttl", "1d"],
+            &["import", "a.csv", "--codes-out"],
+            &["import", "a.csv", "--replace"],
+        ] {
+            let err = parse(args).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{args:?}: {err}");
         }
     }
 

@@ -2,32 +2,42 @@
 //!
 //! Everything that can be refused locally (a bad name, a bad password on stdin) is refused before
 //! connecting, with exit status 2. Every administrative write is sent with a fresh request id and
-//! recorded in syslog under that id once answered ([`admin_call`], [`adminlog`]).
+//! recorded in syslog under that id once answered ([`admin_call`], [`adminlog`]); an import is one
+//! write, whose commit carries the id ([`import`]).
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use credd_proto::{
-    AccountStatus, AuditReport, CheckReport, Client, DaemonCounters, ProtoError, Reply, Request,
-    ResetIssued, Secret, Target, UserInfo, validate_field, validate_user_name,
+    AccountStatus, AuditReport, CheckReport, Client, DaemonCounters, ImportAction, ImportOptions,
+    ImportRow, ImportSummary, ProtoError, Reply, Request, ResetIssued, Secret, Target, UserInfo,
+    validate_field, validate_user_name,
 };
+use indicatif::ProgressBar;
 
-use crate::adminlog::{self, Action, AdminLog, Outcome, Verb};
+use crate::adminlog::{self, Action, AdminLog, ImportRecord, Outcome, Verb};
 use crate::cli::{
-    AuditArgs, AuditCommand, AuditListArgs, CheckArgs, Command, Invocation, LockArgs, NameArg,
-    PasswdArgs, ReportArgs, ResetArgs, SessionsArgs, StatusArgs, TargetArgs, UserAddArgs,
+    AuditArgs, AuditCommand, AuditListArgs, CheckArgs, Command, ImportArgs, Invocation, LockArgs,
+    NameArg, PasswdArgs, ReportArgs, ResetArgs, SessionsArgs, StatusArgs, TargetArgs, UserAddArgs,
     UserCommand, UserShowArgs,
 };
-use crate::error::CtlError;
-use crate::output::{self, AuditListing, Listing, Row, RowSink, one_line};
+use crate::codesfile::CodesFile;
+use crate::error::{CtlError, os_message};
+use crate::import::{self, Checked, Frames};
+use crate::output::{self, AuditListing, Listing, MoreProblems, Row, RowSink, one_line};
 use crate::password;
 
 /// Connect, read and write timeout: an admin request may hash a password (600 000 PBKDF2
 /// iterations) and wait for a slot in the hashing pool.
 pub const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The same for an import's connection. Committing 100 000 rows takes credd seconds (checks
+/// against the store, one transaction, codes issued, sessions revoked), and the client's timeout
+/// is set once, when it connects, for the whole connection.
+pub const IMPORT_TIMEOUT: Duration = Duration::from_secs(300);
 
 pub fn run(cli: &Invocation) -> Result<(), CtlError> {
     let socket = cli.socket.as_path();
@@ -61,6 +71,7 @@ pub fn run(cli: &Invocation) -> Result<(), CtlError> {
             list,
         }) => audit(socket, list, &mut out),
         Command::Check(args) => check(socket, args, &mut out),
+        Command::Import(args) => import(socket, log, args, &mut out, &mut io::stderr()),
     }
 }
 
@@ -435,6 +446,277 @@ fn check(socket: &Path, args: &CheckArgs, out: &mut impl Write) -> Result<(), Ct
     written.map_err(CtlError::Output)
 }
 
+/// `import FILE|- [--dry-run] [--codes-out FILE] [--ttl DUR] [--allow-bulk] [--json]`
+///
+/// The whole file is read and checked first; with a problem, every problem goes to `note`
+/// (standard error) and nothing is sent. Then the codes file is created, so that one that cannot
+/// be created stops the import before anything changes; then the rows go to credd, which checks
+/// them against the store and applies them in one transaction on the commit. The summary goes
+/// to `out`, the codes only to the codes file.
+fn import(
+    socket: &Path,
+    log: &AdminLog,
+    args: &ImportArgs,
+    out: &mut impl Write,
+    note: &mut impl Write,
+) -> Result<(), CtlError> {
+    let started = Instant::now();
+    let stdin = args.file == Path::new("-");
+    // How messages name the file, and how credd's audit trail does.
+    let (name, source) = if stdin {
+        ("<stdin>".to_string(), "-".to_string())
+    } else {
+        let path = args.file.to_string_lossy();
+        (one_line(&path).into_owned(), import::audit_source(&path))
+    };
+    if args.codes_out.as_deref() == Some(Path::new("-")) {
+        return Err(CtlError::Usage(
+            "--codes-out needs a file name: codes are never printed".into(),
+        ));
+    }
+
+    let checked = read_import(&args.file, stdin, &name)?;
+    if !checked.problems.is_empty() {
+        let problems = &checked.problems;
+        output::write_import_problems(
+            note,
+            &name,
+            &problems.shown,
+            MoreProblems::Counted(problems.more()),
+        )
+        .map_err(CtlError::Output)?;
+        return Err(CtlError::ImportRefused {
+            file: name,
+            problems: problems.total,
+            at_least: false,
+        });
+    }
+    let resets = checked.count(ImportAction::Reset);
+    let codes_out = args.codes_out.as_deref().filter(|_| !args.dry_run);
+    if resets > 0 && codes_out.is_none() && !args.dry_run {
+        let rows = if resets == 1 {
+            "row needs"
+        } else {
+            "rows need"
+        };
+        return Err(CtlError::Usage(format!(
+            "{resets} reset {rows} --codes-out FILE for the codes (a new file, mode 0600); \
+             nothing was sent"
+        )));
+    }
+
+    let id = adminlog::request_id()?;
+    let mut codes = match codes_out {
+        Some(path) => Some(
+            CodesFile::create(path).map_err(|source| CtlError::CodesFile {
+                path: path.to_path_buf(),
+                source,
+            })?,
+        ),
+        None => None,
+    };
+    let mut record = ImportRecord {
+        source: source.clone(),
+        dry_run: args.dry_run,
+        allow_bulk: args.allow_bulk,
+        rows: checked.rows.len() as u64,
+        actions: checked.actions(),
+        codes: 0,
+        sessions_revoked: 0,
+    };
+    let options = ImportOptions {
+        dry_run: args.dry_run,
+        allow_bulk: args.allow_bulk,
+        ttl_seconds: args.ttl_seconds,
+        source,
+    };
+
+    let mut conn = match Conn::open_with(socket, IMPORT_TIMEOUT) {
+        Ok(conn) => conn,
+        Err(e) => {
+            log.record_import(&record, Outcome::Unreachable, &id);
+            return Err(e);
+        }
+    };
+    let progress = output::import_progress(record.rows);
+    let committed = send_import(
+        &mut conn,
+        options,
+        &checked.rows,
+        &id,
+        &progress,
+        &name,
+        note,
+    );
+    progress.finish_and_clear();
+    let summary = match committed {
+        Ok(summary) => summary,
+        Err(e) => {
+            // `codes` is dropped on the way out, and the file with it.
+            let failed = Err(e);
+            log.record_import(&record, Outcome::of(&failed), &id);
+            return failed;
+        }
+    };
+    // credd committed: the codes file stays, whatever happens to the codes now.
+    if let Some(file) = codes.as_mut() {
+        file.keep();
+    }
+    record.rows = summary.rows;
+    record.actions = summary.actions.clone();
+    record.codes = summary.codes;
+    record.sessions_revoked = summary.sessions_revoked;
+    log.record_import(&record, Outcome::Ok, &id);
+
+    let expected = if args.dry_run { 0 } else { summary.codes };
+    let received = receive_codes(&mut conn, codes.as_mut(), expected);
+    let written = codes.as_ref().map_or(0, CodesFile::written);
+    let shown = if args.json {
+        output::write_import_json(out, &summary, codes.as_ref().map(CodesFile::path))
+    } else {
+        let codes_out = codes.as_ref().map(|file| (file.path(), written));
+        output::write_import_summary(out, &summary, &name, codes_out, started.elapsed())
+    };
+    received.map_err(|detail| CtlError::ImportCodesLost {
+        codes_out: codes.as_ref().map_or_else(
+            || "no file".to_string(),
+            |file| one_line(&file.path().display().to_string()).into_owned(),
+        ),
+        written,
+        expected,
+        detail,
+    })?;
+    shown.map_err(CtlError::Output)
+}
+
+/// Reads and checks the import file, or standard input for `-`.
+fn read_import(file: &Path, stdin: bool, name: &str) -> Result<Checked, CtlError> {
+    let checked = if stdin {
+        import::check_csv(io::stdin().lock())
+    } else {
+        File::open(file).and_then(import::check_csv)
+    };
+    checked.map_err(|source| CtlError::Input {
+        name: name.to_string(),
+        source,
+    })
+}
+
+/// Begin, the rows frame by frame (each answered before the next is sent), then the commit
+/// under the request id; the summary credd answers it with. A refusal with problems prints
+/// them to `note` as `FILE:LINE: field: message`.
+fn send_import(
+    conn: &mut Conn,
+    options: ImportOptions,
+    rows: &[ImportRow],
+    id: &str,
+    progress: &ProgressBar,
+    name: &str,
+    note: &mut impl Write,
+) -> Result<ImportSummary, CtlError> {
+    let refused = |reply: Reply, note: &mut dyn Write| import_refusal(reply, progress, name, note);
+    match conn.call(&Request::ImportBegin(options))? {
+        Reply::Ok => {}
+        other => return Err(refused(other, note)),
+    }
+    for frame in Frames::new(rows) {
+        let frame = frame.map_err(|e| conn.error(e))?;
+        match conn.call(&frame.request)? {
+            Reply::Ok => progress.inc(frame.rows as u64),
+            other => return Err(refused(other, note)),
+        }
+    }
+    progress.set_message("applying");
+    match conn.call_with_id(&Request::ImportCommit, id)? {
+        Reply::ImportSummary(summary) => Ok(*summary),
+        // Only the commit issues codes, so only its rate limit is the reset limit.
+        Reply::RateLimited { .. } => Err(CtlError::ImportRateLimited),
+        other => Err(refused(other, note)),
+    }
+}
+
+/// Any answer but `Ok` ends an import: credd's problems are printed, anything else is its refusal.
+fn import_refusal(
+    reply: Reply,
+    progress: &ProgressBar,
+    name: &str,
+    note: &mut dyn Write,
+) -> CtlError {
+    match reply {
+        Reply::ImportProblems {
+            problems,
+            truncated,
+        } => {
+            progress.finish_and_clear();
+            let more = if truncated {
+                MoreProblems::Uncounted
+            } else {
+                MoreProblems::None
+            };
+            if let Err(e) = output::write_import_problems(note, name, &problems, more) {
+                return CtlError::Output(e);
+            }
+            CtlError::ImportRefused {
+                file: name.to_string(),
+                problems: problems.len() as u64,
+                at_least: truncated,
+            }
+        }
+        other => refusal_without_account(other),
+    }
+}
+
+/// Reads the codes that follow a committed import's summary, to the end marker, into the codes
+/// file, which is then flushed and synced. Whatever goes wrong, every code that can be kept is
+/// kept; the error says what went wrong first.
+fn receive_codes(
+    conn: &mut Conn,
+    mut codes: Option<&mut CodesFile>,
+    expected: u64,
+) -> Result<(), String> {
+    let mut received = 0u64;
+    let mut trouble: Option<String> = None;
+    loop {
+        match conn.client.receive() {
+            Ok(Reply::ImportCode(code)) => {
+                received += 1;
+                let kept = match codes.as_deref_mut() {
+                    Some(file) => file.write(&code).map_err(|e| os_message(&e)),
+                    None => Err("credd sent a code but there is no codes file".to_string()),
+                };
+                if let Err(why) = kept {
+                    trouble.get_or_insert(why);
+                }
+            }
+            Ok(Reply::End { count }) => {
+                if count != received {
+                    trouble.get_or_insert(format!(
+                        "credd announced {count} codes but sent {received}"
+                    ));
+                }
+                break;
+            }
+            Ok(other) => {
+                trouble.get_or_insert(format!("unexpected reply from credd: {}", other.name()));
+                break;
+            }
+            Err(e) => {
+                trouble.get_or_insert(format!("talking to credd: {e}"));
+                break;
+            }
+        }
+    }
+    if let Some(Err(e)) = codes.map(CodesFile::finish) {
+        trouble.get_or_insert(os_message(&e));
+    }
+    if received != expected {
+        trouble.get_or_insert(format!(
+            "credd reported {expected} codes but sent {received}"
+        ));
+    }
+    trouble.map_or(Ok(()), Err)
+}
+
 /// Standard output for a secret: `io::stdout()` copies every write into a buffer of its own that
 /// nobody wipes, so the descriptor is written directly, through a duplicate.
 fn raw_stdout() -> Result<File, CtlError> {
@@ -445,19 +727,25 @@ fn raw_stdout() -> Result<File, CtlError> {
     Ok(File::from(fd))
 }
 
-/// An open connection to the admin socket, remembering its path for error messages.
+/// An open connection to the admin socket, remembering its path and timeout for error messages.
 struct Conn {
     client: Client,
     socket: PathBuf,
+    timeout: Duration,
 }
 
 impl Conn {
     fn open(socket: &Path) -> Result<Conn, CtlError> {
-        let client = Client::connect(socket, TIMEOUT)
-            .map_err(|e| CtlError::connect(socket.to_path_buf(), TIMEOUT, e))?;
+        Conn::open_with(socket, TIMEOUT)
+    }
+
+    fn open_with(socket: &Path, timeout: Duration) -> Result<Conn, CtlError> {
+        let client = Client::connect(socket, timeout)
+            .map_err(|e| CtlError::connect(socket.to_path_buf(), timeout, e))?;
         Ok(Conn {
             client,
             socket: socket.to_path_buf(),
+            timeout,
         })
     }
 
@@ -476,8 +764,12 @@ impl Conn {
         match reply {
             // Refused before reading the request: the refusal is the answer to show.
             Err(ProtoError::Refused(reply)) => Ok(reply),
-            other => other.map_err(|e| CtlError::call(self.socket.clone(), TIMEOUT, e)),
+            other => other.map_err(|e| self.error(e)),
         }
+    }
+
+    fn error(&self, err: ProtoError) -> CtlError {
+        CtlError::call(self.socket.clone(), self.timeout, err)
     }
 }
 

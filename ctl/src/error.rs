@@ -86,6 +86,55 @@ pub enum CtlError {
     /// [`Output`]: CtlError::Output
     #[error("the reset was done but its code could not be written: {}; reset again", os_message(.0))]
     CodeLost(#[source] io::Error),
+
+    /// `import`: the file could not be opened or read (not a problem with its content).
+    #[error("cannot read {name}: {}", os_message(.source))]
+    Input {
+        name: String,
+        #[source]
+        source: io::Error,
+    },
+
+    /// `import`: problems with the file, found by credctl or by credd; each was printed on
+    /// standard error as `FILE:LINE: field: message` before this line. Nothing was changed.
+    #[error("import refused: {} in {file}; nothing was changed", problem_count(.problems, .at_least))]
+    ImportRefused {
+        file: String,
+        problems: u64,
+        /// credd found more than it sent.
+        at_least: bool,
+    },
+
+    /// `import`: committing would exceed the reset rate limits (`[codes]`); nothing was changed.
+    #[error(
+        "import refused: the reset rows exceed the reset rate limits; add --allow-bulk to \
+         override (audited)"
+    )]
+    ImportRateLimited,
+
+    /// `import --codes-out`: the file cannot be created. It is never overwritten, so an existing
+    /// one is refused too. Nothing was sent.
+    #[error("cannot create the codes file {}: {}{}", .path.display(), os_message(.source), codes_file_hint(.source))]
+    CodesFile {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    /// `import` was done, but not every code reached the codes file: those accounts have a
+    /// code nobody knows. Like [`CodeLost`], a failure whoever closed what.
+    ///
+    /// [`CodeLost`]: CtlError::CodeLost
+    #[error(
+        "the import was done but only {written} of its {expected} codes were written to \
+         {codes_out}: {detail}; reset the accounts missing from it again"
+    )]
+    ImportCodesLost {
+        codes_out: String,
+        written: u64,
+        expected: u64,
+        detail: String,
+    },
 }
 
 impl CtlError {
@@ -105,7 +154,12 @@ impl CtlError {
             | CtlError::Listing { .. }
             | CtlError::Output(_)
             | CtlError::RequestId(_)
-            | CtlError::CodeLost(_) => 1,
+            | CtlError::CodeLost(_)
+            | CtlError::Input { .. }
+            | CtlError::ImportRefused { .. }
+            | CtlError::ImportRateLimited
+            | CtlError::CodesFile { .. }
+            | CtlError::ImportCodesLost { .. } => 1,
             CtlError::Integrity(_) => 3,
         }
     }
@@ -139,6 +193,20 @@ pub fn os_message(err: &io::Error) -> String {
     match (err.raw_os_error(), text.rfind(" (os error ")) {
         (Some(_), Some(at)) => text[..at].to_string(),
         _ => text,
+    }
+}
+
+/// "1 problem", "3 problems", "at least 100 problems".
+fn problem_count(count: &u64, at_least: &bool) -> String {
+    let plural = if *count == 1 { "" } else { "s" };
+    let at_least = if *at_least { "at least " } else { "" };
+    format!("{at_least}{count} problem{plural}")
+}
+
+fn codes_file_hint(err: &io::Error) -> &'static str {
+    match err.kind() {
+        io::ErrorKind::AlreadyExists => " (codes never overwrite a file; name a new one)",
+        _ => "",
     }
 }
 
@@ -210,6 +278,38 @@ mod tests {
             ),
             (CtlError::RequestId("no entropy".into()), 1),
             (
+                CtlError::Input {
+                    name: "users.csv".into(),
+                    source: io::Error::from_raw_os_error(2),
+                },
+                1,
+            ),
+            (
+                CtlError::ImportRefused {
+                    file: "users.csv".into(),
+                    problems: 3,
+                    at_least: false,
+                },
+                1,
+            ),
+            (CtlError::ImportRateLimited, 1),
+            (
+                CtlError::CodesFile {
+                    path: "codes.csv".into(),
+                    source: io::Error::from_raw_os_error(17),
+                },
+                1,
+            ),
+            (
+                CtlError::ImportCodesLost {
+                    codes_out: "codes.csv".into(),
+                    written: 1,
+                    expected: 2,
+                    detail: "No space left on device".into(),
+                },
+                1,
+            ),
+            (
                 CtlError::Integrity("audit chain broken at row 7: mac mismatch".into()),
                 3,
             ),
@@ -265,6 +365,60 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "status failed: listing announced 3 rows but carried 2"
+        );
+    }
+
+    #[test]
+    fn import_messages() {
+        let refused = |problems, at_least| CtlError::ImportRefused {
+            file: "users.csv".into(),
+            problems,
+            at_least,
+        };
+        assert_eq!(
+            refused(1, false).to_string(),
+            "import refused: 1 problem in users.csv; nothing was changed"
+        );
+        assert_eq!(
+            refused(250, false).to_string(),
+            "import refused: 250 problems in users.csv; nothing was changed"
+        );
+        assert_eq!(
+            refused(100, true).to_string(),
+            "import refused: at least 100 problems in users.csv; nothing was changed"
+        );
+        assert_eq!(
+            CtlError::ImportRateLimited.to_string(),
+            "import refused: the reset rows exceed the reset rate limits; add --allow-bulk to \
+             override (audited)"
+        );
+        let exists = CtlError::CodesFile {
+            path: "/root/codes.csv".into(),
+            source: io::Error::from_raw_os_error(17),
+        };
+        assert_eq!(
+            exists.to_string(),
+            "cannot create the codes file /root/codes.csv: File exists (codes never overwrite a \
+             file; name a new one)"
+        );
+        let input = CtlError::Input {
+            name: "users.csv".into(),
+            source: io::Error::from_raw_os_error(2),
+        };
+        assert_eq!(
+            input.to_string(),
+            "cannot read users.csv: No such file or directory"
+        );
+        let lost = CtlError::ImportCodesLost {
+            codes_out: "codes.csv".into(),
+            written: 1,
+            expected: 2,
+            detail: "No space left on device".into(),
+        };
+        assert_eq!(
+            lost.to_string(),
+            "the import was done but only 1 of its 2 codes were written to codes.csv: No space \
+             left on device; reset the accounts missing from it again"
         );
     }
 

@@ -3,8 +3,10 @@
 
 mod adminlog;
 mod cli;
+mod codesfile;
 mod commands;
 mod error;
+mod import;
 mod output;
 mod password;
 

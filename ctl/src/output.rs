@@ -6,14 +6,19 @@
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
+use std::path::Path;
+use std::time::Duration;
 
 use credd_proto::{
-    AccountStatus, AuditEntry, AuditReport, CheckReport, DaemonCounters, FailureInfo, ResetIssued,
-    SessionInfo, UserInfo,
+    AccountStatus, AuditEntry, AuditReport, CheckReport, DaemonCounters, FailureInfo,
+    ImportProblem, ImportSummary, ResetIssued, SessionInfo, UserInfo,
 };
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use zeroize::Zeroizing;
+
+use crate::import::ACTIONS;
 
 /// Rows a table reads before fixing its column widths; later rows that are wider push the
 /// following columns right but are still separated by two spaces.
@@ -287,6 +292,157 @@ fn render_secret(
     render(&mut *buf)?;
     debug_assert_eq!(buf.len(), measure.0);
     Ok(buf)
+}
+
+/// One problem with an import file: `FILE:LINE: field: message`, or `FILE: message` for the
+/// whole file (line 0). The field and message may come from credd: control characters are
+/// escaped.
+pub fn import_problem(file: &str, problem: &ImportProblem) -> String {
+    if problem.line == 0 {
+        format!("{file}: {}", one_line(&problem.message))
+    } else {
+        format!(
+            "{file}:{}: {}: {}",
+            problem.line,
+            one_line(&problem.field),
+            one_line(&problem.message)
+        )
+    }
+}
+
+/// Problems beyond those shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MoreProblems {
+    None,
+    /// credctl counted them.
+    Counted(u64),
+    /// credd stopped at its cap and did not count them.
+    Uncounted,
+}
+
+/// `import`'s problems, one line each, then `… and N more problems` when some are not shown.
+pub fn write_import_problems<W: Write + ?Sized>(
+    out: &mut W,
+    file: &str,
+    problems: &[ImportProblem],
+    more: MoreProblems,
+) -> io::Result<()> {
+    for problem in problems {
+        writeln!(out, "{}", import_problem(file, problem))?;
+    }
+    match more {
+        MoreProblems::None | MoreProblems::Counted(0) => {}
+        MoreProblems::Counted(1) => writeln!(out, "\u{2026} and 1 more problem")?,
+        MoreProblems::Counted(n) => writeln!(out, "\u{2026} and {n} more problems")?,
+        MoreProblems::Uncounted => writeln!(out, "\u{2026} and more problems")?,
+    }
+    out.flush()
+}
+
+/// `import`'s summary: what credd did (or, for a dry run, would do), rows per action in the
+/// order of the format's actions (those with no row left out), the codes and where they went,
+/// the sessions revoked, and the time taken in all and by credd.
+///
+/// ```text
+/// imported 4 rows from users.csv
+///   add: 1
+///   reset: 2
+///   set-hash: 1
+/// codes: 2 written to codes.csv
+/// sessions revoked: 3
+/// time: 0.42 s (credd: 0.31 s)
+/// ```
+///
+/// A dry run says `dry run: nothing was changed` first, then `would import N rows from FILE`,
+/// `codes that would be issued: N` and `sessions that would be revoked: N`.
+pub fn write_import_summary<W: Write>(
+    out: &mut W,
+    summary: &ImportSummary,
+    file: &str,
+    codes_out: Option<(&Path, u64)>,
+    elapsed: Duration,
+) -> io::Result<()> {
+    let rows = summary.rows;
+    let plural = if rows == 1 { "" } else { "s" };
+    if summary.dry_run {
+        writeln!(out, "dry run: nothing was changed")?;
+        writeln!(out, "would import {rows} row{plural} from {file}")?;
+    } else {
+        writeln!(out, "imported {rows} row{plural} from {file}")?;
+    }
+    let known = ACTIONS.map(|a| a.as_str());
+    let unknown = summary
+        .actions
+        .keys()
+        .map(String::as_str)
+        .filter(|a| !known.contains(a));
+    for action in known.into_iter().chain(unknown) {
+        match summary.actions.get(action) {
+            Some(&count) if count > 0 => writeln!(out, "  {}: {count}", one_line(action))?,
+            _ => {}
+        }
+    }
+    if summary.dry_run {
+        writeln!(out, "codes that would be issued: {}", summary.codes)?;
+        writeln!(
+            out,
+            "sessions that would be revoked: {}",
+            summary.sessions_revoked
+        )?;
+    } else {
+        match codes_out {
+            Some((path, written)) => writeln!(
+                out,
+                "codes: {written} written to {}",
+                one_line(&path.display().to_string())
+            )?,
+            None => writeln!(out, "codes: {}", summary.codes)?,
+        }
+        writeln!(out, "sessions revoked: {}", summary.sessions_revoked)?;
+    }
+    writeln!(
+        out,
+        "time: {:.2} s (credd: {:.2} s)",
+        elapsed.as_secs_f64(),
+        summary.milliseconds as f64 / 1000.0
+    )?;
+    out.flush()
+}
+
+/// `import --json`: the [`ImportSummary`] object with `codes_out`, the codes file or null.
+pub fn write_import_json<W: Write>(
+    out: &mut W,
+    summary: &ImportSummary,
+    codes_out: Option<&Path>,
+) -> io::Result<()> {
+    #[derive(Serialize)]
+    struct WithCodesOut<'a> {
+        #[serde(flatten)]
+        summary: &'a ImportSummary,
+        codes_out: Option<Cow<'a, str>>,
+    }
+    write_json(
+        out,
+        &WithCodesOut {
+            summary,
+            codes_out: codes_out.map(|p| p.to_string_lossy()),
+        },
+    )?;
+    out.flush()
+}
+
+/// `import`'s progress on standard error, rows sent of the total, when standard error is a
+/// terminal; a hidden bar (that draws nothing) otherwise, so that logs and pipes stay clean.
+pub fn import_progress(rows: u64) -> ProgressBar {
+    if !io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(rows), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template("{msg:8} [{bar:40}] {pos}/{len} rows") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message("sending");
+    bar
 }
 
 /// A row of a listing: how it appears in a table. In JSON it is its serde shape.
@@ -571,6 +727,113 @@ mod tests {
 
     fn text(bytes: Vec<u8>) -> String {
         String::from_utf8(bytes).unwrap()
+    }
+
+    fn problem(line: u64, field: &str, message: &str) -> ImportProblem {
+        ImportProblem {
+            line,
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn import_problems_name_file_line_and_field() {
+        let mut out = Vec::new();
+        write_import_problems(
+            &mut out,
+            "users.csv",
+            &[
+                problem(0, "", "no rows"),
+                problem(7, "user", "no such account"),
+                problem(8, "reason\n", "forged\nline"),
+            ],
+            MoreProblems::Counted(150),
+        )
+        .unwrap();
+        assert_eq!(
+            text(out),
+            "users.csv: no rows\n\
+             users.csv:7: user: no such account\n\
+             users.csv:8: reason\\n: forged\\nline\n\
+             \u{2026} and 150 more problems\n"
+        );
+        for (more, last) in [
+            (MoreProblems::Counted(1), "\u{2026} and 1 more problem\n"),
+            (MoreProblems::Uncounted, "\u{2026} and more problems\n"),
+            (MoreProblems::Counted(0), "-:2: uid: taken\n"),
+            (MoreProblems::None, "-:2: uid: taken\n"),
+        ] {
+            let mut out = Vec::new();
+            write_import_problems(&mut out, "-", &[problem(2, "uid", "taken")], more).unwrap();
+            assert!(text(out).ends_with(last), "{more:?}");
+        }
+    }
+
+    fn import_summary(dry_run: bool) -> ImportSummary {
+        ImportSummary {
+            dry_run,
+            rows: 4,
+            actions: [("add", 1), ("reset", 2), ("set-hash", 1), ("lock", 0)]
+                .into_iter()
+                .map(|(a, n)| (a.to_string(), n))
+                .collect(),
+            codes: 2,
+            sessions_revoked: 3,
+            milliseconds: 310,
+        }
+    }
+
+    #[test]
+    fn import_summary_human() {
+        let mut out = Vec::new();
+        let codes = Path::new("codes.csv");
+        write_import_summary(
+            &mut out,
+            &import_summary(false),
+            "users.csv",
+            Some((codes, 2)),
+            Duration::from_millis(420),
+        )
+        .unwrap();
+        assert_eq!(
+            text(out),
+            "imported 4 rows from users.csv\n  add: 1\n  reset: 2\n  set-hash: 1\n\
+             codes: 2 written to codes.csv\nsessions revoked: 3\ntime: 0.42 s (credd: 0.31 s)\n"
+        );
+
+        let mut out = Vec::new();
+        write_import_summary(
+            &mut out,
+            &import_summary(true),
+            "<stdin>",
+            None,
+            Duration::from_millis(50),
+        )
+        .unwrap();
+        assert_eq!(
+            text(out),
+            "dry run: nothing was changed\nwould import 4 rows from <stdin>\n  add: 1\n  \
+             reset: 2\n  set-hash: 1\ncodes that would be issued: 2\n\
+             sessions that would be revoked: 3\ntime: 0.05 s (credd: 0.31 s)\n"
+        );
+    }
+
+    #[test]
+    fn import_summary_json_adds_codes_out() {
+        let mut out = Vec::new();
+        write_import_json(&mut out, &import_summary(false), Some(Path::new("c.csv"))).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["codes_out"], "c.csv");
+        assert_eq!(v["rows"], 4);
+        assert_eq!(v["actions"]["set-hash"], 1);
+        assert_eq!(v["dry_run"], false);
+        assert_eq!(v["milliseconds"], 310);
+        let mut out = Vec::new();
+        write_import_json(&mut out, &import_summary(true), None).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert!(v["codes_out"].is_null());
+        assert_eq!(v["sessions_revoked"], 3);
     }
 
     #[test]

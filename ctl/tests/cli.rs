@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use credd_proto::{
     AccountStatus, AuditEntry, AuditReport, CheckReport, DaemonCounters, DecodedRequest, ErrorKind,
-    FailureInfo, Reply, Request, ResetIssued, Secret, SessionInfo, Target, UserInfo,
+    FailureInfo, ImportAction, ImportOptions, ImportProblem, ImportRow, ImportSummary, IssuedCode,
+    MAX_FRAME, Reply, Request, ResetIssued, Secret, SessionInfo, Target, UserInfo,
     decode_request_full, encode_reply, read_frame, valid_request_id, write_frame,
 };
 
@@ -1674,4 +1675,801 @@ fn check_exits_0_when_all_is_well_and_3_on_a_finding() {
         stderr(&out),
         "credctl: unexpected reply from credd: audit_verified\n"
     );
+}
+
+// ---- import ----
+
+/// A request an import's stand-in for credd received, with its envelope's id and its size.
+struct Received {
+    request: Request,
+    id: Option<String>,
+    bytes: usize,
+}
+
+/// A stand-in for credd's import: `Ok` to `ImportBegin` and to each `ImportRows`, `commit` to
+/// `ImportCommit`, then it hangs up; hands back every request it received, in order.
+fn fake_import(socket: &Path, commit: Vec<Reply>) -> JoinHandle<Vec<Received>> {
+    let listener = UnixListener::bind(socket).unwrap();
+    std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut received = Vec::new();
+        while let Ok(Some(body)) = read_frame(&mut conn) {
+            let decoded = decode_request_full(&body).unwrap();
+            let replies = match decoded.request {
+                Request::ImportCommit => commit.clone(),
+                _ => vec![Reply::Ok],
+            };
+            received.push(Received {
+                request: decoded.request,
+                id: decoded.id,
+                bytes: body.len(),
+            });
+            for reply in &replies {
+                write_frame(&mut conn, &encode_reply(reply).unwrap()).unwrap();
+            }
+            if matches!(received.last().unwrap().request, Request::ImportCommit) {
+                break;
+            }
+        }
+        received
+    })
+}
+
+const PHC: &str = "$pbkdf2-sha256$i=600000,l=32$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaA";
+
+/// Every action once, and a second reset.
+fn every_action_csv() -> String {
+    format!(
+        "user,action,uid,password_hash,must_change,ttl,reason\r\n\
+         alice,add,1001,\"{PHC}\",true,,\r\n\
+         bob,remove,,,,,\r\n\
+         carol,reset,,,,30m,\r\n\
+         dave,lock,,,,,left the company\r\n\
+         erin,unlock,,,,,\r\n\
+         frank,disable,,,,,\r\n\
+         grace,enable,,,,,\r\n\
+         heidi,set-hash,,$6$salt$hash,no,,\r\n\
+         ivan,reset,,,,,\r\n"
+    )
+}
+
+fn import_summary(dry_run: bool, actions: &[(&str, u64)], codes: u64) -> Reply {
+    Reply::ImportSummary(Box::new(ImportSummary {
+        dry_run,
+        rows: actions.iter().map(|(_, n)| n).sum(),
+        actions: actions.iter().map(|(a, n)| (a.to_string(), *n)).collect(),
+        codes,
+        sessions_revoked: 1,
+        milliseconds: 12,
+    }))
+}
+
+fn import_code(user: &str, code: &str) -> Reply {
+    Reply::ImportCode(Box::new(IssuedCode {
+        user: user.into(),
+        code: Secret::new(code.into()),
+        expires_at: "2026-01-02T03:34:05Z".into(),
+    }))
+}
+
+const EVERY_ACTION: [(&str, u64); 8] = [
+    ("add", 1),
+    ("remove", 1),
+    ("reset", 2),
+    ("lock", 1),
+    ("unlock", 1),
+    ("disable", 1),
+    ("enable", 1),
+    ("set-hash", 1),
+];
+
+/// The summary's lines but the last, and the last (the time, which varies).
+fn summary_lines(out: &Output) -> (String, String) {
+    let text = stdout(out);
+    let (head, last) = text.trim_end().rsplit_once('\n').unwrap();
+    (format!("{head}\n"), last.to_string())
+}
+
+#[test]
+fn import_sends_begin_rows_commit_and_writes_the_codes_file_0600() {
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    let file = dir.0.join("users.csv");
+    std::fs::write(&file, every_action_csv()).unwrap();
+    let codes_out = dir.0.join("codes.csv");
+    let syslog = Syslog::bind(&dir.0);
+    let server = fake_import(
+        &socket,
+        vec![
+            import_summary(false, &EVERY_ACTION, 2),
+            import_code("carol", "7KQ4-M2XD-9RTV-H3PE"),
+            import_code("ivan", "AB12-CD34-EF56-GH78"),
+            Reply::End { count: 2 },
+        ],
+    );
+    let out = credctl_env(
+        &socket,
+        &[
+            "import",
+            file.to_str().unwrap(),
+            "--codes-out",
+            codes_out.to_str().unwrap(),
+            "--ttl",
+            "1h",
+            "--allow-bulk",
+        ],
+        b"",
+        &syslog.env(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "");
+    let (head, time) = summary_lines(&out);
+    assert_eq!(
+        head,
+        format!(
+            "imported 9 rows from {}\n  add: 1\n  remove: 1\n  reset: 2\n  lock: 1\n  unlock: 1\n  \
+             disable: 1\n  enable: 1\n  set-hash: 1\ncodes: 2 written to {}\n\
+             sessions revoked: 1\n",
+            file.display(),
+            codes_out.display()
+        )
+    );
+    assert!(
+        time.starts_with("time: ") && time.ends_with(" s (credd: 0.01 s)"),
+        "{time}"
+    );
+    // Codes never reach standard output or error.
+    for code in ["7KQ4-M2XD-9RTV-H3PE", "AB12-CD34-EF56-GH78"] {
+        assert!(!stdout(&out).contains(code) && !stderr(&out).contains(code));
+    }
+
+    let received = server.join().unwrap();
+    assert_eq!(received.len(), 3, "begin, one frame of rows, commit");
+    match &received[0].request {
+        Request::ImportBegin(options) => assert_eq!(
+            options,
+            &ImportOptions {
+                dry_run: false,
+                allow_bulk: true,
+                ttl_seconds: Some(3600),
+                source: file.to_str().unwrap().into(),
+            }
+        ),
+        other => panic!("unexpected {other:?}"),
+    }
+    let Request::ImportRows { rows } = &received[1].request else {
+        panic!("unexpected {:?}", received[1].request)
+    };
+    assert_eq!(
+        rows.iter()
+            .map(|r| (r.line, r.user.as_str(), r.action))
+            .collect::<Vec<_>>(),
+        [
+            (2, "alice", ImportAction::Add),
+            (3, "bob", ImportAction::Remove),
+            (4, "carol", ImportAction::Reset),
+            (5, "dave", ImportAction::Lock),
+            (6, "erin", ImportAction::Unlock),
+            (7, "frank", ImportAction::Disable),
+            (8, "grace", ImportAction::Enable),
+            (9, "heidi", ImportAction::SetHash),
+            (10, "ivan", ImportAction::Reset),
+        ]
+    );
+    assert_eq!(
+        rows[0],
+        ImportRow {
+            line: 2,
+            user: "alice".into(),
+            action: ImportAction::Add,
+            uid: Some(1001),
+            password_hash: Some(PHC.into()),
+            must_change: Some(true),
+            ttl_seconds: None,
+            reason: None,
+        }
+    );
+    assert_eq!(rows[2].ttl_seconds, Some(1800));
+    assert_eq!(rows[3].reason.as_deref(), Some("left the company"));
+    assert_eq!(
+        (rows[7].password_hash.as_deref(), rows[7].must_change),
+        (Some("$6$salt$hash"), Some(false))
+    );
+    assert!(matches!(received[2].request, Request::ImportCommit));
+    assert!(received[0].id.is_none() && received[1].id.is_none());
+    let id = sent_id(received[2].id.clone());
+
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&codes_out).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    assert_eq!(
+        std::fs::read_to_string(&codes_out).unwrap(),
+        "user,code,expires_at\n\
+         carol,7KQ4-M2XD-9RTV-H3PE,2026-01-02T03:34:05Z\n\
+         ivan,AB12-CD34-EF56-GH78,2026-01-02T03:34:05Z\n"
+    );
+
+    // One record for the whole import, with its counts and the commit's id; never a code.
+    let message = syslog.only_message();
+    assert!(message.starts_with("<85>"), "{message}");
+    assert!(
+        message.contains(&format!(
+            "administrative action; action=import source={} rows=9 add=1 remove=1 reset=2 \
+             lock=1 unlock=1 disable=1 enable=1 set_hash=1 codes=2 sessions_revoked=1 \
+             dry_run=no allow_bulk=yes by_uid=",
+            file.display()
+        )),
+        "{message}"
+    );
+    assert!(
+        message.ends_with(&format!(" outcome=ok id={id}")),
+        "{message}"
+    );
+    assert!(
+        !message.contains("7KQ4") && !message.contains("pbkdf2"),
+        "{message}"
+    );
+}
+
+#[test]
+fn import_json_is_the_summary_with_codes_out() {
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    let file = dir.0.join("users.csv");
+    std::fs::write(&file, "user,action\nalice,reset\nbob,remove\n").unwrap();
+    let codes_out = dir.0.join("codes.csv");
+    let _server = fake_import(
+        &socket,
+        vec![
+            import_summary(false, &[("reset", 1), ("remove", 1)], 1),
+            import_code("alice", "7KQ4-M2XD-9RTV-H3PE"),
+            Reply::End { count: 1 },
+        ],
+    );
+    let out = credctl(
+        &socket,
+        &[
+            "import",
+            file.to_str().unwrap(),
+            "--codes-out",
+            codes_out.to_str().unwrap(),
+            "--json",
+        ],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["codes_out"], codes_out.to_str().unwrap());
+    assert_eq!(
+        (v["rows"].as_u64(), v["codes"].as_u64()),
+        (Some(2), Some(1))
+    );
+    assert_eq!(v["actions"]["reset"], 1);
+    assert_eq!(v["dry_run"], false);
+    assert!(!stdout(&out).contains("7KQ4"));
+}
+
+#[test]
+fn import_from_stdin() {
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    let server = fake_import(
+        &socket,
+        vec![
+            import_summary(false, &[("lock", 1), ("disable", 1)], 0),
+            Reply::End { count: 0 },
+        ],
+    );
+    let out = credctl(
+        &socket,
+        &["import", "-"],
+        b"\xef\xbb\xbfuser,action,reason\nalice,lock,\"gone, for now\"\nbob,disable,\n",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let (head, _) = summary_lines(&out);
+    assert_eq!(
+        head,
+        "imported 2 rows from <stdin>\n  lock: 1\n  disable: 1\ncodes: 0\nsessions revoked: 1\n"
+    );
+    let received = server.join().unwrap();
+    match &received[0].request {
+        Request::ImportBegin(options) => assert_eq!(options.source, "-"),
+        other => panic!("unexpected {other:?}"),
+    }
+    let Request::ImportRows { rows } = &received[1].request else {
+        panic!("unexpected {:?}", received[1].request)
+    };
+    assert_eq!(rows[0].reason.as_deref(), Some("gone, for now"));
+    assert_eq!((rows[1].line, rows[1].user.as_str()), (3, "bob"));
+
+    // Problems in standard input are named <stdin>.
+    let out = credctl(&socket, &["import", "-"], b"user,action\nalice,frob\n");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        "<stdin>:2: action: unknown action frob; one of add, remove, reset, lock, unlock, \
+         disable, enable, set-hash\n\
+         credctl: import refused: 1 problem in <stdin>; nothing was changed\n"
+    );
+}
+
+#[test]
+fn import_problems_in_the_file_are_all_shown_and_nothing_is_sent() {
+    let dir = TempDir::new();
+    // No daemon: had credctl tried to connect, it would say it cannot reach it.
+    let socket = dir.0.join("admin.sock");
+    let file = dir.0.join("users.csv");
+    std::fs::write(
+        &file,
+        "user,action,uid,ttl\nalice,add,abc,\nbob,lock,,15m\n\"a b\",reset,,\nalice,remove,,\n",
+    )
+    .unwrap();
+    let out = credctl(&socket, &["import", file.to_str().unwrap()], b"");
+    assert_eq!(out.status.code(), Some(1));
+    let f = file.display();
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "{f}:2: uid: abc is not a uid (a number from 0 to 4294967294)\n\
+             {f}:3: ttl: not allowed with lock: only with reset\n\
+             {f}:4: user: user name contains the character ' '\n\
+             {f}:5: user: account alice is already named on line 2; give each account one row\n\
+             credctl: import refused: 4 problems in {f}; nothing was changed\n"
+        )
+    );
+    assert!(out.stdout.is_empty());
+
+    // An account named twice, on valid rows: the second line names the first.
+    std::fs::write(&file, "user,action\nalice,add\nbob,add\nalice,remove\n").unwrap();
+    let out = credctl(&socket, &["import", file.to_str().unwrap()], b"");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "{f}:4: user: account alice is already named on line 2; give each account one row\n\
+             credctl: import refused: 1 problem in {f}; nothing was changed\n"
+        )
+    );
+
+    // Past 100 problems, the rest are counted.
+    let mut text = String::from("user,action\n");
+    for i in 0..150 {
+        text.push_str(&format!("user{i},frob\n"));
+    }
+    std::fs::write(&file, text).unwrap();
+    let out = credctl(&socket, &["import", file.to_str().unwrap()], b"");
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 102, "{err}");
+    assert!(lines[99].starts_with(&format!("{f}:101: action: unknown action frob")));
+    assert_eq!(lines[100], "\u{2026} and 50 more problems");
+    assert_eq!(
+        lines[101],
+        format!("credctl: import refused: 150 problems in {f}; nothing was changed")
+    );
+
+    for (text, expected) in [
+        ("", format!("{f}: no rows")),
+        ("user,action\n", format!("{f}: no rows")),
+        (
+            "user,action,colour\nalice,add,red\n",
+            format!(
+                "{f}:1: colour: unknown column; the columns are user, action, uid, \
+                 password_hash, must_change, ttl, reason"
+            ),
+        ),
+    ] {
+        std::fs::write(&file, text).unwrap();
+        let out = credctl(&socket, &["import", file.to_str().unwrap()], b"");
+        assert_eq!(out.status.code(), Some(1), "{text:?}");
+        assert_eq!(stderr(&out).lines().next(), Some(expected.as_str()));
+    }
+
+    // A file that cannot be read.
+    let missing = dir.0.join("missing.csv");
+    let out = credctl(&socket, &["import", missing.to_str().unwrap()], b"");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "credctl: cannot read {}: No such file or directory\n",
+            missing.display()
+        )
+    );
+}
+
+#[test]
+fn import_reset_rows_need_codes_out_before_connecting() {
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    let file = dir.0.join("users.csv");
+    std::fs::write(&file, "user,action\nalice,reset\nbob,reset\ncarol,add\n").unwrap();
+    let out = credctl(&socket, &["import", file.to_str().unwrap()], b"");
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        "credctl: 2 reset rows need --codes-out FILE for the codes (a new file, mode 0600); \
+         nothing was sent\n"
+    );
+    // Codes are never printed, so standard output is no codes file.
+    let out = credctl(
+        &socket,
+        &["import", file.to_str().unwrap(), "--codes-out", "-"],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        "credctl: --codes-out needs a file name: codes are never printed\n"
+    );
+}
+
+#[test]
+fn import_never_overwrites_a_codes_file_and_sends_nothing() {
+    let dir = TempDir::new();
+    // No daemon: had credctl tried to connect, it would say it cannot reach it.
+    let socket = dir.0.join("admin.sock");
+    let file = dir.0.join("users.csv");
+    std::fs::write(&file, "user,action\nalice,reset\n").unwrap();
+    let codes_out = dir.0.join("codes.csv");
+    std::fs::write(&codes_out, "precious\n").unwrap();
+    let out = credctl(
+        &socket,
+        &[
+            "import",
+            file.to_str().unwrap(),
+            "--codes-out",
+            codes_out.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "credctl: cannot create the codes file {}: File exists (codes never overwrite a \
+             file; name a new one)\n",
+            codes_out.display()
+        )
+    );
+    assert_eq!(std::fs::read_to_string(&codes_out).unwrap(), "precious\n");
+}
+
+#[test]
+fn import_problems_from_credd_are_shown_by_line_and_the_codes_file_removed() {
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    let file = dir.0.join("users.csv");
+    std::fs::write(&file, "user,action,uid\nalice,add,1001\nbob,reset,\n").unwrap();
+    let codes_out = dir.0.join("codes.csv");
+    let syslog = Syslog::bind(&dir.0);
+    let server = fake_import(
+        &socket,
+        vec![Reply::ImportProblems {
+            problems: vec![
+                ImportProblem {
+                    line: 2,
+                    field: "uid".into(),
+                    message: "uid 1001 belongs to carol".into(),
+                },
+                ImportProblem {
+                    line: 3,
+                    field: "user".into(),
+                    message: "no such account".into(),
+                },
+                ImportProblem {
+                    line: 0,
+                    field: String::new(),
+                    message: "the database failed its quick check".into(),
+                },
+            ],
+            truncated: false,
+        }],
+    );
+    let out = credctl_env(
+        &socket,
+        &[
+            "import",
+            file.to_str().unwrap(),
+            "--codes-out",
+            codes_out.to_str().unwrap(),
+        ],
+        b"",
+        &syslog.env(),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let f = file.display();
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "{f}:2: uid: uid 1001 belongs to carol\n\
+             {f}:3: user: no such account\n\
+             {f}: the database failed its quick check\n\
+             credctl: import refused: 3 problems in {f}; nothing was changed\n"
+        )
+    );
+    assert!(out.stdout.is_empty());
+    assert!(!codes_out.exists(), "a refused import leaves no codes file");
+    let received = server.join().unwrap();
+    let id = sent_id(received.last().unwrap().id.clone());
+    let message = syslog.only_message();
+    assert!(
+        message.contains(" rows=2 add=1 remove=0 reset=1 ") && message.contains(" codes=0 "),
+        "{message}"
+    );
+    assert!(
+        message.ends_with(&format!(" outcome=refused id={id}")),
+        "{message}"
+    );
+
+    // credd's cap: it says there are more without counting them.
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    let file = dir.0.join("users.csv");
+    std::fs::write(&file, "user,action\nalice,remove\n").unwrap();
+    let _server = fake_import(
+        &socket,
+        vec![Reply::ImportProblems {
+            problems: vec![ImportProblem {
+                line: 2,
+                field: "user".into(),
+                message: "no such account".into(),
+            }],
+            truncated: true,
+        }],
+    );
+    let out = credctl(&socket, &["import", file.to_str().unwrap()], b"");
+    assert_eq!(out.status.code(), Some(1));
+    let f = file.display();
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "{f}:2: user: no such account\n\u{2026} and more problems\n\
+             credctl: import refused: at least 1 problem in {f}; nothing was changed\n"
+        )
+    );
+}
+
+#[test]
+fn import_over_the_reset_rate_limits_is_refused_and_names_allow_bulk() {
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    let file = dir.0.join("users.csv");
+    std::fs::write(&file, "user,action\nalice,reset\n").unwrap();
+    let codes_out = dir.0.join("codes.csv");
+    let server = fake_import(&socket, vec![Reply::RateLimited { unknown: false }]);
+    let out = credctl(
+        &socket,
+        &[
+            "import",
+            file.to_str().unwrap(),
+            "--codes-out",
+            codes_out.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        "credctl: import refused: the reset rows exceed the reset rate limits; add --allow-bulk \
+         to override (audited)\n"
+    );
+    assert!(!codes_out.exists());
+    match &server.join().unwrap()[0].request {
+        Request::ImportBegin(options) => assert!(!options.allow_bulk),
+        other => panic!("unexpected {other:?}"),
+    }
+
+    // Any refusal of a step ends the import with that refusal.
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    let listener = UnixListener::bind(&socket).unwrap();
+    let server = std::thread::spawn(move || {
+        serve_one(
+            &listener,
+            &[Reply::Error {
+                kind: ErrorKind::NotPermitted,
+                message: "only root may import".into(),
+            }],
+        )
+        .request
+    });
+    let out = credctl(
+        &socket,
+        &["import", file.to_str().unwrap(), "--dry-run"],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr(&out), "credctl: only root may import\n");
+    assert!(matches!(server.join().unwrap(), Request::ImportBegin(_)));
+}
+
+#[test]
+fn import_dry_run_sends_dry_run_and_creates_no_file() {
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    let file = dir.0.join("users.csv");
+    std::fs::write(&file, every_action_csv()).unwrap();
+    let codes_out = dir.0.join("codes.csv");
+    let server = fake_import(
+        &socket,
+        vec![
+            import_summary(true, &EVERY_ACTION, 2),
+            Reply::End { count: 0 },
+        ],
+    );
+    let out = credctl(
+        &socket,
+        &[
+            "import",
+            file.to_str().unwrap(),
+            "--dry-run",
+            "--codes-out",
+            codes_out.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let (head, _) = summary_lines(&out);
+    assert_eq!(
+        head,
+        format!(
+            "dry run: nothing was changed\nwould import 9 rows from {}\n  add: 1\n  remove: 1\n  \
+             reset: 2\n  lock: 1\n  unlock: 1\n  disable: 1\n  enable: 1\n  set-hash: 1\n\
+             codes that would be issued: 2\nsessions that would be revoked: 1\n",
+            file.display()
+        )
+    );
+    assert!(!codes_out.exists());
+    let received = server.join().unwrap();
+    match &received[0].request {
+        Request::ImportBegin(options) => assert!(options.dry_run),
+        other => panic!("unexpected {other:?}"),
+    }
+
+    // Without --codes-out too: a dry run of resets needs no file.
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    let file = dir.0.join("users.csv");
+    std::fs::write(&file, "user,action\nalice,reset\n").unwrap();
+    let _server = fake_import(
+        &socket,
+        vec![
+            import_summary(true, &[("reset", 1)], 1),
+            Reply::End { count: 0 },
+        ],
+    );
+    let out = credctl(
+        &socket,
+        &["import", file.to_str().unwrap(), "--dry-run", "--json"],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["dry_run"], true);
+    assert!(v["codes_out"].is_null());
+}
+
+#[test]
+fn import_rows_are_split_so_every_frame_stays_under_64_kib() {
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    let file = dir.0.join("users.csv");
+    let hash = format!("$pbkdf2-sha256$i=600000,l=32${}$hash", "s".repeat(400));
+    let mut text = String::from("user,action,password_hash\n");
+    for i in 0..1200 {
+        text.push_str(&format!("user{i:04}{},add,\"{hash}\"\n", "x".repeat(100)));
+    }
+    std::fs::write(&file, text).unwrap();
+    let server = fake_import(
+        &socket,
+        vec![
+            import_summary(false, &[("add", 1200)], 0),
+            Reply::End { count: 0 },
+        ],
+    );
+    let out = credctl(&socket, &["import", file.to_str().unwrap()], b"");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let received = server.join().unwrap();
+    let frames: Vec<&Received> = received
+        .iter()
+        .filter(|r| matches!(r.request, Request::ImportRows { .. }))
+        .collect();
+    assert!(frames.len() >= 10, "{} frames", frames.len());
+    let mut lines = Vec::new();
+    for frame in &frames {
+        assert!(frame.bytes < MAX_FRAME * 3 / 4 + 1, "{} bytes", frame.bytes);
+        let Request::ImportRows { rows } = &frame.request else {
+            unreachable!()
+        };
+        assert!(rows.len() <= 500);
+        lines.extend(rows.iter().map(|r| r.line));
+    }
+    assert_eq!(lines, (2..1202).collect::<Vec<u64>>());
+    assert!(matches!(
+        received.last().unwrap().request,
+        Request::ImportCommit
+    ));
+}
+
+#[test]
+fn import_codes_that_do_not_all_arrive_are_reported_and_the_file_kept() {
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    let file = dir.0.join("users.csv");
+    std::fs::write(&file, "user,action\nalice,reset\nbob,reset\n").unwrap();
+    let codes_out = dir.0.join("codes.csv");
+    // credd committed two resets, then the connection broke after one code.
+    let _server = fake_import(
+        &socket,
+        vec![
+            import_summary(false, &[("reset", 2)], 2),
+            import_code("alice", "7KQ4-M2XD-9RTV-H3PE"),
+        ],
+    );
+    let out = credctl(
+        &socket,
+        &[
+            "import",
+            file.to_str().unwrap(),
+            "--codes-out",
+            codes_out.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).starts_with("imported 2 rows from "),
+        "{}",
+        stdout(&out)
+    );
+    let err = stderr(&out);
+    assert!(
+        err.starts_with(&format!(
+            "credctl: the import was done but only 1 of its 2 codes were written to {}: ",
+            codes_out.display()
+        )) && err.ends_with("; reset the accounts missing from it again\n"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&codes_out).unwrap(),
+        "user,code,expires_at\nalice,7KQ4-M2XD-9RTV-H3PE,2026-01-02T03:34:05Z\n"
+    );
+}
+
+#[test]
+fn import_to_an_unreachable_daemon_is_logged_and_leaves_no_codes_file() {
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    let file = dir.0.join("users.csv");
+    std::fs::write(&file, "user,action\nalice,reset\nbob,add\n").unwrap();
+    let codes_out = dir.0.join("codes.csv");
+    let syslog = Syslog::bind(&dir.0);
+    let out = credctl_env(
+        &socket,
+        &[
+            "import",
+            file.to_str().unwrap(),
+            "--codes-out",
+            codes_out.to_str().unwrap(),
+        ],
+        b"",
+        &syslog.env(),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "credctl: cannot reach credd at {}: No such file or directory (is credd running?)\n",
+            socket.display()
+        )
+    );
+    assert!(!codes_out.exists());
+    let message = syslog.only_message();
+    assert!(
+        message.contains(" rows=2 add=1 remove=0 reset=1 ") && message.contains(" codes=0 "),
+        "{message}"
+    );
+    assert!(message.contains(" outcome=unreachable id="), "{message}");
 }
