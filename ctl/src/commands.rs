@@ -531,7 +531,7 @@ fn import(
         source,
     };
 
-    let mut conn = match Conn::open_with(socket, IMPORT_TIMEOUT) {
+    let mut conn = match Conn::open(socket) {
         Ok(conn) => conn,
         Err(e) => {
             log.record_import(&record, Outcome::Unreachable, &id);
@@ -627,6 +627,8 @@ fn send_import(
         }
     }
     progress.set_message("applying");
+    // Validating and applying 100 000 rows takes seconds; only the commit waits that long.
+    conn.set_timeout(IMPORT_TIMEOUT)?;
     match conn.call_with_id(&Request::ImportCommit, id)? {
         Reply::ImportSummary(summary) => Ok(*summary),
         // Only the commit issues codes, so only its rate limit is the reset limit.
@@ -737,6 +739,13 @@ struct Conn {
 impl Conn {
     fn open(socket: &Path) -> Result<Conn, CtlError> {
         Conn::open_with(socket, TIMEOUT)
+    }
+
+    fn set_timeout(&mut self, timeout: Duration) -> Result<(), CtlError> {
+        self.timeout = timeout;
+        self.client
+            .set_timeout(timeout)
+            .map_err(|e| CtlError::call(self.socket.clone(), timeout, e))
     }
 
     fn open_with(socket: &Path, timeout: Duration) -> Result<Conn, CtlError> {

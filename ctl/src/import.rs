@@ -1114,11 +1114,11 @@ mod tests {
             .map(|i| row(i + 2, &format!("user{i}"), ImportAction::Remove))
             .collect();
         let frames: Vec<Frame> = Frames::new(&short).map(Result::unwrap).collect();
-        // Even rows without optional values take ~130 bytes (their nulls are sent), so 500 of
-        // them would not fit: the budget decides before the row cap does.
+        // Rows without optional values are small (absent fields are not sent): the row cap
+        // decides before the byte budget does.
         assert_eq!(
             frames.iter().map(|f| f.rows).collect::<Vec<_>>(),
-            [373, 372, 369, 86]
+            [500, 500, 200]
         );
 
         let long_hash = format!("$pbkdf2-sha256$i=600000,l=32${}$hash", "s".repeat(480));

@@ -65,6 +65,13 @@ impl Client {
         Ok(Client { stream })
     }
 
+    /// Changes the read and write timeout, e.g. for a long import commit.
+    pub fn set_timeout(&mut self, timeout: Duration) -> Result<(), ProtoError> {
+        self.stream.set_read_timeout(Some(timeout))?;
+        self.stream.set_write_timeout(Some(timeout))?;
+        Ok(())
+    }
+
     /// Sends one request and reads its single reply.
     pub fn call(&mut self, req: &Request) -> Result<Reply, ProtoError> {
         self.send(req, None)?;
