@@ -117,13 +117,35 @@ pub fn with_request_id<T>(id: Option<String>, f: impl FnOnce() -> T) -> T {
     result
 }
 
-fn next_event_id() -> String {
-    if let Some(id) = REQUEST_ID.with(|cell| cell.borrow_mut().take()) {
-        return id;
+/// Event ids are random, not secret: drawn from the OS RNG 256 at a time, so that a bulk import
+/// does not make one system call per row.
+const IDS_PER_DRAW: usize = 256;
+
+thread_local! {
+    static ID_POOL: RefCell<(Vec<u8>, usize)> = const { RefCell::new((Vec::new(), 0)) };
+}
+
+fn random_event_id() -> String {
+    ID_POOL.with(|cell| {
+        let (pool, used) = &mut *cell.borrow_mut();
+        if *used + 16 > pool.len() {
+            pool.resize(16 * IDS_PER_DRAW, 0);
+            let _ = rand::rngs::SysRng.try_fill_bytes(pool);
+            *used = 0;
+        }
+        let id = hex(&pool[*used..*used + 16]);
+        *used += 16;
+        id
+    })
+}
+
+/// The event id of the next row, and whether it is a caller's request id (which could be a
+/// duplicate of an earlier one; random ids cannot collide in practice).
+fn next_event_id() -> (String, bool) {
+    match REQUEST_ID.with(|cell| cell.borrow_mut().take()) {
+        Some(id) => (id, true),
+        None => (random_event_id(), false),
     }
-    let mut raw = [0u8; 16];
-    let _ = rand::rngs::SysRng.try_fill_bytes(&mut raw);
-    hex(&raw)
 }
 
 pub fn hex(bytes: &[u8]) -> String {
@@ -211,14 +233,16 @@ impl Chain {
         now: i64,
         event: &Event<'_>,
     ) -> rusqlite::Result<Published> {
-        let mut event_id = next_event_id();
+        let (mut event_id, from_request) = next_event_id();
         // An administrator's request id that is already taken (a retried request): the event
         // still gets written, under an id of its own.
-        let taken: bool = conn
-            .prepare_cached("SELECT EXISTS(SELECT 1 FROM audit WHERE event_id = ?1)")?
-            .query_row(params![event_id], |r| r.get(0))?;
-        if taken {
-            event_id = next_event_id();
+        if from_request {
+            let taken: bool = conn
+                .prepare_cached("SELECT EXISTS(SELECT 1 FROM audit WHERE event_id = ?1)")?
+                .query_row(params![event_id], |r| r.get(0))?;
+            if taken {
+                event_id = random_event_id();
+            }
         }
         let row = RowFields {
             seq: self.seq + 1,
@@ -311,7 +335,7 @@ pub fn seal_unsealed(conn: &Connection, key: &AuditKey) -> rusqlite::Result<usiz
             .flatten()
             .unwrap_or_else(|| vec![0u8; MAC_LEN]);
         if row.event_id.is_empty() {
-            row.event_id = next_event_id();
+            row.event_id = random_event_id();
         }
         let mac = mac(key, &prev, &row.fields());
         conn.execute(

@@ -24,10 +24,20 @@ pub type CodeDigest = [u8; 32];
 
 /// A fresh code, as shown to the administrator.
 pub fn generate() -> Result<Secret, String> {
-    let mut raw = Zeroizing::new([0u8; CODE_BYTES]);
+    Ok(generate_many(1)?.remove(0))
+}
+
+/// `n` fresh codes from one read of the OS RNG (a bulk reset would otherwise make one system
+/// call per code). The raw bytes are wiped as soon as they are encoded.
+pub fn generate_many(n: usize) -> Result<Vec<Secret>, String> {
+    let mut raw = Zeroizing::new(vec![0u8; CODE_BYTES * n]);
     rand::rngs::SysRng
         .try_fill_bytes(&mut raw[..])
         .map_err(|e| format!("OS random generator failed: {e}"))?;
+    Ok(raw.chunks_exact(CODE_BYTES).map(encode).collect())
+}
+
+fn encode(raw: &[u8]) -> Secret {
     let mut symbols = Zeroizing::new(String::with_capacity(CODE_SYMBOLS + CODE_SYMBOLS / GROUP));
     // 80 bits = 16 × 5: read the bytes as one big-endian bit string, 5 bits at a time.
     let mut acc: u32 = 0;
@@ -47,7 +57,7 @@ pub fn generate() -> Result<Secret, String> {
         }
         acc &= (1 << bits) - 1;
     }
-    Ok(Secret::new(std::mem::take(&mut *symbols)))
+    Secret::new(std::mem::take(&mut *symbols))
 }
 
 /// The canonical form of something typed at the password prompt, if it can be a code at all.

@@ -252,17 +252,22 @@ pub(crate) fn not_found(user: &str) -> Reply {
 /// only agree), and a uid it gives to another name cannot be borrowed — that user could otherwise
 /// verify this account's password through pam.sock.
 pub(crate) fn resolve_uid(user: &str, requested: Option<u32>) -> Result<Option<u32>, String> {
-    use nix::unistd::{Uid, User};
-    let known = User::from_name(user).ok().flatten().map(|u| u.uid.as_raw());
-    match (known, requested) {
+    resolve_uid_in(&crate::nss::Accounts::PerName, user, requested)
+}
+
+pub(crate) fn resolve_uid_in(
+    accounts: &crate::nss::Accounts,
+    user: &str,
+    requested: Option<u32>,
+) -> Result<Option<u32>, String> {
+    match (accounts.uid_of(user), requested) {
         (Some(k), Some(r)) if k != r => Err(format!(
             "uid {r} disagrees with the system's account database, which gives {user} uid {k}"
         )),
         (Some(k), _) => Ok(Some(k)),
-        (None, Some(r)) => match User::from_uid(Uid::from_raw(r)).ok().flatten() {
+        (None, Some(r)) => match accounts.name_of(r) {
             Some(owner) => Err(format!(
-                "uid {r} belongs to {} in the system's account database",
-                owner.name
+                "uid {r} belongs to {owner} in the system's account database"
             )),
             None => Ok(Some(r)),
         },

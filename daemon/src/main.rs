@@ -13,6 +13,7 @@ mod import;
 mod lockout;
 mod login;
 mod namekey;
+mod nss;
 mod peer;
 mod pool;
 mod procinfo;

@@ -2,7 +2,7 @@
 //! the client meanwhile. Each changed account gets its audit row in the same transaction; only the
 //! start and the summary go to syslog (a 100 000-row import must not flood the collector).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use rusqlite::params;
 
@@ -77,6 +77,30 @@ pub struct Directory {
     pub by_uid: HashMap<u32, String>,
 }
 
+/// Accounts that have something a reset or a lock must clear. Few accounts do, so a bulk reset
+/// skips those statements for all the others (a third of its time otherwise).
+#[derive(Default)]
+struct Pending {
+    locks: HashSet<String>,
+    failures: HashSet<String>,
+    sessions: HashSet<String>,
+}
+
+impl Pending {
+    fn load(conn: &rusqlite::Connection) -> rusqlite::Result<Pending> {
+        let names = |sql: &str| -> rusqlite::Result<HashSet<String>> {
+            let mut stmt = conn.prepare(sql)?;
+            let rows = stmt.query_map([], |r| r.get(0))?;
+            rows.collect()
+        };
+        Ok(Pending {
+            locks: names("SELECT user FROM locks")?,
+            failures: names("SELECT DISTINCT user FROM failures")?,
+            sessions: names("SELECT DISTINCT user FROM sessions WHERE revoked_at IS NULL")?,
+        })
+    }
+}
+
 impl Store {
     pub fn directory(&self) -> crate::error::Result<Directory> {
         let mut stmt = self.conn.prepare("SELECT name, uid FROM users")?;
@@ -134,9 +158,10 @@ impl Store {
                 ..Default::default()
             },
         )?);
+        let pending = Pending::load(&tx)?;
         let mut revoked = Vec::new();
         for (line, row) in rows {
-            let (event, detail) = apply_row(&tx, row, run.now, &mut revoked)?;
+            let (event, detail) = apply_row(&tx, row, run.now, &pending, &mut revoked)?;
             chain.append(
                 &tx,
                 &self.audit_key,
@@ -174,8 +199,23 @@ fn apply_row(
     tx: &rusqlite::Transaction<'_>,
     row: &Planned,
     now: i64,
+    pending: &Pending,
     revoked: &mut Vec<RevokedSession>,
 ) -> rusqlite::Result<(&'static str, String)> {
+    let revoke = |name: &str, reason: &str| -> rusqlite::Result<Vec<RevokedSession>> {
+        if pending.sessions.contains(name) {
+            sessions::revoke(tx, name, None, reason, now)
+        } else {
+            Ok(Vec::new())
+        }
+    };
+    let clear = |table: &str, set: &HashSet<String>, name: &str| -> rusqlite::Result<()> {
+        if set.contains(name) {
+            tx.prepare_cached(&format!("DELETE FROM {table} WHERE user = ?1"))?
+                .execute(params![name])?;
+        }
+        Ok(())
+    };
     Ok(match row {
         Planned::Add {
             name,
@@ -209,11 +249,9 @@ fn apply_row(
                 "UPDATE users SET hash = NULL, must_change = 1, updated_at = ?2 WHERE name = ?1",
             )?
             .execute(params![name, now])?;
-            tx.prepare_cached("DELETE FROM locks WHERE user = ?1")?
-                .execute(params![name])?;
-            tx.prepare_cached("DELETE FROM failures WHERE user = ?1")?
-                .execute(params![name])?;
-            let ended = sessions::revoke(tx, name, None, "reset", now)?;
+            clear("locks", &pending.locks, name)?;
+            clear("failures", &pending.failures, name)?;
+            let ended = revoke(name, "reset")?;
             let detail = format!(
                 " expires_at={} sessions_revoked={}",
                 crate::timefmt::rfc3339(*expires_at),
@@ -228,16 +266,14 @@ fn apply_row(
                  VALUES (?1, ?2, NULL, 'administrator', ?3, 0)",
             )?
             .execute(params![name, now, reason])?;
-            let ended = sessions::revoke(tx, name, None, "administrative lock", now)?;
+            let ended = revoke(name, "administrative lock")?;
             let detail = format!(" reason={:?}", reason.as_deref().unwrap_or(""));
             revoked.extend(ended);
             ("admin_lock", detail)
         }
         Planned::Unlock { name } => {
-            tx.prepare_cached("DELETE FROM locks WHERE user = ?1")?
-                .execute(params![name])?;
-            tx.prepare_cached("DELETE FROM failures WHERE user = ?1")?
-                .execute(params![name])?;
+            clear("locks", &pending.locks, name)?;
+            clear("failures", &pending.failures, name)?;
             ("account_unlocked", String::new())
         }
         Planned::Disable { name } | Planned::Enable { name } => {
@@ -264,7 +300,7 @@ fn apply_row(
             .execute(params![name, hash, must_change, now])?;
             tx.prepare_cached("DELETE FROM reset_codes WHERE user = ?1")?
                 .execute(params![name])?;
-            let ended = sessions::revoke(tx, name, None, "password set by an import", now)?;
+            let ended = revoke(name, "password set by an import")?;
             let detail = format!(" by=import sessions_revoked={}", ended.len());
             revoked.extend(ended);
             ("password_changed", detail)
