@@ -104,6 +104,33 @@ login "authenticate: PAM_SUCCESS" alice "brand new passphrase 7"
 login "authenticate: PAM_AUTH_ERR" alice "$code"
 echo "   (the code was single use)"
 
+step "bulk administration: CSV imports, checked whole, applied in one transaction"
+cat >"$work/new.csv" <<'CSV'
+user,action,uid
+bob,add,60002
+carol,add,60003
+dave,add,60004
+CSV
+cat >"$work/changes.csv" <<'CSV'
+user,action,reason
+bob,reset,
+carol,lock,left the project
+dave,disable,
+mallory,disable,
+CSV
+run "$credctl" import "$work/new.csv"
+run cat "$work/changes.csv"
+echo "   (mallory does not exist: the whole file is refused and nothing changes)"
+run "$credctl" import "$work/changes.csv" --codes-out "$work/codes.csv" || true
+sed -i '/^mallory/d' "$work/changes.csv"
+run "$credctl" import "$work/changes.csv" --codes-out "$work/codes.csv"
+run ls -l "$work/codes.csv"
+bob_code=$(sed -n '2p' "$work/codes.csv" | cut -d, -f2)
+printf '$ pam-login bob (the code from the codes file, then a new password twice) [change]\n'
+printf '%s\n%s\n%s\n' "$bob_code" "quiet harbour lights 9" "quiet harbour lights 9" \
+  | "$pam_login" "$module" "$pam_sock" bob change | sed 's/^/  /'
+login "authenticate: PAM_SUCCESS" bob "quiet harbour lights 9"
+
 step "the account list"
 run "$credctl" user list
 
