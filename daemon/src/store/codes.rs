@@ -3,7 +3,7 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::{RevokedSession, Store, WriteConflict, exists, sessions};
+use super::{RevokedSession, Store, WriteConflict, exists, lockout, sessions};
 use crate::audit::{self, Event};
 use crate::codes::CodeDigest;
 
@@ -105,8 +105,7 @@ impl Store {
                 params![order.user, order.now],
             )?;
         }
-        tx.execute("DELETE FROM locks WHERE user = ?1", params![order.user])?;
-        tx.execute("DELETE FROM failures WHERE user = ?1", params![order.user])?;
+        lockout::clear_lock_and_failures(&tx, order.user)?;
         let revoked = sessions::revoke(&tx, order.user, None, "reset", order.now)?;
         out.push(audit::record(
             &tx,
@@ -252,11 +251,7 @@ impl Store {
                 },
             )?);
         }
-        tx.execute("DELETE FROM failures WHERE user = ?1", params![change.user])?;
-        tx.execute(
-            "DELETE FROM locks WHERE user = ?1 AND kind = 'failures'",
-            params![change.user],
-        )?;
+        lockout::clear_failures_and_their_lock(&tx, change.user)?;
         let revoked = sessions::revoke(
             &tx,
             change.user,

@@ -137,9 +137,19 @@ fn unlocked_by_time(user: &str) -> Event<'_> {
 }
 
 /// Clears an expired lock and the failures that set it, so the account starts afresh.
-fn clear_lock_and_failures(conn: &Connection, user: &str) -> rusqlite::Result<()> {
+pub(super) fn clear_lock_and_failures(conn: &Connection, user: &str) -> rusqlite::Result<()> {
     conn.execute("DELETE FROM locks WHERE user = ?1", params![user])?;
     conn.execute("DELETE FROM failures WHERE user = ?1", params![user])?;
+    Ok(())
+}
+
+/// The failure count and a failures lock, but never an administrative lock.
+pub(super) fn clear_failures_and_their_lock(conn: &Connection, user: &str) -> rusqlite::Result<()> {
+    conn.execute("DELETE FROM failures WHERE user = ?1", params![user])?;
+    conn.execute(
+        "DELETE FROM locks WHERE user = ?1 AND kind = 'failures'",
+        params![user],
+    )?;
     Ok(())
 }
 
@@ -321,11 +331,7 @@ impl Store {
     /// Deletes the failure count and a failures lock (not an administrative one).
     pub fn clear_failures(&mut self, user: &str) -> Result<()> {
         let tx = self.conn.transaction()?;
-        tx.execute("DELETE FROM failures WHERE user = ?1", params![user])?;
-        tx.execute(
-            "DELETE FROM locks WHERE user = ?1 AND kind = 'failures'",
-            params![user],
-        )?;
+        clear_failures_and_their_lock(&tx, user)?;
         tx.commit()?;
         Ok(())
     }
