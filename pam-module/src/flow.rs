@@ -209,6 +209,13 @@ impl HookContext {
         Ok(name)
     }
 
+    /// The lock message, unless the caller or the module arguments asked for silence.
+    fn tell_locked(&self, conv: &mut impl Conversation, until: Option<&str>) {
+        if !self.quiet() && !self.args.no_lock_message {
+            conv.error(&locked_message(until));
+        }
+    }
+
     fn unknown_user(&self) -> PamResultCode {
         if self.args.ignore_unknown_user {
             PamResultCode::PAM_IGNORE
@@ -325,9 +332,7 @@ pub fn authenticate(
         // An unknown name "locks" like an account and shows the same message; only the return
         // code differs, as it does for every unknown name (pam_unix's convention).
         Reply::Locked { until, unknown } => {
-            if !ctx.quiet() && !ctx.args.no_lock_message {
-                conv.error(&locked_message(until.as_deref()));
-            }
+            ctx.tell_locked(conv, until.as_deref());
             if unknown {
                 ctx.unknown_user()
             } else {
@@ -382,9 +387,7 @@ pub fn account(
             PamResultCode::PAM_ACCT_EXPIRED
         }
         Reply::Locked { until, .. } => {
-            if !ctx.quiet() && !ctx.args.no_lock_message {
-                conv.error(&locked_message(until.as_deref()));
-            }
+            ctx.tell_locked(conv, until.as_deref());
             PamResultCode::PAM_PERM_DENIED
         }
         Reply::UnknownUser => ctx.unknown_user(),
@@ -749,9 +752,7 @@ fn change_refused(
         Reply::Denied => PamResultCode::PAM_AUTHTOK_RECOVERY_ERR,
         // An unknown name "locks" with the same message as an account, as in authenticate.
         Reply::Locked { until, unknown } => {
-            if !ctx.quiet() && !ctx.args.no_lock_message {
-                conv.error(&locked_message(until.as_deref()));
-            }
+            ctx.tell_locked(conv, until.as_deref());
             if unknown {
                 ctx.unknown_user()
             } else {
