@@ -1,17 +1,10 @@
 //! `credctl`: the credd administrator's tool. It talks only to credd's admin socket and never
 //! opens the database itself.
 
-mod adminlog;
-mod cli;
-mod codesfile;
-mod commands;
-mod error;
-mod import;
-mod output;
-mod password;
-
 use std::io::Write;
 use std::process::ExitCode;
+
+use credctl::{cli, commands, output};
 
 fn main() -> ExitCode {
     // Usage errors, `--help` and `--version` are handled by clap (usage errors exit 2).

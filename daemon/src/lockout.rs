@@ -176,6 +176,12 @@ pub struct UnknownNames {
     entries: Mutex<HashMap<NameKey, UnknownEntry>>,
 }
 
+impl Default for UnknownNames {
+    fn default() -> UnknownNames {
+        UnknownNames::new()
+    }
+}
+
 impl UnknownNames {
     pub fn new() -> UnknownNames {
         UnknownNames {

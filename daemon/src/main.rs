@@ -1,33 +1,5 @@
 //! credd: the privileged credential daemon. See DESIGN.md for the architecture.
 
-mod audit;
-mod audit_handlers;
-mod auditlog;
-mod change;
-mod codes;
-mod config;
-mod error;
-mod handlers;
-mod hashing;
-mod import;
-mod lockout;
-mod login;
-mod namekey;
-mod nss;
-mod peer;
-mod pool;
-mod procinfo;
-mod quality;
-mod ratelimit;
-mod reset;
-mod secret_check;
-mod server;
-mod session_handlers;
-mod state;
-mod status;
-mod store;
-mod timefmt;
-
 use std::fs::OpenOptions;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
@@ -37,16 +9,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
+use credd::{procinfo, quality, server, timefmt};
 use credd_proto::paths;
 
-use crate::audit::{AuditKey, Event};
-use crate::auditlog::{Outgoing, Sink};
-use crate::config::Config;
-use crate::error::{DaemonError, Result};
-use crate::peer::SocketKind;
-use crate::server::Server;
-use crate::state::Daemon;
-use crate::store::Store;
+use credd::audit::{AuditKey, Event};
+use credd::auditlog::{Outgoing, Sink};
+use credd::config::Config;
+use credd::error::{DaemonError, Result};
+use credd::peer::SocketKind;
+use credd::server::Server;
+use credd::state::Daemon;
+use credd::store::Store;
 
 /// How long a shutdown waits for open connections before closing the store anyway; every write is
 /// a transaction, so cutting one short loses nothing that was acknowledged.

@@ -13,6 +13,12 @@ pub struct NameHasher {
     key: [u8; 32],
 }
 
+impl Default for NameHasher {
+    fn default() -> NameHasher {
+        NameHasher::new()
+    }
+}
+
 impl NameHasher {
     pub fn new() -> NameHasher {
         let mut key = [0u8; 32];
