@@ -23,6 +23,16 @@ pub struct Config {
     pub sessions: Sessions,
     pub audit: Audit,
     pub limits: Limits,
+    pub admin: Admin,
+}
+
+/// Who administers besides root (DESIGN.md §4).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Admin {
+    /// Members of this group may use admin.sock, audited under their own uid, but cannot act on
+    /// root or on other members. Unset: root only.
+    pub group: Option<String>,
 }
 
 /// Where audit events go besides the local audit table.
@@ -384,6 +394,11 @@ impl Config {
             if value == 0 {
                 return Err(format!("{name}: must be at least 1"));
             }
+        }
+        if let Some(group) = &self.admin.group
+            && (group.is_empty() || group.chars().any(|c| c.is_control() || c == ':'))
+        {
+            return Err("admin.group: must be a group name".into());
         }
         if l.idle_timeout.is_zero() {
             return Err("limits.idle_timeout: must be longer than 0s".into());

@@ -41,7 +41,7 @@ impl Daemon {
         conn: &mut crate::import::Connection,
         respond: &mut Respond<'_>,
     ) -> Result<(), ProtoError> {
-        if request.is_admin() && !(socket == SocketKind::Admin && peer.is_root()) {
+        if request.is_admin() && !(socket == SocketKind::Admin && peer.may_administer()) {
             eprintln!(
                 "credd: refused {} from uid {} pid {} on the {:?} socket",
                 request.name(),
@@ -64,8 +64,11 @@ impl Daemon {
             });
             return respond(&error(
                 ErrorKind::NotPermitted,
-                "administrative requests are served to root on admin.sock only",
+                "administrative requests are served to root and the admin group on admin.sock only",
             ));
+        }
+        if let Some(refusal) = self.refuse_protected(peer, &request, conn) {
+            return respond(&refusal);
         }
         let reply = match request {
             Request::Ping => Reply::Pong {

@@ -36,6 +36,11 @@ pub struct Connection {
 }
 
 impl Connection {
+    /// The rows staged so far (none outside an import).
+    pub fn staged_rows(&self) -> impl Iterator<Item = &ImportRow> {
+        self.staging.iter().flat_map(|s| s.rows.iter())
+    }
+
     pub fn importing(&self) -> bool {
         self.staging.is_some()
     }

@@ -1,6 +1,8 @@
 //! credd as a library: the daemon's modules, so that the binary, the fuzz targets and the
 //! property tests drive the same code.
 
+pub mod admin;
+pub mod admin_guard;
 pub mod audit;
 pub mod audit_handlers;
 pub mod auditlog;

@@ -163,18 +163,21 @@ fn run(args: &Args) -> Result<()> {
 
     spawn_maintenance(Arc::clone(&daemon));
 
+    let admin_gid = daemon.admin_group.as_ref().map(|g| g.gid);
     // The sockets appear only now, with their final modes: a client that can connect can be served.
     let sockets = vec![
         server::bind(
             &args.runtime_dir,
             paths::PAM_SOCKET_NAME,
             0o666,
+            None,
             SocketKind::Pam,
         )?,
         server::bind(
             &args.runtime_dir,
             paths::ADMIN_SOCKET_NAME,
-            0o600,
+            if admin_gid.is_some() { 0o660 } else { 0o600 },
+            admin_gid,
             SocketKind::Admin,
         )?,
     ];

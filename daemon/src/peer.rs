@@ -4,6 +4,8 @@ use std::os::unix::net::UnixStream;
 
 use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
 
+use crate::admin::AdminGroup;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Peer {
     pub pid: i32,
@@ -13,17 +15,27 @@ pub struct Peer {
     /// Real uid of the peer process, read from `/proc/<pid>/status` right after accept; `None`
     /// when it could not be read (the process is gone, or another pid namespace).
     pub real_uid: Option<u32>,
+    /// Held `[admin] group` at connect time (SO_PEERCRED gid or SO_PEERGROUPS); never set for
+    /// root, whose authority needs no group.
+    pub admin_member: bool,
 }
 
 impl Peer {
-    pub fn of(stream: &UnixStream) -> std::io::Result<Peer> {
+    pub fn of(stream: &UnixStream, admin_group: Option<&AdminGroup>) -> std::io::Result<Peer> {
         let cred = getsockopt(stream, PeerCredentials).map_err(std::io::Error::from)?;
         Ok(Peer {
             pid: cred.pid(),
             uid: cred.uid(),
             gid: cred.gid(),
             real_uid: real_uid_of(cred.pid()),
+            admin_member: cred.uid() != 0
+                && admin_group.is_some_and(|g| g.holds(stream, cred.gid())),
         })
+    }
+
+    /// May use admin.sock at all: root, or a member of `[admin] group`.
+    pub fn may_administer(&self) -> bool {
+        self.is_root() || self.admin_member
     }
 
     /// Authority over accounts (DESIGN.md §4): the effective uid, so that `su` run by a user may
@@ -96,6 +108,7 @@ mod tests {
             uid: 0,
             gid: 0,
             real_uid: Some(1000),
+            admin_member: false,
         };
         assert!(su.is_root());
         assert!(!su.has_root_budget());

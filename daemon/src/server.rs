@@ -36,11 +36,22 @@ pub struct BoundSocket {
     pub kind: SocketKind,
 }
 
-pub fn bind(dir: &Path, name: &str, mode: u32, kind: SocketKind) -> Result<BoundSocket> {
+/// `group`: the socket's group, set before the rename like its mode (the admin group's members
+/// connect through the group bits).
+pub fn bind(
+    dir: &Path,
+    name: &str,
+    mode: u32,
+    group: Option<u32>,
+    kind: SocketKind,
+) -> Result<BoundSocket> {
     let path = dir.join(name);
     let temp = dir.join(format!(".{name}.{}", std::process::id()));
     let _ = std::fs::remove_file(&temp);
     let listener = UnixListener::bind(&temp).map_err(|e| DaemonError::io(&temp, e))?;
+    if let Some(gid) = group {
+        std::os::unix::fs::lchown(&temp, None, Some(gid)).map_err(|e| DaemonError::io(&temp, e))?;
+    }
     std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(mode))
         .map_err(|e| DaemonError::io(&temp, e))?;
     std::fs::rename(&temp, &path).map_err(|e| DaemonError::io(&path, e))?;
@@ -186,7 +197,7 @@ impl Server {
     }
 
     fn spawn_connection(&self, stream: UnixStream, kind: SocketKind) {
-        let Ok(peer) = Peer::of(&stream) else {
+        let Ok(peer) = Peer::of(&stream, self.daemon.admin_group.as_ref()) else {
             return;
         };
         let idle = self.daemon.config.limits.idle_timeout;
@@ -259,7 +270,7 @@ fn serve_connection(
 ) {
     // The admin socket's mode is the first fence; this is the second, checked before a single
     // request byte is parsed.
-    if kind == SocketKind::Admin && !peer.is_root() {
+    if kind == SocketKind::Admin && !peer.may_administer() {
         daemon.counters.bump(&daemon.counters.refused_peers);
         daemon.record(&crate::audit::Event {
             name: "peer_refused",
@@ -276,7 +287,7 @@ fn serve_connection(
             &stream,
             &error_reply(
                 ErrorKind::NotPermitted,
-                "admin.sock serves root only".into(),
+                "admin.sock serves root only, and members of [admin] group when one is set".into(),
             ),
         );
         return;
@@ -328,7 +339,7 @@ fn serve_connection(
         };
         // Request ids become audit event ids: only administrators on admin.sock may choose them
         // (an unprivileged caller could otherwise collide with an existing id).
-        let request_id = request_id.filter(|_| kind == SocketKind::Admin && peer.is_root());
+        let request_id = request_id.filter(|_| kind == SocketKind::Admin && peer.may_administer());
         let handled = crate::audit::with_request_id(request_id, || {
             daemon.handle(peer, kind, request, &mut state, &mut respond)
         });

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
+use crate::admin::AdminGroup;
 use crate::audit::Event;
 use crate::auditlog::{Outgoing, Sink};
 use crate::config::Config;
@@ -26,6 +27,8 @@ pub struct Daemon {
     pub rate: RateLimits,
     pub counters: Counters,
     pub busy_log: BusyLog,
+    /// `[admin] group`, resolved at start.
+    pub admin_group: Option<AdminGroup>,
 }
 
 impl Daemon {
@@ -35,7 +38,14 @@ impl Daemon {
         sink: Arc<Sink>,
         audit_key_path: PathBuf,
     ) -> crate::error::Result<Daemon> {
+        let admin_group = config
+            .admin
+            .group
+            .as_deref()
+            .map(AdminGroup::resolve)
+            .transpose()?;
         Ok(Daemon {
+            admin_group,
             sink,
             audit_key_path,
             quality: Quality::from_config(&config.password)?,

@@ -118,3 +118,111 @@ fn a_local_user_cannot_rate_limit_or_lock_someone_elses_account() {
     let root = svc.pamtester(None, "victim", &["authenticate"], "a guarded passphrase!\n");
     assert!(root.status.success(), "{}", all_output(&root));
 }
+
+/// A group for one test, removed when dropped; `members` are existing system accounts.
+struct TempGroup(String);
+
+impl TempGroup {
+    fn create(name: &str, members: &[&str]) -> TempGroup {
+        let _ = Command::new("groupdel").arg(name).output();
+        let out = Command::new("groupadd").arg(name).output().unwrap();
+        assert!(out.status.success(), "groupadd: {}", all_output(&out));
+        let group = TempGroup(name.to_string());
+        for member in members {
+            let out = Command::new("gpasswd")
+                .args(["-a", member, name])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "gpasswd: {}", all_output(&out));
+        }
+        group
+    }
+}
+
+impl Drop for TempGroup {
+    fn drop(&mut self) {
+        let _ = Command::new("groupdel").arg(&self.0).output();
+    }
+}
+
+#[test]
+fn admin_group_members_administer_but_not_root_or_each_other() {
+    if skip_unless_root("admin_group_members_administer_but_not_root_or_each_other") {
+        return;
+    }
+    assert!(have("groupadd") && have("gpasswd") && have("runuser"));
+    // `daemon` (uid 1 on Debian) stands for a second administrator: NSS puts it in the group.
+    let group = TempGroup::create("credd-e2e-admins", &["daemon"]);
+    let d = TestDaemon::start_with(&format!("[admin]\ngroup = \"{}\"\n", group.0));
+    d.add_user("root", "the superuser passphrase", &[]);
+    d.add_user("daemon", "a second admin passphrase", &[]);
+    d.add_user("victim", "a guarded passphrase!", &["--uid", "5202"]);
+    let credctl = d.public_copy(&bins::credctl());
+    let as_nobody = |supplementary: Option<&str>, args: &[&str]| {
+        let mut cmd = Command::new("runuser");
+        cmd.args(["-u", "nobody"]);
+        if let Some(g) = supplementary {
+            cmd.args(["-G", g]);
+        }
+        cmd.arg("--")
+            .arg(&credctl)
+            .arg("--socket")
+            .arg(d.admin_socket())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+
+    // Without the group, nobody cannot even connect: the socket is root:group 0660.
+    let out = as_nobody(None, &["user", "list"]);
+    assert!(!out.status.success());
+    assert!(
+        all_output(&out).contains("Permission denied"),
+        "{}",
+        all_output(&out)
+    );
+
+    // With the group as a supplementary group, the kernel's record of it (SO_PEERGROUPS) is what
+    // admits the caller; NSS does not list nobody as a member.
+    let out = as_nobody(Some(&group.0), &["user", "list"]);
+    assert!(out.status.success(), "{}", all_output(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("victim"));
+    let out = as_nobody(Some(&group.0), &["lock", "victim"]);
+    assert!(out.status.success(), "{}", all_output(&out));
+    let out = as_nobody(Some(&group.0), &["reset", "victim"]);
+    assert!(out.status.success(), "{}", all_output(&out));
+
+    // Root's account and another member's are out of reach, by name and by uid, for every write.
+    for args in [
+        &["reset", "root"][..],
+        &["lock", "root"],
+        &["unlock", "--uid", "0"],
+        &["user", "disable", "daemon"],
+        &["user", "remove", "daemon"],
+        &["reset", "daemon"],
+    ] {
+        let out = as_nobody(Some(&group.0), args);
+        let text = all_output(&out);
+        assert!(!out.status.success(), "{args:?} succeeded: {text}");
+        assert!(text.contains("only root can"), "{args:?}: {text}");
+    }
+    // Root still can.
+    let out = d.ctl(&["lock", "daemon"]);
+    assert!(out.status.success(), "{}", all_output(&out));
+
+    // The member's actions are audited under its own uid.
+    let audit = d.ctl(&["audit", "--json"]);
+    let audit = String::from_utf8_lossy(&audit.stdout);
+    let nobody = nobody_uid();
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains("\"reset_issued\"")
+                && l.contains(&format!("\"actor_uid\":{nobody}"))),
+        "{audit}"
+    );
+    assert!(
+        audit.lines().any(|l| l.contains("protected_account")),
+        "{audit}"
+    );
+}
