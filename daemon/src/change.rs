@@ -47,10 +47,10 @@ impl Daemon {
         if let Err(why) = self.quality.check(&account.name, new.expose()) {
             return error(ErrorKind::InvalidArgument, why);
         }
-        let iterations = self.config.hashing.iterations;
-        let hashed = self.pool.run(true, move || {
-            crate::hashing::hash_password(new.expose().as_bytes(), iterations)
-        });
+        let hasher = self.hasher.clone();
+        let hashed = self
+            .pool
+            .run(true, move || hasher.hash(new.expose().as_bytes()));
         let hash = match hashed {
             Err(_busy) => return Reply::Busy,
             Ok(Err(e)) => return internal(e),

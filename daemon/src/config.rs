@@ -201,6 +201,9 @@ impl Default for Rate {
 pub struct Hashing {
     /// PBKDF2-HMAC-SHA256 iterations for new hashes (OWASP 2023: 600 000).
     pub iterations: u32,
+    /// A secret of at least 32 bytes outside the database (mode 0600), applied with HMAC to
+    /// every stored hash; see hashing.rs. Losing it makes every password unverifiable.
+    pub pepper_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -233,6 +236,7 @@ impl Default for Hashing {
     fn default() -> Self {
         Hashing {
             iterations: 600_000,
+            pepper_file: None,
         }
     }
 }

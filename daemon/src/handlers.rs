@@ -126,10 +126,11 @@ impl Daemon {
         self.quality
             .check(user, password.expose())
             .map_err(|why| error(ErrorKind::InvalidArgument, why))?;
-        let iterations = self.config.hashing.iterations;
-        match self.pool.run(true, move || {
-            hashing::hash_password(password.expose().as_bytes(), iterations)
-        }) {
+        let hasher = self.hasher.clone();
+        match self
+            .pool
+            .run(true, move || hasher.hash(password.expose().as_bytes()))
+        {
             Err(_busy) => Err(Reply::Busy),
             Ok(Err(e)) => Err(internal(e)),
             Ok(Ok(hash)) => Ok(hash),

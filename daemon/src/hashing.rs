@@ -1,9 +1,24 @@
-//! PBKDF2-HMAC-SHA256 password hashes as PHC strings: `$pbkdf2-sha256$i=600000,l=32$salt$hash`.
+//! Password hashes as PHC strings.
 //!
-//! Verification recomputes the hash with the stored parameters and compares in constant time.
-//! Unknown users are "verified" against a dummy hash of the same cost ([`dummy_verify`]), so the
-//! reply time does not reveal whether an account exists.
+//! - `$pbkdf2-sha256$i=600000,l=32$SALT$DK`: PBKDF2-HMAC-SHA256.
+//! - `$pbkdf2-sha256-peppered$i=600000,l=32,k=KEYID$SALT$MAC`: the same derived key DK, stored
+//!   only as HMAC-SHA256(pepper, DK). The pepper lives in a file outside the database
+//!   (`[hashing] pepper_file`), so a stolen database alone cannot be attacked offline: each guess
+//!   would need the pepper too. Because the MAC is over DK, not over the password, an existing
+//!   plain hash is sealed the moment the pepper is enabled (at start), without waiting for its
+//!   user's next login. `k` names the pepper (a MAC of a constant, not a hash of the pepper) so a
+//!   wrong or missing pepper file is caught at start instead of failing every login.
+//!
+//! Verification recomputes with the stored parameters and compares in constant time. Unknown
+//! users are "verified" against a dummy of the same cost ([`Hasher::dummy`]), so the reply time
+//! does not reveal whether an account exists.
 
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::Path;
+use std::sync::Arc;
+
+use base64ct::{Base64Unpadded, Encoding};
+use hmac::{Hmac, KeyInit, Mac};
 use pbkdf2::password_hash::CustomizedPasswordHasher;
 use pbkdf2::phc::PasswordHash;
 use pbkdf2::{Params, Pbkdf2};
@@ -15,13 +30,258 @@ use zeroize::Zeroizing;
 use crate::error::{DaemonError, Result};
 
 pub const SCHEME: &str = "pbkdf2-sha256";
+pub const PEPPERED_SCHEME: &str = "pbkdf2-sha256-peppered";
 const SALT_LEN: usize = 16;
 const OUTPUT_LEN: usize = 32;
 /// Longest derived key we recompute; a stored `l=` above it is malformed, not a reason to allocate.
 const MAX_OUTPUT_LEN: usize = 64;
+/// A pepper shorter than SHA-256's output would be the weakest link.
+pub const MIN_PEPPER_LEN: usize = 32;
+const MAX_PEPPER_LEN: usize = 4096;
 
-/// Hashes `password` with a fresh salt from the OS RNG.
-pub fn hash_password(password: &[u8], iterations: u32) -> Result<String> {
+/// The secret of `[hashing] pepper_file`, and its public name.
+pub struct Pepper {
+    key: Zeroizing<Vec<u8>>,
+    id: String,
+}
+
+impl std::fmt::Debug for Pepper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Pepper(k={})", self.id)
+    }
+}
+
+impl Pepper {
+    /// Reads the pepper file, refusing one that is a symlink, not a regular file, readable or
+    /// writable by group or others, owned by anyone but root (or the daemon's own uid), or of a
+    /// length outside 32..=4096 bytes. Its bytes are used as they are, newline included.
+    pub fn load(path: &Path) -> Result<Pepper> {
+        let refuse = |message: String| {
+            DaemonError::Startup(format!("hashing.pepper_file {}: {message}", path.display()))
+        };
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(path)
+            .map_err(|e| refuse(e.to_string()))?;
+        let meta = file.metadata().map_err(|e| refuse(e.to_string()))?;
+        let me = nix::unistd::geteuid().as_raw();
+        if !meta.is_file() {
+            return Err(refuse("not a regular file".into()));
+        }
+        if meta.uid() != 0 && meta.uid() != me {
+            return Err(refuse(format!("owned by uid {}, not root", meta.uid())));
+        }
+        if meta.mode() & 0o077 != 0 {
+            return Err(refuse(format!(
+                "group or others have access (mode {:o}); it must be 0600 or 0400",
+                meta.mode() & 0o7777
+            )));
+        }
+        let len = meta.len() as usize;
+        if !(MIN_PEPPER_LEN..=MAX_PEPPER_LEN).contains(&len) {
+            return Err(refuse(format!(
+                "{len} bytes; a pepper must hold {MIN_PEPPER_LEN} to {MAX_PEPPER_LEN} bytes \
+                 (e.g. head -c 32 /dev/urandom)"
+            )));
+        }
+        let mut key = Zeroizing::new(Vec::with_capacity(len));
+        std::io::Read::read_to_end(
+            &mut std::io::Read::take(&file, MAX_PEPPER_LEN as u64 + 1),
+            &mut key,
+        )
+            .map_err(|e| refuse(e.to_string()))?;
+        Pepper::from_bytes(key).map_err(refuse)
+    }
+
+    pub fn from_bytes(key: Zeroizing<Vec<u8>>) -> std::result::Result<Pepper, String> {
+        if !(MIN_PEPPER_LEN..=MAX_PEPPER_LEN).contains(&key.len()) {
+            return Err(format!(
+                "{} bytes; a pepper must hold {MIN_PEPPER_LEN} to {MAX_PEPPER_LEN} bytes",
+                key.len()
+            ));
+        }
+        let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("HMAC takes any key length");
+        mac.update(b"credd pepper id v1");
+        let id = Base64Unpadded::encode_string(&mac.finalize().into_bytes()[..6]);
+        Ok(Pepper { key, id })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn seal(&self, dk: &[u8], out: &mut [u8; 32]) {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key length");
+        mac.update(dk);
+        out.copy_from_slice(&mac.finalize().into_bytes());
+    }
+}
+
+/// Hashes and verifies under the configured policy: iteration count and optional pepper.
+#[derive(Clone, Debug)]
+pub struct Hasher {
+    iterations: u32,
+    pepper: Option<Arc<Pepper>>,
+}
+
+impl Hasher {
+    pub fn new(iterations: u32, pepper: Option<Pepper>) -> Hasher {
+        Hasher {
+            iterations,
+            pepper: pepper.map(Arc::new),
+        }
+    }
+
+    pub fn iterations(&self) -> u32 {
+        self.iterations
+    }
+
+    /// Gives the pepper back, for a daemon built from it after the store was sealed.
+    pub fn into_pepper(self) -> Option<Pepper> {
+        self.pepper.and_then(|p| Arc::try_unwrap(p).ok())
+    }
+
+    pub fn pepper_id(&self) -> Option<&str> {
+        self.pepper.as_deref().map(Pepper::id)
+    }
+
+    /// A new hash of `password` with a fresh salt, sealed with the pepper when there is one.
+    pub fn hash(&self, password: &[u8]) -> Result<String> {
+        let plain = hash_password(password, self.iterations)?;
+        Ok(self.seal(&plain).unwrap_or(plain))
+    }
+
+    /// True when `password` matches `stored`. A malformed stored hash, or a peppered one whose
+    /// pepper is not ours, never matches; the caller cannot tell that case apart from a wrong
+    /// password, which is what a peer must see anyway.
+    pub fn verify(&self, password: &[u8], stored: &str) -> bool {
+        let Some(parts) = Parts::parse(stored) else {
+            return false;
+        };
+        let mut dk = Zeroizing::new([0u8; MAX_OUTPUT_LEN]);
+        let dk = &mut dk[..parts.output_len];
+        match (parts.key_id.as_deref(), self.pepper.as_deref()) {
+            (None, _) => {
+                pbkdf2::pbkdf2_hmac::<Sha256>(password, &parts.salt, parts.iterations, dk);
+                dk.ct_eq(&parts.value).into()
+            }
+            (Some(k), Some(pepper)) if k == pepper.id() => {
+                pbkdf2::pbkdf2_hmac::<Sha256>(password, &parts.salt, parts.iterations, dk);
+                let mut mac = Zeroizing::new([0u8; 32]);
+                pepper.seal(dk, &mut mac);
+                mac.ct_eq(&parts.value[..]).into()
+            }
+            _ => false,
+        }
+    }
+
+    /// Spends the same work as a real verification and always fails.
+    pub fn dummy(&self, password: &[u8]) {
+        let mut dk = Zeroizing::new([0u8; OUTPUT_LEN]);
+        pbkdf2::pbkdf2_hmac::<Sha256>(password, b"credd-dummy-salt", self.iterations, &mut dk[..]);
+        if let Some(pepper) = &self.pepper {
+            let mut mac = Zeroizing::new([0u8; 32]);
+            pepper.seal(&dk[..], &mut mac);
+            std::hint::black_box(&mac);
+        }
+        std::hint::black_box(&dk);
+    }
+
+    /// Whether a successful login should replace `stored`: fewer iterations than the policy, a
+    /// scheme other than ours, or no pepper while one is configured.
+    pub fn needs_rehash(&self, stored: &str) -> bool {
+        match Parts::parse(stored) {
+            None => true,
+            Some(p) => p.iterations < self.iterations || (self.pepper.is_some() && p.key_id.is_none()),
+        }
+    }
+
+    /// The peppered form of a plain `$pbkdf2-sha256$` hash, without the password: `None` when
+    /// there is no pepper or `stored` is not a plain PBKDF2 hash of 32 bytes.
+    pub fn seal(&self, stored: &str) -> Option<String> {
+        let pepper = self.pepper.as_deref()?;
+        let parts = Parts::parse(stored)?;
+        if parts.key_id.is_some() || parts.output_len != OUTPUT_LEN {
+            return None;
+        }
+        let mut mac = [0u8; 32];
+        pepper.seal(&parts.value, &mut mac);
+        Some(format!(
+            "${PEPPERED_SCHEME}$i={},l={},k={}${}${}",
+            parts.iterations,
+            OUTPUT_LEN,
+            pepper.id(),
+            Base64Unpadded::encode_string(&parts.salt),
+            Base64Unpadded::encode_string(&mac),
+        ))
+    }
+
+    /// Whether credd can verify `stored` under this policy (for imported hash strings).
+    pub fn accepts(&self, stored: &str) -> std::result::Result<(), String> {
+        let parts = Parts::parse(stored).ok_or_else(|| {
+            format!("not a ${SCHEME}$ or ${PEPPERED_SCHEME}$ PHC string credd can verify")
+        })?;
+        match (parts.key_id.as_deref(), self.pepper_id()) {
+            (None, _) => Ok(()),
+            (Some(k), Some(ours)) if k == ours => Ok(()),
+            (Some(k), _) => Err(format!(
+                "peppered with key id {k}, not with this host's pepper_file"
+            )),
+        }
+    }
+}
+
+/// A parsed stored hash of either form.
+struct Parts {
+    iterations: u32,
+    output_len: usize,
+    key_id: Option<String>,
+    salt: Vec<u8>,
+    value: Zeroizing<Vec<u8>>,
+}
+
+impl Parts {
+    fn parse(stored: &str) -> Option<Parts> {
+        let parsed = PasswordHash::new(stored).ok()?;
+        let peppered = match parsed.algorithm.as_str() {
+            SCHEME => false,
+            PEPPERED_SCHEME => true,
+            _ => return None,
+        };
+        let mut iterations = None;
+        let mut output_len = OUTPUT_LEN;
+        let mut key_id = None;
+        for (name, value) in parsed.params.iter() {
+            match name.as_str() {
+                "i" => iterations = Some(value.decimal().ok()?),
+                "l" => output_len = usize::try_from(value.decimal().ok()?).ok()?,
+                "k" if peppered => key_id = Some(value.as_str().to_string()),
+                _ => return None,
+            }
+        }
+        let iterations = iterations.filter(|&i| i >= 1)?;
+        if peppered != key_id.is_some() || output_len == 0 || output_len > MAX_OUTPUT_LEN {
+            return None;
+        }
+        let salt = parsed.salt?.as_ref().to_vec();
+        let value = Zeroizing::new(parsed.hash?.as_bytes().to_vec());
+        let expected_len = if peppered { 32 } else { output_len };
+        if value.len() != expected_len {
+            return None;
+        }
+        Some(Parts {
+            iterations,
+            output_len,
+            key_id,
+            salt,
+            value,
+        })
+    }
+}
+
+/// A plain PBKDF2 hash of `password` with a fresh salt from the OS RNG.
+fn hash_password(password: &[u8], iterations: u32) -> Result<String> {
     let mut salt = [0u8; SALT_LEN];
     rand::rngs::SysRng
         .try_fill_bytes(&mut salt)
@@ -34,7 +294,7 @@ pub fn hash_password(password: &[u8], iterations: u32) -> Result<String> {
     Ok(hash.to_string())
 }
 
-/// The parameters of a stored hash, for `user show` and for deciding on a rehash.
+/// The parameters of a stored hash, for `user show` and for the per-scheme counts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HashInfo {
     pub scheme: String,
@@ -42,55 +302,36 @@ pub struct HashInfo {
 }
 
 pub fn inspect(stored: &str) -> Option<HashInfo> {
-    let parsed = PasswordHash::new(stored).ok()?;
-    let params = Params::try_from(&parsed).ok()?;
+    let parts = Parts::parse(stored)?;
     Some(HashInfo {
-        scheme: parsed.algorithm.as_str().to_string(),
-        iterations: params.rounds(),
+        scheme: if parts.key_id.is_some() { PEPPERED_SCHEME } else { SCHEME }.to_string(),
+        iterations: parts.iterations,
     })
 }
 
-/// True when `password` matches `stored`. A malformed stored hash never matches; the caller
-/// cannot tell that case apart from a wrong password, which is what a peer must see anyway.
-pub fn verify_password(password: &[u8], stored: &str) -> bool {
-    let Ok(parsed) = PasswordHash::new(stored) else {
-        return false;
-    };
-    if parsed.algorithm.as_str() != SCHEME {
-        return false;
-    }
-    let (Ok(params), Some(salt), Some(expected)) =
-        (Params::try_from(&parsed), parsed.salt, parsed.hash)
-    else {
-        return false;
-    };
-    let expected = expected.as_bytes();
-    if expected.len() > MAX_OUTPUT_LEN || expected.len() != params.output_len() {
-        return false;
-    }
-    let mut computed = Zeroizing::new([0u8; MAX_OUTPUT_LEN]);
-    let out = &mut computed[..expected.len()];
-    pbkdf2::pbkdf2_hmac::<Sha256>(password, salt.as_ref(), params.rounds(), out);
-    out.ct_eq(expected).into()
-}
-
-/// Spends the same work as a real verification at `iterations` and always fails.
-pub fn dummy_verify(password: &[u8], iterations: u32) {
-    let mut out = Zeroizing::new([0u8; OUTPUT_LEN]);
-    pbkdf2::pbkdf2_hmac::<Sha256>(password, b"credd-dummy-salt", iterations, &mut out[..]);
-    std::hint::black_box(&out);
+/// The key id of a peppered hash.
+pub fn pepper_id_of(stored: &str) -> Option<String> {
+    Parts::parse(stored)?.key_id
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn plain() -> Hasher {
+        Hasher::new(1000, None)
+    }
+
+    fn pepper(byte: u8) -> Pepper {
+        Pepper::from_bytes(Zeroizing::new(vec![byte; 32])).unwrap()
+    }
+
     #[test]
     fn hash_is_phc_and_verifies() {
-        let h = hash_password(b"correct horse battery", 1000).unwrap();
+        let h = plain().hash(b"correct horse battery").unwrap();
         assert!(h.starts_with("$pbkdf2-sha256$i=1000,l=32$"), "{h}");
-        assert!(verify_password(b"correct horse battery", &h));
-        assert!(!verify_password(b"correct horse batterz", &h));
+        assert!(plain().verify(b"correct horse battery", &h));
+        assert!(!plain().verify(b"correct horse batterz", &h));
         assert_eq!(
             inspect(&h),
             Some(HashInfo {
@@ -102,8 +343,8 @@ mod tests {
 
     #[test]
     fn salts_differ() {
-        let a = hash_password(b"same", 1000).unwrap();
-        let b = hash_password(b"same", 1000).unwrap();
+        let a = plain().hash(b"same").unwrap();
+        let b = plain().hash(b"same").unwrap();
         assert_ne!(a, b);
     }
 
@@ -114,8 +355,8 @@ mod tests {
         let stored = "$pbkdf2-sha256$i=4096,l=40\
             $c2FsdFNBTFRzYWx0U0FMVHNhbHRTQUxUc2FsdFNBTFRzYWx0\
             $NIyJ28vTKy8y2BS4EW6EzysXNH68GAAYHE4qH7jdU+HGNVGMfaxH6Q";
-        assert!(verify_password(b"passwordPASSWORDpassword", stored));
-        assert!(!verify_password(b"passwordPASSWORDpassworD", stored));
+        assert!(plain().verify(b"passwordPASSWORDpassword", stored));
+        assert!(!plain().verify(b"passwordPASSWORDpassworD", stored));
     }
 
     #[test]
@@ -125,8 +366,83 @@ mod tests {
             "plain",
             "$6$salt$hash",
             "$pbkdf2-sha512$i=1000,l=32$c2FsdA$aGFzaA",
+            "$pbkdf2-sha256$i=1000,l=32,k=abc$c2FsdA$aGFzaA",
+            "$pbkdf2-sha256-peppered$i=1000,l=32$c2FsdA$aGFzaA",
         ] {
-            assert!(!verify_password(b"x", stored), "{stored}");
+            assert!(!plain().verify(b"x", stored), "{stored}");
+            assert!(inspect(stored).is_none(), "{stored}");
         }
+    }
+
+    #[test]
+    fn a_sealed_hash_verifies_only_with_its_pepper() {
+        let hasher = Hasher::new(1000, Some(pepper(7)));
+        let plain_hash = plain().hash(b"pepper me please").unwrap();
+        let sealed = hasher.seal(&plain_hash).unwrap();
+        let k = hasher.pepper_id().unwrap();
+        assert!(
+            sealed.starts_with(&format!("$pbkdf2-sha256-peppered$i=1000,l=32,k={k}$")),
+            "{sealed}"
+        );
+        // The salt is kept, the derived key is not.
+        let salt = plain_hash.split('$').nth(3).unwrap();
+        let dk = plain_hash.split('$').nth(4).unwrap();
+        assert_eq!(sealed.split('$').nth(3).unwrap(), salt);
+        assert!(!sealed.contains(dk));
+        assert!(hasher.verify(b"pepper me please", &sealed));
+        assert!(!hasher.verify(b"pepper me pleasE", &sealed));
+        // Without the pepper, or with another one, nothing verifies.
+        assert!(!plain().verify(b"pepper me please", &sealed));
+        let other = Hasher::new(1000, Some(pepper(8)));
+        assert!(!other.verify(b"pepper me please", &sealed));
+        assert!(other.accepts(&sealed).is_err());
+        assert!(hasher.accepts(&sealed).is_ok());
+        // Sealing is for plain hashes only; a sealed hash is not sealed twice.
+        assert_eq!(hasher.seal(&sealed), None);
+        assert_eq!(plain().seal(&plain_hash), None);
+        assert_eq!(pepper_id_of(&sealed).as_deref(), Some(k));
+        assert_eq!(inspect(&sealed).unwrap().scheme, PEPPERED_SCHEME);
+    }
+
+    #[test]
+    fn new_hashes_are_peppered_and_old_ones_need_a_rehash() {
+        let hasher = Hasher::new(1000, Some(pepper(1)));
+        let h = hasher.hash(b"a fresh one").unwrap();
+        assert!(h.starts_with("$pbkdf2-sha256-peppered$"), "{h}");
+        assert!(hasher.verify(b"a fresh one", &h));
+        assert!(!hasher.needs_rehash(&h));
+        let old = plain().hash(b"a fresh one").unwrap();
+        assert!(hasher.needs_rehash(&old));
+        assert!(!plain().needs_rehash(&old));
+        assert!(Hasher::new(2000, None).needs_rehash(&old));
+    }
+
+    #[test]
+    fn short_peppers_are_refused_and_ids_do_not_reveal_the_key() {
+        assert!(Pepper::from_bytes(Zeroizing::new(vec![1; 31])).is_err());
+        let p = pepper(9);
+        assert_eq!(p.id().len(), 8);
+        assert_ne!(p.id(), pepper(10).id());
+        assert!(!format!("{p:?}").contains("9, 9"));
+    }
+
+    #[test]
+    fn pepper_files_must_be_private_regular_files() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pepper");
+        std::fs::write(&path, [3u8; 48]).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(Pepper::load(&path).is_ok());
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let e = Pepper::load(&path).unwrap_err().to_string();
+        assert!(e.contains("mode 640"), "{e}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&path, &link).unwrap();
+        assert!(Pepper::load(&link).is_err());
+        std::fs::write(&path, [3u8; 16]).unwrap();
+        let e = Pepper::load(&path).unwrap_err().to_string();
+        assert!(e.contains("16 bytes"), "{e}");
     }
 }

@@ -289,7 +289,7 @@ impl Daemon {
                             continue;
                         }
                     }
-                    let hash = match row.password_hash.as_deref().map(usable_hash).transpose() {
+                    let hash = match row.password_hash.as_deref().map(|h| usable_hash(&self.hasher, h)).transpose() {
                         Ok(hash) => hash,
                         Err(message) => {
                             problems.add(line, "password_hash", message);
@@ -351,7 +351,7 @@ impl Daemon {
                         problems.add(line, "password_hash", "set-hash needs a password_hash");
                         continue;
                     };
-                    match usable_hash(hash) {
+                    match usable_hash(&self.hasher, hash) {
                         Ok(hash) => Planned::SetHash {
                             name,
                             hash,
@@ -437,11 +437,10 @@ fn problems_reply(problems: Problems) -> Reply {
     }
 }
 
-/// A hash credd can verify: a PHC `$pbkdf2-sha256$` string. (Imported crypt(3) hashes from
-/// shadow files come with their own issue.)
-fn usable_hash(hash: &str) -> Result<String, String> {
-    match hashing::inspect(hash) {
-        Some(info) if info.scheme == hashing::SCHEME => Ok(hash.to_string()),
-        _ => Err("not a $pbkdf2-sha256$ PHC string credd can verify".into()),
-    }
+/// A hash credd can verify, as it will be stored: a plain PBKDF2 PHC string is sealed with the
+/// pepper when one is configured, so no plain hash enters a peppered store. (Imported crypt(3)
+/// hashes from shadow files come with their own issue.)
+fn usable_hash(hasher: &hashing::Hasher, hash: &str) -> Result<String, String> {
+    hasher.accepts(hash)?;
+    Ok(hasher.seal(hash).unwrap_or_else(|| hash.to_string()))
 }

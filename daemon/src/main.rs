@@ -15,6 +15,7 @@ use credd_proto::paths;
 use credd::audit::{AuditKey, Event};
 use credd::auditlog::{Outgoing, Sink};
 use credd::config::Config;
+use credd::hashing::{Hasher, Pepper};
 use credd::error::{DaemonError, Result};
 use credd::peer::SocketKind;
 use credd::server::Server;
@@ -83,7 +84,7 @@ fn run(args: &Args) -> Result<()> {
     let format = config.audit.format().map_err(DaemonError::Startup)?;
     let sink = Sink::start(target, format);
     let (audit_key, key_created) = AuditKey::load_or_create_reporting(&key_path)?;
-    let store = match Store::open(&db_path, audit_key, Arc::clone(&sink)) {
+    let mut store = match Store::open(&db_path, audit_key, Arc::clone(&sink)) {
         Ok(store) => store,
         Err(e) => {
             // The audit table cannot be trusted or written: tell syslog directly.
@@ -103,7 +104,14 @@ fn run(args: &Args) -> Result<()> {
     } else {
         0
     };
-    let daemon = Arc::new(Daemon::new(config, store, Arc::clone(&sink), key_path)?);
+    let pepper = apply_pepper(&config, &mut store)?;
+    let daemon = Arc::new(Daemon::new(
+        config,
+        store,
+        Arc::clone(&sink),
+        key_path,
+        pepper,
+    )?);
     if orphaned > 0 {
         daemon.record(&Event {
             name: "integrity_failure",
@@ -257,6 +265,45 @@ fn harden_process() {
 /// mode its owner gave it (e.g. systemd's RuntimeDirectory=), but must be ours and writable by
 /// nobody else: whoever can write the runtime directory can put a fake pam.sock in it and collect
 /// passwords.
+/// Loads `[hashing] pepper_file` and seals every plain hash with it. Refuses to start when stored
+/// hashes were sealed with a pepper other than the configured one (or with one while none is
+/// configured): every such account would fail every login, silently.
+fn apply_pepper(config: &Config, store: &mut Store) -> Result<Option<Pepper>> {
+    let pepper = config
+        .hashing
+        .pepper_file
+        .as_deref()
+        .map(Pepper::load)
+        .transpose()?;
+    let ours = pepper.as_ref().map(|p| p.id().to_string());
+    let foreign: Vec<String> = store
+        .pepper_ids()?
+        .into_iter()
+        .filter(|(id, _)| Some(id) != ours.as_ref())
+        .map(|(id, n)| format!("{n} with key id {id}"))
+        .collect();
+    if !foreign.is_empty() {
+        return Err(DaemonError::Startup(format!(
+            "stored hashes are peppered ({}) but hashing.pepper_file {}; restore the pepper file \
+             these hashes were sealed with (they cannot be verified without it)",
+            foreign.join(", "),
+            match &ours {
+                Some(id) => format!("has key id {id}"),
+                None => "is not set".to_string(),
+            }
+        )));
+    }
+    if let Some(pepper) = pepper {
+        let hasher = Hasher::new(config.hashing.iterations, Some(pepper));
+        let sealed = store.seal_hashes(&hasher)?;
+        if sealed > 0 {
+            eprintln!("credd: sealed {sealed} stored hashes with the pepper");
+        }
+        return Ok(hasher.into_pepper());
+    }
+    Ok(None)
+}
+
 fn make_dir(path: &Path, mode: u32) -> Result<()> {
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         let me = nix::unistd::geteuid().as_raw();

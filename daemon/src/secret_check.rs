@@ -6,7 +6,6 @@ use credd_proto::Secret;
 
 use crate::codes::{self, CodeState};
 use crate::handlers::internal;
-use crate::hashing;
 use crate::peer::Peer;
 use crate::state::Daemon;
 use crate::store::{Account, AttemptSource, Begin, CodeRow};
@@ -181,23 +180,22 @@ impl Daemon {
     /// hash (unknown name, account without password, over-long secret) a dummy of the same cost
     /// runs and fails. `None`: the pool was full and nothing ran.
     fn verify(&self, peer: Peer, secret: Secret, stored: Option<String>) -> Option<Verified> {
-        let iterations = self.config.hashing.iterations;
+        let hasher = self.hasher.clone();
         let result = self.pool.run(peer.has_root_budget(), move || match stored {
             Some(hash) => {
-                let ok = hashing::verify_password(secret.expose().as_bytes(), &hash);
+                let ok = hasher.verify(secret.expose().as_bytes(), &hash);
                 // DESIGN §5: a login under weaker parameters than the policy rehashes, in the same
                 // job while the password is at hand. Only after a success: a failure's timing
                 // stays that of one verification.
-                let weaker = hashing::inspect(&hash).is_none_or(|h| h.iterations < iterations);
-                let rehashed = (ok && weaker)
-                    .then(|| hashing::hash_password(secret.expose().as_bytes(), iterations).ok())
+                let rehashed = (ok && hasher.needs_rehash(&hash))
+                    .then(|| hasher.hash(secret.expose().as_bytes()).ok())
                     .flatten()
                     .map(|new| (hash, new));
                 Verified { ok, rehashed }
             }
             None => {
                 let bytes = secret.expose().as_bytes();
-                hashing::dummy_verify(&bytes[..bytes.len().min(DUMMY_SECRET_BYTES)], iterations);
+                hasher.dummy(&bytes[..bytes.len().min(DUMMY_SECRET_BYTES)]);
                 Verified {
                     ok: false,
                     rehashed: None,

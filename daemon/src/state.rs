@@ -9,6 +9,7 @@ use crate::admin::AdminGroup;
 use crate::audit::Event;
 use crate::auditlog::{Outgoing, Sink};
 use crate::config::Config;
+use crate::hashing::{Hasher, Pepper};
 use crate::lockout::{Policy, UnknownNames};
 use crate::pool::HashPool;
 use crate::quality::Quality;
@@ -20,6 +21,7 @@ pub struct Daemon {
     pub sink: Arc<Sink>,
     pub audit_key_path: PathBuf,
     pub quality: Quality,
+    pub hasher: Hasher,
     pub lockout: Policy,
     store: Mutex<Store>,
     pub pool: HashPool,
@@ -37,6 +39,7 @@ impl Daemon {
         store: Store,
         sink: Arc<Sink>,
         audit_key_path: PathBuf,
+        pepper: Option<Pepper>,
     ) -> crate::error::Result<Daemon> {
         let admin_group = config
             .admin
@@ -46,6 +49,7 @@ impl Daemon {
             .transpose()?;
         Ok(Daemon {
             admin_group,
+            hasher: Hasher::new(config.hashing.iterations, pepper),
             sink,
             audit_key_path,
             quality: Quality::from_config(&config.password)?,

@@ -18,6 +18,7 @@ use crate::timefmt::now_unix;
 mod codes;
 mod import;
 mod lockout;
+mod pepper;
 mod sessions;
 
 pub use codes::CodeRow;
@@ -182,7 +183,11 @@ impl Store {
                 message: format!("could not enable WAL (journal_mode is {mode})"),
             });
         }
-        conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
+        // secure_delete: a replaced hash or a consumed code digest is zeroed in the file rather
+        // than left in free space, where a copy of the database would still hold it.
+        conn.execute_batch(
+            "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA secure_delete=ON;",
+        )?;
         let mut store = Store {
             conn,
             path: path.to_path_buf(),
