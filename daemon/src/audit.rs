@@ -33,9 +33,18 @@ impl AuditKey {
     /// table already holds chained rows means the old key was lost: the caller reports that, since
     /// those rows can no longer be verified.
     pub fn load_or_create_reporting(path: &Path) -> Result<(AuditKey, bool)> {
-        match std::fs::read(path) {
-            Ok(bytes) => {
-                let meta = std::fs::metadata(path).map_err(|e| DaemonError::io(path, e))?;
+        // O_NOFOLLOW: a link planted in the state directory must not choose the key.
+        let opened = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+            .and_then(|mut f| {
+                let mut bytes = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::Read::take(&mut f, 4096), &mut bytes)?;
+                Ok((bytes, f.metadata()?))
+            });
+        match opened {
+            Ok((bytes, meta)) => {
                 if meta.mode() & 0o077 != 0 {
                     return Err(DaemonError::Startup(format!(
                         "{}: the audit key is readable by others (mode {:o}); run `chmod 600 {}`",

@@ -15,8 +15,8 @@ use credd_proto::paths;
 use credd::audit::{AuditKey, Event};
 use credd::auditlog::{Outgoing, Sink};
 use credd::config::Config;
-use credd::hashing::{Hasher, Pepper};
 use credd::error::{DaemonError, Result};
+use credd::hashing::{Hasher, Pepper};
 use credd::peer::SocketKind;
 use credd::server::Server;
 use credd::state::Daemon;
@@ -260,11 +260,6 @@ fn harden_process() {
     }
 }
 
-/// Creates `path` with exactly `mode` (the umask would otherwise narrow it: the runtime directory
-/// must stay searchable so that every user can reach pam.sock). An existing directory keeps the
-/// mode its owner gave it (e.g. systemd's RuntimeDirectory=), but must be ours and writable by
-/// nobody else: whoever can write the runtime directory can put a fake pam.sock in it and collect
-/// passwords.
 /// Loads `[hashing] pepper_file` and seals every plain hash with it. Refuses to start when stored
 /// hashes were sealed with a pepper other than the configured one (or with one while none is
 /// configured): every such account would fail every login, silently.
@@ -304,6 +299,11 @@ fn apply_pepper(config: &Config, store: &mut Store) -> Result<Option<Pepper>> {
     Ok(None)
 }
 
+/// Creates `path` with exactly `mode` (the umask would otherwise narrow it: the runtime directory
+/// must stay searchable so that every user can reach pam.sock). An existing directory keeps the
+/// mode its owner gave it (e.g. systemd's RuntimeDirectory=), but must be ours and writable by
+/// nobody else: whoever can write the runtime directory can put a fake pam.sock in it and collect
+/// passwords.
 fn make_dir(path: &Path, mode: u32) -> Result<()> {
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         let me = nix::unistd::geteuid().as_raw();
@@ -344,6 +344,7 @@ fn lock_dir(dir: &Path) -> Result<std::fs::File> {
         .truncate(false)
         .write(true)
         .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(&path)
         .map_err(|e| DaemonError::io(&path, e))?;
     let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };

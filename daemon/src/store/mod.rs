@@ -174,7 +174,14 @@ impl Store {
     /// that others can read is refused: it holds every password hash.
     pub fn open(path: &Path, audit_key: AuditKey, sink: Arc<Sink>) -> Result<Store> {
         ensure_private_file(path)?;
-        let conn = Connection::open(path)?;
+        // NOFOLLOW closes the window between the check above and the open.
+        let conn = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+                | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | rusqlite::OpenFlags::SQLITE_OPEN_URI
+                | rusqlite::OpenFlags::SQLITE_OPEN_NOFOLLOW,
+        )?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
@@ -602,19 +609,34 @@ pub(crate) fn exists(conn: &Connection, user: &str) -> rusqlite::Result<bool> {
 }
 
 /// Creates the database file 0600 if it is missing (SQLite would honour the umask instead), and
-/// refuses an existing one that group or others can read or write.
+/// refuses an existing one that group or others can read or write. Refuses symbolic links for the
+/// database and for SQLite's -wal and -shm files beside it: a link planted in the state directory
+/// would make credd write hashes wherever it points (or read a forged store from there).
 fn ensure_private_file(path: &Path) -> Result<()> {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let file = Path::new(&name);
+        if std::fs::symlink_metadata(file).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(DaemonError::StoreSetup {
+                path: file.to_path_buf(),
+                message: "is a symbolic link; credd does not follow links in its state directory"
+                    .into(),
+            });
+        }
+    }
     match std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(path)
     {
         Ok(_) => return Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(DaemonError::io(path, e)),
     }
-    let meta = std::fs::metadata(path).map_err(|e| DaemonError::io(path, e))?;
+    let meta = std::fs::symlink_metadata(path).map_err(|e| DaemonError::io(path, e))?;
     if !meta.is_file() {
         return Err(DaemonError::StoreSetup {
             path: path.to_path_buf(),
