@@ -94,19 +94,11 @@ impl Daemon {
         {
             return Err(error(ErrorKind::BadRequest, message));
         }
-        let Some(account) = self.target_account(peer, &req.user)? else {
-            // The same hashing work as for an account, so the reply time tells nothing.
-            if let Some(old) = old {
-                self.dummy_verify(peer, old);
-            }
-            return Err(Reply::UnknownUser);
-        };
-        if account.disabled {
-            return Err(Reply::Disabled);
-        }
         // A change request from a user's own process (passwd, setuid or not) is a guess at the old
-        // secret too: it draws on that user's bucket. Login services (sshd's forced change) have
-        // just passed the login's limits and are not charged twice.
+        // secret too: it draws on that user's bucket, before the account is looked up, so that
+        // naming accounts the caller cannot see (each costing a dummy hash) is limited as well.
+        // Login services (sshd's forced change) have just passed the login's limits and are not
+        // charged twice.
         let local_uid = (!peer.has_root_budget()).then(|| peer.budget_uid());
         if local_uid.is_some()
             && self
@@ -116,6 +108,16 @@ impl Daemon {
         {
             self.counters.bump(&self.counters.rate_limited_replies);
             return Err(Reply::RateLimited { unknown: false });
+        }
+        let Some(account) = self.target_account(peer, &req.user)? else {
+            // The same hashing work as for an account, so the reply time tells nothing.
+            if let Some(old) = old {
+                self.dummy_verify(peer, old);
+            }
+            return Err(Reply::UnknownUser);
+        };
+        if account.disabled {
+            return Err(Reply::Disabled);
         }
         let Some(old) = old else {
             return if peer.real_uid == Some(0) {
