@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: all deps build release demo test unit lint clean
+.PHONY: all deps build release demo test unit lint clean bench
 
 all: build
 
@@ -27,3 +27,7 @@ test: build
 
 clean:
 	$(CARGO) clean
+
+# Benchmarks (issue 9): release build, prints ratios measured in one run; see docs/benchmarks.md.
+bench:
+	cargo bench -p credd --bench hashing

@@ -19,9 +19,7 @@ use std::sync::Arc;
 
 use base64ct::{Base64Unpadded, Encoding};
 use hmac::{Hmac, KeyInit, Mac};
-use pbkdf2::password_hash::CustomizedPasswordHasher;
 use pbkdf2::phc::PasswordHash;
-use pbkdf2::{Params, Pbkdf2};
 use rand::TryRng;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
@@ -90,7 +88,7 @@ impl Pepper {
             &mut std::io::Read::take(&file, MAX_PEPPER_LEN as u64 + 1),
             &mut key,
         )
-            .map_err(|e| refuse(e.to_string()))?;
+        .map_err(|e| refuse(e.to_string()))?;
         Pepper::from_bytes(key).map_err(refuse)
     }
 
@@ -163,11 +161,11 @@ impl Hasher {
         let dk = &mut dk[..parts.output_len];
         match (parts.key_id.as_deref(), self.pepper.as_deref()) {
             (None, _) => {
-                pbkdf2::pbkdf2_hmac::<Sha256>(password, &parts.salt, parts.iterations, dk);
+                crate::kdf::pbkdf2_hmac_sha256(password, &parts.salt, parts.iterations, dk);
                 dk.ct_eq(&parts.value).into()
             }
             (Some(k), Some(pepper)) if k == pepper.id() => {
-                pbkdf2::pbkdf2_hmac::<Sha256>(password, &parts.salt, parts.iterations, dk);
+                crate::kdf::pbkdf2_hmac_sha256(password, &parts.salt, parts.iterations, dk);
                 let mut mac = Zeroizing::new([0u8; 32]);
                 pepper.seal(dk, &mut mac);
                 mac.ct_eq(&parts.value[..]).into()
@@ -179,7 +177,7 @@ impl Hasher {
     /// Spends the same work as a real verification and always fails.
     pub fn dummy(&self, password: &[u8]) {
         let mut dk = Zeroizing::new([0u8; OUTPUT_LEN]);
-        pbkdf2::pbkdf2_hmac::<Sha256>(password, b"credd-dummy-salt", self.iterations, &mut dk[..]);
+        crate::kdf::pbkdf2_hmac_sha256(password, b"credd-dummy-salt", self.iterations, &mut dk[..]);
         if let Some(pepper) = &self.pepper {
             let mut mac = Zeroizing::new([0u8; 32]);
             pepper.seal(&dk[..], &mut mac);
@@ -193,7 +191,9 @@ impl Hasher {
     pub fn needs_rehash(&self, stored: &str) -> bool {
         match Parts::parse(stored) {
             None => true,
-            Some(p) => p.iterations < self.iterations || (self.pepper.is_some() && p.key_id.is_none()),
+            Some(p) => {
+                p.iterations < self.iterations || (self.pepper.is_some() && p.key_id.is_none())
+            }
         }
     }
 
@@ -280,18 +280,23 @@ impl Parts {
     }
 }
 
-/// A plain PBKDF2 hash of `password` with a fresh salt from the OS RNG.
+/// A plain PBKDF2 hash of `password` with a fresh salt from the OS RNG, in the PHC form the
+/// `pbkdf2` crate writes (the tests check that it reads it back).
 fn hash_password(password: &[u8], iterations: u32) -> Result<String> {
     let mut salt = [0u8; SALT_LEN];
     rand::rngs::SysRng
         .try_fill_bytes(&mut salt)
         .map_err(|e| DaemonError::Hashing(format!("OS random generator failed: {e}")))?;
-    let params = Params::new_with_output_len(iterations, OUTPUT_LEN)
-        .map_err(|e| DaemonError::Hashing(format!("iterations {iterations}: {e}")))?;
-    let hash: PasswordHash = Pbkdf2::default()
-        .hash_password_customized(password, &salt, None, None, params)
-        .map_err(|e| DaemonError::Hashing(e.to_string()))?;
-    Ok(hash.to_string())
+    if iterations == 0 {
+        return Err(DaemonError::Hashing("iterations must be at least 1".into()));
+    }
+    let mut dk = Zeroizing::new([0u8; OUTPUT_LEN]);
+    crate::kdf::pbkdf2_hmac_sha256(password, &salt, iterations, &mut dk[..]);
+    Ok(format!(
+        "${SCHEME}$i={iterations},l={OUTPUT_LEN}${}${}",
+        Base64Unpadded::encode_string(&salt),
+        Base64Unpadded::encode_string(&dk[..]),
+    ))
 }
 
 /// The parameters of a stored hash, for `user show` and for the per-scheme counts.
@@ -304,7 +309,12 @@ pub struct HashInfo {
 pub fn inspect(stored: &str) -> Option<HashInfo> {
     let parts = Parts::parse(stored)?;
     Some(HashInfo {
-        scheme: if parts.key_id.is_some() { PEPPERED_SCHEME } else { SCHEME }.to_string(),
+        scheme: if parts.key_id.is_some() {
+            PEPPERED_SCHEME
+        } else {
+            SCHEME
+        }
+        .to_string(),
         iterations: parts.iterations,
     })
 }
@@ -338,6 +348,23 @@ mod tests {
                 scheme: SCHEME.into(),
                 iterations: 1000
             })
+        );
+    }
+
+    #[test]
+    fn our_phc_strings_verify_with_the_pbkdf2_crate() {
+        use pbkdf2::password_hash::PasswordVerifier;
+        let h = plain().hash(b"cross check").unwrap();
+        let parsed = PasswordHash::new(&h).unwrap();
+        assert!(
+            pbkdf2::Pbkdf2::default()
+                .verify_password(b"cross check", &parsed)
+                .is_ok()
+        );
+        assert!(
+            pbkdf2::Pbkdf2::default()
+                .verify_password(b"cross checK", &parsed)
+                .is_err()
         );
     }
 

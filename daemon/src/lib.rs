@@ -13,6 +13,7 @@ pub mod error;
 pub mod handlers;
 pub mod hashing;
 pub mod import;
+pub mod kdf;
 pub mod lockout;
 pub mod login;
 pub mod namekey;
