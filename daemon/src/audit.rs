@@ -106,6 +106,62 @@ pub struct Event<'a> {
     pub classic: Option<String>,
 }
 
+/// An [`Event`] that owns its fields, queued for the audit writer together with the request id
+/// its row should carry.
+#[derive(Debug, Clone)]
+pub struct QueuedEvent {
+    name: &'static str,
+    actor_uid: Option<u32>,
+    target: Option<String>,
+    service: Option<String>,
+    rhost: Option<String>,
+    tty: Option<String>,
+    outcome: &'static str,
+    detail: String,
+    classic: Option<String>,
+    request_id: Option<String>,
+    at: i64,
+}
+
+impl QueuedEvent {
+    /// Takes the calling request's id now: the writer thread runs outside the request.
+    pub fn capture(event: &Event<'_>, at: i64) -> QueuedEvent {
+        QueuedEvent {
+            name: event.name,
+            actor_uid: event.actor_uid,
+            target: event.target.map(str::to_owned),
+            service: event.service.map(str::to_owned),
+            rhost: event.rhost.map(str::to_owned),
+            tty: event.tty.map(str::to_owned),
+            outcome: event.outcome,
+            detail: event.detail.clone(),
+            classic: event.classic.clone(),
+            request_id: REQUEST_ID.with(|cell| cell.borrow_mut().take()),
+            at,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Writes the row in `tx`, under the request id captured with it.
+    pub fn record(&self, tx: &Connection, key: &AuditKey) -> rusqlite::Result<Published> {
+        let event = Event {
+            name: self.name,
+            actor_uid: self.actor_uid,
+            target: self.target.as_deref(),
+            service: self.service.as_deref(),
+            rhost: self.rhost.as_deref(),
+            tty: self.tty.as_deref(),
+            outcome: self.outcome,
+            detail: self.detail.clone(),
+            classic: self.classic.clone(),
+        };
+        with_request_id(self.request_id.clone(), || record(tx, key, self.at, &event))
+    }
+}
+
 /// A committed row, on its way to syslog.
 #[derive(Debug, Clone)]
 pub struct Published {

@@ -24,6 +24,7 @@ impl Daemon {
             Ok(since) => since,
             Err(message) => return respond(&error(ErrorKind::InvalidArgument, message)),
         };
+        self.flush_audit();
         let mut after = 0i64;
         let mut count = 0u64;
         loop {
@@ -42,6 +43,7 @@ impl Daemon {
     }
 
     pub(crate) fn audit_verify(&self) -> Reply {
+        self.flush_audit();
         let verified = self.store().audit_verify();
         let report = match verified {
             Ok(report) => report,
@@ -54,6 +56,7 @@ impl Daemon {
     }
 
     pub(crate) fn check(&self) -> Reply {
+        self.flush_audit();
         // Bound first: the store lock must be released before `integrity_failure` records.
         let checked = self.store().check(&self.audit_key_path);
         let (checks, findings) = match checked {

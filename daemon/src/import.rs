@@ -289,7 +289,12 @@ impl Daemon {
                             continue;
                         }
                     }
-                    let hash = match row.password_hash.as_deref().map(|h| usable_hash(&self.hasher, h)).transpose() {
+                    let hash = match row
+                        .password_hash
+                        .as_deref()
+                        .map(|h| usable_hash(&self.hasher, h))
+                        .transpose()
+                    {
                         Ok(hash) => hash,
                         Err(message) => {
                             problems.add(line, "password_hash", message);

@@ -169,6 +169,12 @@ fn run(args: &Args) -> Result<()> {
         }
     });
 
+    daemon.start_audit_writer();
+    let writer = Arc::clone(&daemon);
+    std::thread::Builder::new()
+        .name("audit-writer".into())
+        .spawn(move || writer.run_audit_writer())
+        .map_err(|e| DaemonError::Startup(format!("cannot start the audit writer: {e}")))?;
     spawn_maintenance(Arc::clone(&daemon));
 
     let admin_gid = daemon.admin_group.as_ref().map(|g| g.gid);
@@ -202,7 +208,11 @@ fn run(args: &Args) -> Result<()> {
         outcome: "ok",
         ..Default::default()
     });
+    daemon.stop_audit();
     daemon.checkpoint("stop");
+    if let Err(e) = daemon.store().truncate_wal() {
+        eprintln!("credd: cannot checkpoint the write-ahead log at stop: {e}");
+    }
     sink.drain(SHUTDOWN_GRACE);
     drop(signal_thread);
     eprintln!("credd: stopped");

@@ -2,11 +2,11 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
 use crate::admin::AdminGroup;
-use crate::audit::Event;
+use crate::audit::{Event, QueuedEvent};
 use crate::auditlog::{Outgoing, Sink};
 use crate::config::Config;
 use crate::hashing::{Hasher, Pepper};
@@ -16,7 +16,26 @@ use crate::quality::Quality;
 use crate::ratelimit::RateLimits;
 use crate::store::Store;
 
+/// Past this many queued audit events, callers write their own rows (backpressure).
+const AUDIT_QUEUE_MAX: usize = 10_000;
+
+#[derive(Default)]
+pub struct AuditQueue {
+    state: Mutex<QueueState>,
+    wake: Condvar,
+}
+
+#[derive(Default)]
+struct QueueState {
+    pending: Vec<QueuedEvent>,
+    enqueued: u64,
+    committed: u64,
+    writer_running: bool,
+    stopping: bool,
+}
+
 pub struct Daemon {
+    pub audit_queue: AuditQueue,
     pub config: Config,
     pub sink: Arc<Sink>,
     pub audit_key_path: PathBuf,
@@ -48,6 +67,7 @@ impl Daemon {
             .map(AdminGroup::resolve)
             .transpose()?;
         Ok(Daemon {
+            audit_queue: AuditQueue::default(),
             admin_group,
             hasher: Hasher::new(config.hashing.iterations, pepper),
             sink,
@@ -64,21 +84,120 @@ impl Daemon {
         })
     }
 
-    /// Writes an event that changes nothing else. A failure to write is logged and counted as an
-    /// integrity problem, never allowed to fail the request that caused the event.
+    /// Records an event that changes nothing else (a refusal, a login's outcome, a daemon
+    /// notice). It is queued for the audit writer, which commits whatever has queued up in one
+    /// transaction: the request does not wait for an fsync, so a refusal costs what the IPC
+    /// costs, and a burst of them costs one fsync per batch, not one each. A crash can lose the
+    /// rows of the last batch in flight; events that go with a change of state are written in the
+    /// transaction of that change instead, never through here. Readers of the audit table call
+    /// [`Daemon::flush_audit`] first. With the queue full, the caller writes its own row.
     pub fn record(&self, event: &Event<'_>) {
-        if let Err(e) = self.store().audit_event(event) {
-            eprintln!("credd: cannot write audit event {}: {e}", event.name);
+        let queued = QueuedEvent::capture(event, crate::timefmt::now_unix());
+        let mut queue = self
+            .audit_queue
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if queue.pending.len() < AUDIT_QUEUE_MAX && queue.writer_running {
+            queue.pending.push(queued);
+            queue.enqueued += 1;
+            self.audit_queue.wake.notify_all();
+            return;
+        }
+        drop(queue);
+        self.write_audit(&[queued]);
+    }
+
+    fn write_audit(&self, events: &[QueuedEvent]) {
+        if let Err(e) = self.store().audit_events(events) {
+            let names: Vec<&str> = events.iter().map(QueuedEvent::name).collect();
+            eprintln!("credd: cannot write audit events {names:?}: {e}");
             self.sink.publish([Outgoing::Critical {
                 event: "integrity_failure",
-                detail: format!("audit event {} not written: {e}", event.name),
+                detail: format!("audit events {names:?} not written: {e}"),
             }]);
         }
+    }
+
+    /// Waits until every event recorded before the call is in the audit table.
+    pub fn flush_audit(&self) {
+        let queue = self
+            .audit_queue
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let target = queue.enqueued;
+        let _done = self
+            .audit_queue
+            .wake
+            .wait_while(queue, |q| q.writer_running && q.committed < target)
+            .unwrap_or_else(|p| p.into_inner());
+    }
+
+    /// The audit writer's loop (one thread, started by main); returns after [`Daemon::stop_audit`]
+    /// once the queue is empty.
+    pub fn run_audit_writer(&self) {
+        loop {
+            let batch = {
+                let mut queue = self
+                    .audit_queue
+                    .state
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
+                queue.writer_running = true;
+                queue = self
+                    .audit_queue
+                    .wake
+                    .wait_while(queue, |q| q.pending.is_empty() && !q.stopping)
+                    .unwrap_or_else(|p| p.into_inner());
+                if queue.pending.is_empty() {
+                    queue.writer_running = false;
+                    self.audit_queue.wake.notify_all();
+                    return;
+                }
+                std::mem::take(&mut queue.pending)
+            };
+            self.write_audit(&batch);
+            let mut queue = self
+                .audit_queue
+                .state
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            queue.committed += batch.len() as u64;
+            self.audit_queue.wake.notify_all();
+        }
+    }
+
+    /// Marks the writer as starting, so that events recorded before its thread runs are queued.
+    pub fn start_audit_writer(&self) {
+        let mut queue = self
+            .audit_queue
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        queue.writer_running = true;
+    }
+
+    /// Lets the writer finish what is queued and end; later events are written directly.
+    pub fn stop_audit(&self) {
+        let mut queue = self
+            .audit_queue
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        queue.stopping = true;
+        self.audit_queue.wake.notify_all();
+        let _stopped = self
+            .audit_queue
+            .wake
+            .wait_while(queue, |q| q.writer_running)
+            .unwrap_or_else(|p| p.into_inner());
     }
 
     /// Sends the audit chain head to syslog, so that a truncated tail shows against the
     /// collector's copy.
     pub fn checkpoint(&self, reason: &'static str) {
+        self.flush_audit();
         match self.store().audit_head() {
             Ok((seq, mac)) => self
                 .sink

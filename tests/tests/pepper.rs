@@ -62,23 +62,37 @@ fn enabling_a_pepper_seals_every_stored_hash_at_once() {
         phc_hash(BOB, 1000)
     );
     let out = d.ctl_stdin(&["import", "-"], &csv);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let plain_alice = stored_hash(&d, "alice");
     assert!(plain_alice.starts_with("$pbkdf2-sha256$"), "{plain_alice}");
 
     let pepper = write_pepper(d.root(), "pepper", &[0x5a; 48], 0o600);
     d.set_config(&config_with(Some(&pepper)));
     d.restart();
-    assert!(d.log().iter().any(|l| l.contains("sealed 2 stored hashes")), "{:?}", d.log());
+    assert!(
+        d.log().iter().any(|l| l.contains("sealed 2 stored hashes")),
+        "{:?}",
+        d.log()
+    );
 
     // Both hashes changed form without their users logging in.
     let sealed_alice = stored_hash(&d, "alice");
     let sealed_bob = stored_hash(&d, "bob");
     for sealed in [&sealed_alice, &sealed_bob] {
-        assert!(sealed.starts_with("$pbkdf2-sha256-peppered$i=1000,l=32,k="), "{sealed}");
+        assert!(
+            sealed.starts_with("$pbkdf2-sha256-peppered$i=1000,l=32,k="),
+            "{sealed}"
+        );
     }
     // The salt stays; the derived key is gone from the database file.
-    assert_eq!(sealed_alice.split('$').nth(3), plain_alice.split('$').nth(3));
+    assert_eq!(
+        sealed_alice.split('$').nth(3),
+        plain_alice.split('$').nth(3)
+    );
     let dk = plain_alice.split('$').nth(4).unwrap();
     let db = std::fs::read(d.state_dir().join("credd.db")).unwrap();
     let wal = std::fs::read(d.state_dir().join("credd.db-wal")).unwrap_or_default();
@@ -88,7 +102,16 @@ fn enabling_a_pepper_seals_every_stored_hash_at_once() {
     // An attacker with the database only: the stored value under the plain scheme is not what
     // PBKDF2 of the right password gives, so guessing against it fails even for the right one.
     let as_plain = sealed_alice.replacen("-peppered", "", 1).replacen(
-        &format!(",k={}", sealed_alice.split("k=").nth(1).unwrap().split('$').next().unwrap()),
+        &format!(
+            ",k={}",
+            sealed_alice
+                .split("k=")
+                .nth(1)
+                .unwrap()
+                .split('$')
+                .next()
+                .unwrap()
+        ),
         "",
         1,
     );
@@ -102,7 +125,10 @@ fn enabling_a_pepper_seals_every_stored_hash_at_once() {
     // The owners log in as before; a wrong password still fails.
     assert_eq!(login(&d, "alice", ALICE), codes::PAM_SUCCESS);
     assert_eq!(login(&d, "bob", BOB), codes::PAM_SUCCESS);
-    assert_eq!(login(&d, "alice", "not the right passphrase"), codes::PAM_AUTH_ERR);
+    assert_eq!(
+        login(&d, "alice", "not the right passphrase"),
+        codes::PAM_AUTH_ERR
+    );
 
     // New hashes are peppered from the start, and so are imported plain ones.
     d.add_user("carol", "a third new passphrase", &[]);
@@ -112,7 +138,11 @@ fn enabling_a_pepper_seals_every_stored_hash_at_once() {
         phc_hash("dave's imported one", 1000)
     );
     let out = d.ctl_stdin(&["import", "-"], &csv);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stored_hash(&d, "dave").starts_with("$pbkdf2-sha256-peppered$"));
     assert_eq!(login(&d, "dave", "dave's imported one"), codes::PAM_SUCCESS);
 
@@ -122,11 +152,17 @@ fn enabling_a_pepper_seals_every_stored_hash_at_once() {
     let audit = d.ctl(&["audit", "--json"]);
     let audit = String::from_utf8_lossy(&audit.stdout);
     assert!(
-        audit.lines().any(|l| l.contains("pepper_applied") && l.contains("hashes=2")),
+        audit
+            .lines()
+            .any(|l| l.contains("pepper_applied") && l.contains("hashes=2")),
         "{audit}"
     );
     let verify = d.ctl(&["audit", "verify"]);
-    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
 }
 
 #[test]
@@ -142,7 +178,10 @@ fn a_missing_different_or_exposed_pepper_is_refused_at_start() {
     // Forgetting the pepper would fail every login silently; credd refuses to start instead.
     d.set_config(&config_with(None));
     let err = refused_start(&d);
-    assert!(err.contains("1 with key id") && err.contains("is not set"), "{err}");
+    assert!(
+        err.contains("1 with key id") && err.contains("is not set"),
+        "{err}"
+    );
 
     // Another pepper: the same.
     let other = write_pepper(d.root(), "other", &[0x22; 32], 0o600);

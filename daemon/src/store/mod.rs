@@ -494,6 +494,27 @@ impl Store {
         Ok(())
     }
 
+    /// Copies the write-ahead log into the database and empties it. At stop: the log's old
+    /// frames still hold replaced hashes and consumed code digests, which `secure_delete` zeroes
+    /// only in the database file itself.
+    pub fn truncate_wal(&self) -> Result<()> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+
+    /// Queued events in one transaction: one fsync for a whole batch.
+    pub fn audit_events(&mut self, events: &[audit::QueuedEvent]) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        let mut published = Vec::with_capacity(events.len());
+        for event in events {
+            published.push(event.record(&tx, &self.audit_key)?);
+        }
+        tx.commit()?;
+        self.sink.publish_events(published);
+        Ok(())
+    }
+
     pub fn audit_verify(&self) -> Result<credd_proto::AuditReport> {
         Ok(audit::verify(&self.conn, &self.audit_key)?)
     }

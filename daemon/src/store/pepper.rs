@@ -65,8 +65,7 @@ impl Store {
         self.sink.publish_events(vec![published]);
         // The plain hashes are still in the write-ahead log's old frames: copy the new pages
         // into the database and empty the log, so no file of the state directory keeps them.
-        self.conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        self.truncate_wal()?;
         Ok(sealed)
     }
 }
