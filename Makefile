@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: all deps build release demo test unit lint clean bench
+.PHONY: all deps build release demo test unit lint clean bench fuzz
 
 all: build
 
@@ -31,3 +31,9 @@ clean:
 # Benchmarks (issue 9): release build, prints ratios measured in one run; see docs/benchmarks.md.
 bench:
 	cargo bench -p credd --bench hashing
+
+# Coverage-guided fuzzing of the frame, request, CSV and config parsers (docs/fuzzing.md): cargo-fuzz
+# on the nightly toolchain, FUZZ_SECONDS per target, one after the other; fails on any crash.
+FUZZ_SECONDS ?= 600
+fuzz:
+	scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
