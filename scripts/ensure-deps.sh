@@ -2,7 +2,9 @@
 # Installs (as root) or names (otherwise) the system packages the build, the demo and the tests need.
 set -euo pipefail
 
-packages=(gcc libc6-dev libpam0g-dev libpam-modules pamtester rsyslog util-linux openssh-server openssh-client python3-paramiko fail2ban)
+# libcrypt-dev: credd links the system's libxcrypt to verify hashes taken over from /etc/shadow;
+# whois: its mkpasswd makes those hashes for the tests; passwd: useradd, chpasswd and usermod.
+packages=(gcc libc6-dev libpam0g-dev libpam-modules libcrypt-dev pamtester rsyslog util-linux openssh-server openssh-client python3-paramiko fail2ban whois passwd)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

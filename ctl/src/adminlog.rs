@@ -187,12 +187,16 @@ pub struct ImportRecord {
     pub actions: BTreeMap<String, u64>,
     pub codes: u64,
     pub sessions_revoked: u64,
+    /// Entries of a shadow file left out (`import --from-shadow` only): ` shadow=yes skipped=N`
+    /// in the record.
+    pub skipped: Option<u64>,
 }
 
 /// The message of an import's record: `administrative action; action=import source=S rows=N`,
 /// then every action's count in a fixed order (`set-hash` as `set_hash`), `codes=N
-/// sessions_revoked=N dry_run=yes|no allow_bulk=yes|no by_uid=N outcome=O id=ID`. Every action is
-/// always present, so that a collector can alert on `reset=` alone.
+/// sessions_revoked=N dry_run=yes|no allow_bulk=yes|no by_uid=N outcome=O id=ID`, with
+/// `shadow=yes skipped=N` before `by_uid` for an import from a shadow file. Every action is always
+/// present, so that a collector can alert on `reset=` alone.
 pub fn import_message(
     import: &ImportRecord,
     by_uid: Option<u32>,
@@ -212,8 +216,12 @@ pub fn import_message(
         text.push_str(&format!(" {}={count}", name.replace('-', "_")));
     }
     let by_uid = by_uid.map_or_else(|| "-".to_string(), |u| u.to_string());
+    let shadow = import
+        .skipped
+        .map_or_else(String::new, |n| format!(" shadow=yes skipped={n}"));
     text.push_str(&format!(
-        " codes={} sessions_revoked={} dry_run={} allow_bulk={} by_uid={by_uid} outcome={} id={}",
+        " codes={} sessions_revoked={} dry_run={} allow_bulk={}{shadow} by_uid={by_uid} \
+         outcome={} id={}",
         import.codes,
         import.sessions_revoked,
         yes_no(import.dry_run),
@@ -499,6 +507,7 @@ mod tests {
                 .collect(),
             codes: 2,
             sessions_revoked: 3,
+            skipped: None,
         };
         assert_eq!(
             import_message(&import, Some(0), Outcome::Ok, ID),
@@ -517,6 +526,12 @@ mod tests {
         );
         assert!(
             text.contains(" dry_run=yes allow_bulk=yes by_uid=- outcome=refused "),
+            "{text}"
+        );
+        import.skipped = Some(7);
+        let text = import_message(&import, Some(0), Outcome::Ok, ID);
+        assert!(
+            text.contains(" allow_bulk=yes shadow=yes skipped=7 by_uid=0 outcome=ok "),
             "{text}"
         );
     }

@@ -120,7 +120,8 @@ pub enum Command {
     Audit(AuditArgs),
     /// Check the database, its schema, the audit chain and file permissions; exit 3 on a finding
     Check(CheckArgs),
-    /// Apply a CSV file of account changes in one transaction (docs/import.md)
+    /// Apply a CSV file of account changes in one transaction (docs/import.md), or take over the
+    /// hashes of a shadow file (--from-shadow, docs/migration.md)
     ///
     /// The whole file is checked first; every problem is shown as FILE:LINE: field: message and
     /// nothing is changed. Columns: user, action (add, remove, reset, lock, unlock, disable,
@@ -397,29 +398,53 @@ pub struct ReportArgs {
 /// `check [--json]`
 pub type CheckArgs = ReportArgs;
 
-/// `import FILE|- [--dry-run] [--codes-out FILE] [--ttl DUR] [--allow-bulk] [--json]`
+/// `import FILE|- [--dry-run] [--codes-out FILE] [--ttl DUR] [--allow-bulk] [--json]` and
+/// `import --from-shadow [FILE|-] [--users A,B] [--replace] [--lock-shadow] [--dry-run] [--json]`
 #[derive(Debug, Args)]
 pub struct ImportArgs {
-    /// The CSV file, or - for standard input
-    #[arg(value_name = "FILE")]
-    pub file: PathBuf,
+    /// The CSV file, or - for standard input; with --from-shadow, the shadow file (default
+    /// /etc/shadow), or - for `getent shadow` output on standard input
+    #[arg(value_name = "FILE", required_unless_present = "from_shadow")]
+    pub file: Option<PathBuf>,
     /// Check everything, credd included, and show what would happen; change nothing
     #[arg(long)]
     pub dry_run: bool,
     /// A new file (mode 0600, never overwritten) for the codes of reset rows, as CSV
     /// user,code,expires_at; required when the file has reset rows
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "from_shadow")]
     pub codes_out: Option<PathBuf>,
     /// Lifetime of the codes of reset rows without a ttl, from 1m to 24h (default: credd's
     /// [codes] ttl)
-    #[arg(long = "ttl", value_name = "DUR", value_parser = parse_ttl)]
+    #[arg(long = "ttl", value_name = "DUR", value_parser = parse_ttl, conflicts_with = "from_shadow")]
     pub ttl_seconds: Option<u64>,
     /// Let the reset rows exceed the reset rate limits (audited as such)
-    #[arg(long)]
+    #[arg(long, conflicts_with = "from_shadow")]
     pub allow_bulk: bool,
     /// Print credd's summary as a JSON object, with "codes_out"
     #[arg(long)]
     pub json: bool,
+    /// Take over the password hashes of a shadow file (docs/migration.md): each account's hash
+    /// as it is, upgraded to credd's own at its first login; locked, empty and unknown entries
+    /// are skipped with their reason
+    #[arg(long)]
+    pub from_shadow: bool,
+    /// With --from-shadow: only these accounts (comma-separated); each must have an entry
+    #[arg(
+        long,
+        value_name = "A,B",
+        value_delimiter = ',',
+        requires = "from_shadow"
+    )]
+    pub users: Vec<String>,
+    /// With --from-shadow: give accounts credd already holds the shadow hash (otherwise they are
+    /// skipped)
+    #[arg(long, requires = "from_shadow")]
+    pub replace: bool,
+    /// With --from-shadow, from /etc/shadow itself, as root: once the import is done, lock each
+    /// imported account's entry in /etc/shadow (usermod -L), so that no PAM stack can fall
+    /// through to it
+    #[arg(long, requires = "from_shadow", conflicts_with = "dry_run")]
+    pub lock_shadow: bool,
 }
 
 /// Shortest and longest lifetime `reset --ttl` accepts, in seconds.
@@ -1305,7 +1330,8 @@ mod tests {
     #[test]
     fn import_takes_a_file_or_stdin_and_its_flags() {
         let i = import(&["users.csv"]);
-        assert_eq!(i.file, PathBuf::from("users.csv"));
+        assert_eq!(i.file, Some(PathBuf::from("users.csv")));
+        assert!(!i.from_shadow && !i.replace && !i.lock_shadow && i.users.is_empty());
         assert_eq!(
             (i.dry_run, i.codes_out, i.ttl_seconds, i.allow_bulk, i.json),
             (false, None, None, false, false)
@@ -1320,7 +1346,7 @@ mod tests {
             "--allow-bulk",
             "--json",
         ]);
-        assert_eq!(i.file, PathBuf::from("-"));
+        assert_eq!(i.file, Some(PathBuf::from("-")));
         assert_eq!(
             (i.dry_run, i.codes_out, i.ttl_seconds, i.allow_bulk, i.json),
             (
@@ -1338,10 +1364,40 @@ mod tests {
             &["import", "a.csv", "--ttl", "1d"],
             &["import", "a.csv", "--codes-out"],
             &["import", "a.csv", "--replace"],
+            &["import", "a.csv", "--users", "alice"],
+            &["import", "a.csv", "--lock-shadow"],
+            &["import", "--from-shadow", "--codes-out", "c.csv"],
+            &["import", "--from-shadow", "--ttl", "1h"],
+            &["import", "--from-shadow", "--allow-bulk"],
+            &["import", "--from-shadow", "--lock-shadow", "--dry-run"],
+            &["import", "--from-shadow", "a", "b"],
         ] {
             let err = parse(args).unwrap_err();
             assert_eq!(err.exit_code(), 2, "{args:?}: {err}");
         }
+    }
+
+    #[test]
+    fn import_from_shadow_takes_an_optional_file_and_its_flags() {
+        let i = import(&["--from-shadow"]);
+        assert!(i.from_shadow);
+        assert_eq!(i.file, None);
+        let i = import(&[
+            "--from-shadow",
+            "-",
+            "--users",
+            "alice,bob",
+            "--users=carol",
+            "--replace",
+            "--lock-shadow",
+            "--json",
+        ]);
+        assert_eq!(i.file, Some(PathBuf::from("-")));
+        assert_eq!(i.users, ["alice", "bob", "carol"]);
+        assert!(i.replace && i.lock_shadow && i.json && !i.dry_run);
+        let i = import(&["/srv/old/shadow", "--from-shadow", "--dry-run"]);
+        assert_eq!(i.file, Some(PathBuf::from("/srv/old/shadow")));
+        assert!(i.dry_run);
     }
 
     #[test]

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use credd_proto::{
     AccountStatus, AuditReport, CheckReport, Client, DaemonCounters, ImportAction, ImportOptions,
-    ImportRow, ImportSummary, ProtoError, Reply, Request, ResetIssued, Secret, Target, UserInfo,
-    validate_field, validate_user_name,
+    ImportSkip, ImportSummary, ProtoError, Reply, Request, ResetIssued, Secret, ShadowOptions,
+    ShadowRow, Target, UserInfo, validate_field, validate_user_name,
 };
 use indicatif::ProgressBar;
 
@@ -26,9 +26,12 @@ use crate::cli::{
 };
 use crate::codesfile::CodesFile;
 use crate::error::{CtlError, os_message};
-use crate::import::{self, Checked, Frames};
-use crate::output::{self, AuditListing, Listing, MoreProblems, Row, RowSink, one_line};
+use crate::import::{self, Checked, Frames, Staged};
+use crate::output::{
+    self, AuditListing, Listing, MoreProblems, Row, RowSink, ShadowOutcome, one_line,
+};
 use crate::password;
+use crate::shadow::{self, SYSTEM_SHADOW};
 
 /// Connect, read and write timeout: an admin request may hash a password (600 000 PBKDF2
 /// iterations) and wait for a slot in the hashing pool.
@@ -71,6 +74,9 @@ pub fn run(cli: &Invocation) -> Result<(), CtlError> {
             list,
         }) => audit(socket, list, &mut out),
         Command::Check(args) => check(socket, args, &mut out),
+        Command::Import(args) if args.from_shadow => {
+            import_shadow(socket, log, args, &mut out, &mut io::stderr())
+        }
         Command::Import(args) => import(socket, log, args, &mut out, &mut io::stderr()),
     }
 }
@@ -461,21 +467,20 @@ fn import(
     note: &mut impl Write,
 ) -> Result<(), CtlError> {
     let started = Instant::now();
-    let stdin = args.file == Path::new("-");
-    // How messages name the file, and how credd's audit trail does.
-    let (name, source) = if stdin {
-        ("<stdin>".to_string(), "-".to_string())
-    } else {
-        let path = args.file.to_string_lossy();
-        (one_line(&path).into_owned(), import::audit_source(&path))
-    };
+    // clap requires FILE without --from-shadow.
+    let file = args
+        .file
+        .as_deref()
+        .ok_or_else(|| CtlError::Usage("name the CSV file, or - for standard input".into()))?;
+    let stdin = file == Path::new("-");
+    let (name, source) = file_names(file);
     if args.codes_out.as_deref() == Some(Path::new("-")) {
         return Err(CtlError::Usage(
             "--codes-out needs a file name: codes are never printed".into(),
         ));
     }
 
-    let checked = read_import(&args.file, stdin, &name)?;
+    let checked = read_import(file, stdin, &name)?;
     if !checked.problems.is_empty() {
         let problems = &checked.problems;
         output::write_import_problems(
@@ -523,12 +528,14 @@ fn import(
         actions: checked.actions(),
         codes: 0,
         sessions_revoked: 0,
+        skipped: None,
     };
     let options = ImportOptions {
         dry_run: args.dry_run,
         allow_bulk: args.allow_bulk,
         ttl_seconds: args.ttl_seconds,
         source,
+        shadow: None,
     };
 
     let mut conn = match Conn::open(socket) {
@@ -589,6 +596,235 @@ fn import(
     shown.map_err(CtlError::Output)
 }
 
+/// How messages name an import's FILE (`<stdin>` for `-`), and how credd's audit trail does.
+fn file_names(file: &Path) -> (String, String) {
+    if file == Path::new("-") {
+        ("<stdin>".to_string(), "-".to_string())
+    } else {
+        let path = file.to_string_lossy();
+        (one_line(&path).into_owned(), import::audit_source(&path))
+    }
+}
+
+/// `import --from-shadow [FILE|-] [--users A,B] [--replace] [--lock-shadow] [--dry-run] [--json]`
+///
+/// The file is read and checked whole first, as a CSV file is: with a problem nothing is sent.
+/// Entries that cannot be taken over are skipped with their reason; the rest go to credd through
+/// the same staging and one transaction as a CSV import, and credd may skip more (accounts it
+/// holds, legacy schemes). `--lock-shadow` then locks the imported accounts' entries in
+/// /etc/shadow with `usermod -L`, once credd has committed.
+fn import_shadow(
+    socket: &Path,
+    log: &AdminLog,
+    args: &ImportArgs,
+    out: &mut impl Write,
+    note: &mut impl Write,
+) -> Result<(), CtlError> {
+    let started = Instant::now();
+    let file = args.file.as_deref().unwrap_or(Path::new(SYSTEM_SHADOW));
+    let stdin = file == Path::new("-");
+    let (name, source) = file_names(file);
+    for user in &args.users {
+        check_name(user).map_err(|_| {
+            CtlError::Usage(format!(
+                "--users: invalid user name {user:?} (a comma-separated list of names)"
+            ))
+        })?;
+    }
+    if args.lock_shadow {
+        check_lock_shadow(file)?;
+    }
+
+    let checked = if stdin {
+        shadow::check_shadow(io::stdin().lock(), &args.users, shadow::today())
+    } else {
+        File::open(file).and_then(|f| shadow::check_shadow(f, &args.users, shadow::today()))
+    }
+    .map_err(|source| CtlError::Input {
+        name: name.clone(),
+        source,
+    })?;
+    if !checked.problems.is_empty() {
+        let problems = &checked.problems;
+        output::write_import_problems(
+            note,
+            &name,
+            &problems.shown,
+            MoreProblems::Counted(problems.more()),
+        )
+        .map_err(CtlError::Output)?;
+        return Err(CtlError::ImportRefused {
+            file: name,
+            problems: problems.total,
+            at_least: false,
+        });
+    }
+
+    let mut summary = ImportSummary {
+        dry_run: args.dry_run,
+        rows: 0,
+        actions: Default::default(),
+        codes: 0,
+        sessions_revoked: 0,
+        milliseconds: 0,
+        skipped: Vec::new(),
+    };
+    // Nothing to take over (every entry locked, say): nothing to send, nothing that changed.
+    if !checked.rows.is_empty() {
+        summary = send_shadow(socket, log, args, &checked, &name, source, note)?;
+    }
+    let mut skipped: Vec<ImportSkip> = checked.skipped;
+    let left_out: std::collections::HashSet<u64> = summary.skipped.iter().map(|s| s.line).collect();
+    skipped.extend(std::mem::take(&mut summary.skipped));
+    skipped.sort_by_key(|s| s.line);
+    let taken: Vec<&ShadowRow> = checked
+        .rows
+        .iter()
+        .filter(|r| !left_out.contains(&r.line))
+        .collect();
+
+    let mut lock_failures = Vec::new();
+    let locked = (args.lock_shadow && !args.dry_run).then(|| {
+        let mut locked = Vec::new();
+        for row in &taken {
+            match lock_in_shadow(&row.user) {
+                Ok(()) => locked.push(row.user.clone()),
+                Err(why) => lock_failures.push(why),
+            }
+        }
+        locked
+    });
+    let outcome = ShadowOutcome {
+        summary: &summary,
+        file: &name,
+        skipped: &skipped,
+        must_change: taken.iter().filter(|r| r.must_change).count() as u64,
+        disabled: taken.iter().filter(|r| r.expired).count() as u64,
+        locked: locked.as_deref(),
+        elapsed: started.elapsed(),
+    };
+    if args.json {
+        output::write_shadow_json(out, &outcome)
+    } else {
+        output::write_shadow_summary(out, &outcome)
+    }
+    .map_err(CtlError::Output)?;
+    if !lock_failures.is_empty() {
+        return Err(CtlError::LockShadow(format!(
+            "the import was done, but {} of its entries in /etc/shadow could not be locked: {}; \
+             lock them with usermod -L",
+            lock_failures.len(),
+            lock_failures.join("; ")
+        )));
+    }
+    Ok(())
+}
+
+/// Sends the entries and commits them; credd's summary. The syslog record is written once credd
+/// has answered the commit (or could not be reached), as for a CSV import.
+fn send_shadow(
+    socket: &Path,
+    log: &AdminLog,
+    args: &ImportArgs,
+    checked: &shadow::ShadowChecked,
+    name: &str,
+    source: String,
+    note: &mut impl Write,
+) -> Result<ImportSummary, CtlError> {
+    let (rows, skipped_here) = (&checked.rows, &checked.skipped);
+    let id = adminlog::request_id()?;
+    let mut record = ImportRecord {
+        source: source.clone(),
+        dry_run: args.dry_run,
+        allow_bulk: false,
+        rows: rows.len() as u64,
+        actions: [("add".to_string(), rows.len() as u64)].into(),
+        codes: 0,
+        sessions_revoked: 0,
+        skipped: Some(skipped_here.len() as u64),
+    };
+    let options = ImportOptions {
+        dry_run: args.dry_run,
+        allow_bulk: false,
+        ttl_seconds: None,
+        source,
+        shadow: Some(ShadowOptions {
+            replace: args.replace,
+        }),
+    };
+    let mut conn = match Conn::open(socket) {
+        Ok(conn) => conn,
+        Err(e) => {
+            log.record_import(&record, Outcome::Unreachable, &id);
+            return Err(e);
+        }
+    };
+    let progress = output::import_progress(record.rows);
+    let committed = send_import(&mut conn, options, rows, &id, &progress, name, note);
+    progress.finish_and_clear();
+    let summary = match committed {
+        Ok(summary) => summary,
+        Err(e) => {
+            let failed = Err(e);
+            log.record_import(&record, Outcome::of(&failed), &id);
+            return failed;
+        }
+    };
+    record.rows = summary.rows;
+    record.actions = summary.actions.clone();
+    record.sessions_revoked = summary.sessions_revoked;
+    record.skipped = Some((skipped_here.len() + summary.skipped.len()) as u64);
+    log.record_import(&record, Outcome::Ok, &id);
+    // No code follows a shadow import's summary; the end marker does.
+    receive_codes(&mut conn, None, 0)
+        .map_err(|detail| CtlError::Unexpected(format!("after the import's summary: {detail}")))?;
+    Ok(summary)
+}
+
+/// `--lock-shadow` edits /etc/shadow through usermod: only for that file, and only as root. Both
+/// are checked before anything is sent, so that the import is not done without its locking.
+fn check_lock_shadow(file: &Path) -> Result<(), CtlError> {
+    let system = std::fs::canonicalize(file).is_ok_and(|real| real == Path::new(SYSTEM_SHADOW));
+    if !system {
+        return Err(CtlError::Usage(format!(
+            "--lock-shadow locks entries of {SYSTEM_SHADOW} only; {} is another file (lock \
+             its accounts where that file is used)",
+            one_line(&file.to_string_lossy())
+        )));
+    }
+    // SAFETY: geteuid cannot fail and touches no memory of ours.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(CtlError::LockShadow(
+            "--lock-shadow needs root: usermod -L edits /etc/shadow; nothing was sent".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// `usermod -L NAME`: prefixes the account's /etc/shadow hash with `!`, which pam_unix then
+/// refuses, so that a PAM stack that falls through to pam_unix cannot use the old password.
+fn lock_in_shadow(user: &str) -> Result<(), String> {
+    // The full path where it is: root's PATH is not ours to trust.
+    let usermod = ["/usr/sbin/usermod", "/sbin/usermod"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .unwrap_or("usermod");
+    match std::process::Command::new(usermod)
+        .args(["-L", "--", user])
+        .stdin(std::process::Stdio::null())
+        .output()
+    {
+        Ok(done) if done.status.success() => Ok(()),
+        Ok(done) => Err(format!(
+            "usermod -L {}: {} ({})",
+            one_line(user),
+            one_line(String::from_utf8_lossy(&done.stderr).trim()),
+            done.status
+        )),
+        Err(e) => Err(format!("usermod -L {}: {}", one_line(user), os_message(&e))),
+    }
+}
+
 /// Reads and checks the import file, or standard input for `-`.
 fn read_import(file: &Path, stdin: bool, name: &str) -> Result<Checked, CtlError> {
     let checked = if stdin {
@@ -605,10 +841,10 @@ fn read_import(file: &Path, stdin: bool, name: &str) -> Result<Checked, CtlError
 /// Begin, the rows frame by frame (each answered before the next is sent), then the commit
 /// under the request id; the summary credd answers it with. A refusal with problems prints
 /// them to `note` as `FILE:LINE: field: message`.
-fn send_import(
+fn send_import<T: Staged>(
     conn: &mut Conn,
     options: ImportOptions,
-    rows: &[ImportRow],
+    rows: &[T],
     id: &str,
     progress: &ProgressBar,
     name: &str,

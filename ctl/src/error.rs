@@ -135,6 +135,11 @@ pub enum CtlError {
         expected: u64,
         detail: String,
     },
+
+    /// `import --lock-shadow`: refused before anything was sent (not root, not /etc/shadow), or
+    /// entries of /etc/shadow that could not be locked after the import, which stands.
+    #[error("{0}")]
+    LockShadow(String),
 }
 
 impl CtlError {
@@ -159,7 +164,8 @@ impl CtlError {
             | CtlError::ImportRefused { .. }
             | CtlError::ImportRateLimited
             | CtlError::CodesFile { .. }
-            | CtlError::ImportCodesLost { .. } => 1,
+            | CtlError::ImportCodesLost { .. }
+            | CtlError::LockShadow(_) => 1,
             CtlError::Integrity(_) => 3,
         }
     }

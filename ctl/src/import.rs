@@ -25,7 +25,7 @@ use std::io::{self, Read};
 
 use credd_proto::{
     ImportAction, ImportProblem, ImportRow, MAX_FIELD_LEN, MAX_FRAME, ProtoError, Request,
-    encode_request, validate_field, validate_user_name,
+    ShadowRow, encode_request, validate_field, validate_user_name,
 };
 
 use crate::cli::parse_ttl;
@@ -132,7 +132,7 @@ impl Problems {
         self.total - self.shown.len() as u64
     }
 
-    fn push(&mut self, line: u64, field: &str, message: impl Into<String>) {
+    pub(crate) fn push(&mut self, line: u64, field: &str, message: impl Into<String>) {
         self.total += 1;
         if self.shown.len() < MAX_PROBLEMS {
             self.shown.push(ImportProblem {
@@ -612,14 +612,33 @@ fn check_hash(text: &str) -> Result<String, String> {
     }
 }
 
-/// Cuts rows into `ImportRows` requests: at most [`MAX_ROWS_PER_FRAME`] rows each, and each
-/// encoded within [`FRAME_BUDGET`] (rows with long hashes and reasons make fewer per frame).
-pub struct Frames<'a> {
-    rows: &'a [ImportRow],
+/// A row an import stages with credd: a CSV row, or an entry of a shadow file.
+pub trait Staged: Clone {
+    /// The request that carries `rows`.
+    fn request(rows: Vec<Self>) -> Request;
 }
 
-impl<'a> Frames<'a> {
-    pub fn new(rows: &'a [ImportRow]) -> Self {
+impl Staged for ImportRow {
+    fn request(rows: Vec<Self>) -> Request {
+        Request::ImportRows { rows }
+    }
+}
+
+impl Staged for ShadowRow {
+    fn request(rows: Vec<Self>) -> Request {
+        Request::ImportShadowRows { rows }
+    }
+}
+
+/// Cuts rows into `ImportRows` (or `ImportShadowRows`) requests: at most [`MAX_ROWS_PER_FRAME`]
+/// rows each, and each encoded within [`FRAME_BUDGET`] (rows with long hashes and reasons make
+/// fewer per frame).
+pub struct Frames<'a, T = ImportRow> {
+    rows: &'a [T],
+}
+
+impl<'a, T: Staged> Frames<'a, T> {
+    pub fn new(rows: &'a [T]) -> Self {
         Frames { rows }
     }
 }
@@ -631,7 +650,7 @@ pub struct Frame {
     pub rows: usize,
 }
 
-impl Iterator for Frames<'_> {
+impl<T: Staged> Iterator for Frames<'_, T> {
     type Item = Result<Frame, ProtoError>;
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -640,9 +659,7 @@ impl Iterator for Frames<'_> {
         }
         let mut count = self.rows.len().min(MAX_ROWS_PER_FRAME);
         loop {
-            let request = Request::ImportRows {
-                rows: self.rows[..count].to_vec(),
-            };
+            let request = T::request(self.rows[..count].to_vec());
             let bytes = match encode_request(&request) {
                 Ok(body) => body.len(),
                 Err(e) => return Some(Err(e)),

@@ -9,3 +9,4 @@ pub mod error;
 pub mod import;
 pub mod output;
 pub mod password;
+pub mod shadow;

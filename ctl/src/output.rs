@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use credd_proto::{
     AccountStatus, AuditEntry, AuditReport, CheckReport, DaemonCounters, FailureInfo,
-    ImportProblem, ImportSummary, ResetIssued, SessionInfo, UserInfo,
+    ImportProblem, ImportSkip, ImportSummary, ResetIssued, SessionInfo, UserInfo,
 };
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
@@ -431,6 +431,141 @@ pub fn write_import_json<W: Write>(
     out.flush()
 }
 
+/// What an import from a shadow file did (or, for a dry run, would do), for its summary.
+#[derive(Debug)]
+pub struct ShadowOutcome<'a> {
+    /// credd's summary (one with no rows when nothing was sent).
+    pub summary: &'a ImportSummary,
+    /// The file as messages name it.
+    pub file: &'a str,
+    /// Every entry left out, credctl's and credd's, in line order.
+    pub skipped: &'a [ImportSkip],
+    /// Of the accounts taken over: those that must change their password, those disabled.
+    pub must_change: u64,
+    pub disabled: u64,
+    /// `--lock-shadow`: the accounts whose /etc/shadow entry was locked.
+    pub locked: Option<&'a [String]>,
+    pub elapsed: Duration,
+}
+
+/// `import --from-shadow`'s summary:
+///
+/// ```text
+/// imported 2 accounts from /etc/shadow
+///   add: 2
+///   must change the password at the next login: 1
+/// skipped 2 entries:
+///   /etc/shadow:1: root: locked: the password field starts with '*' (no password login)
+///   /etc/shadow:7: olduser: md5crypt is a legacy scheme; …
+/// sessions revoked: 0
+/// locked in /etc/shadow (usermod -L): alice, bob
+/// time: 0.12 s (credd: 0.01 s)
+/// ```
+///
+/// A dry run says `dry run: nothing was changed`, `would import …` and `would skip …`.
+pub fn write_shadow_summary<W: Write>(out: &mut W, o: &ShadowOutcome<'_>) -> io::Result<()> {
+    let summary = o.summary;
+    let plural = |n: u64, one: &'static str, many: &'static str| if n == 1 { one } else { many };
+    let accounts = plural(summary.rows, "account", "accounts");
+    if summary.dry_run {
+        writeln!(out, "dry run: nothing was changed")?;
+        writeln!(
+            out,
+            "would import {} {accounts} from {}",
+            summary.rows, o.file
+        )?;
+    } else {
+        writeln!(out, "imported {} {accounts} from {}", summary.rows, o.file)?;
+    }
+    for (action, &count) in &summary.actions {
+        if count > 0 {
+            writeln!(out, "  {}: {count}", one_line(action))?;
+        }
+    }
+    if o.must_change > 0 {
+        writeln!(
+            out,
+            "  must change the password at the next login: {}",
+            o.must_change
+        )?;
+    }
+    if o.disabled > 0 {
+        writeln!(out, "  disabled (the account has expired): {}", o.disabled)?;
+    }
+    if !o.skipped.is_empty() {
+        let n = o.skipped.len() as u64;
+        let verb = if summary.dry_run {
+            "would skip"
+        } else {
+            "skipped"
+        };
+        writeln!(out, "{verb} {n} {}:", plural(n, "entry", "entries"))?;
+        for skip in o.skipped {
+            writeln!(
+                out,
+                "  {}:{}: {}: {}",
+                o.file,
+                skip.line,
+                one_line(&skip.user),
+                one_line(&skip.reason)
+            )?;
+        }
+    }
+    if !summary.dry_run {
+        writeln!(out, "sessions revoked: {}", summary.sessions_revoked)?;
+    }
+    if let Some(locked) = o.locked {
+        let names: Vec<Cow<'_, str>> = locked.iter().map(|n| one_line(n)).collect();
+        let names = if names.is_empty() {
+            "none".to_string()
+        } else {
+            names.join(", ")
+        };
+        writeln!(out, "locked in /etc/shadow (usermod -L): {names}")?;
+    }
+    writeln!(
+        out,
+        "time: {:.2} s (credd: {:.2} s)",
+        o.elapsed.as_secs_f64(),
+        summary.milliseconds as f64 / 1000.0
+    )?;
+    out.flush()
+}
+
+/// `import --from-shadow --json`: one object with credd's counts, credctl's and credd's skipped
+/// entries together, and the entries `--lock-shadow` locked (null without it).
+pub fn write_shadow_json<W: Write>(out: &mut W, o: &ShadowOutcome<'_>) -> io::Result<()> {
+    #[derive(Serialize)]
+    struct Json<'a> {
+        dry_run: bool,
+        source: &'a str,
+        rows: u64,
+        actions: &'a std::collections::BTreeMap<String, u64>,
+        must_change: u64,
+        disabled: u64,
+        sessions_revoked: u64,
+        skipped: &'a [ImportSkip],
+        locked_in_shadow: Option<&'a [String]>,
+        milliseconds: u64,
+    }
+    write_json(
+        out,
+        &Json {
+            dry_run: o.summary.dry_run,
+            source: o.file,
+            rows: o.summary.rows,
+            actions: &o.summary.actions,
+            must_change: o.must_change,
+            disabled: o.disabled,
+            sessions_revoked: o.summary.sessions_revoked,
+            skipped: o.skipped,
+            locked_in_shadow: o.locked,
+            milliseconds: o.summary.milliseconds,
+        },
+    )?;
+    out.flush()
+}
+
 /// `import`'s progress on standard error, rows sent of the total, when standard error is a
 /// terminal; a hidden bar (that draws nothing) otherwise, so that logs and pipes stay clean.
 pub fn import_progress(rows: u64) -> ProgressBar {
@@ -781,7 +916,92 @@ mod tests {
             codes: 2,
             sessions_revoked: 3,
             milliseconds: 310,
+            skipped: Vec::new(),
         }
+    }
+
+    fn shadow_outcome<'a>(
+        summary: &'a ImportSummary,
+        skipped: &'a [ImportSkip],
+        locked: Option<&'a [String]>,
+    ) -> ShadowOutcome<'a> {
+        ShadowOutcome {
+            summary,
+            file: "/etc/shadow",
+            skipped,
+            must_change: 1,
+            disabled: 0,
+            locked,
+            elapsed: Duration::from_millis(120),
+        }
+    }
+
+    #[test]
+    fn shadow_summary_human_and_json() {
+        let summary = ImportSummary {
+            dry_run: false,
+            rows: 2,
+            actions: [("add".to_string(), 1), ("set-hash".to_string(), 1)].into(),
+            codes: 0,
+            sessions_revoked: 0,
+            milliseconds: 10,
+            skipped: Vec::new(),
+        };
+        let skipped = [
+            ImportSkip {
+                line: 1,
+                user: "root".into(),
+                reason: "locked: the password field starts with '*' (no password login)".into(),
+            },
+            ImportSkip {
+                line: 7,
+                user: "old\nuser".into(),
+                reason: "md5crypt is a legacy scheme".into(),
+            },
+        ];
+        let locked = ["alice".to_string(), "bob".to_string()];
+        let mut out = Vec::new();
+        write_shadow_summary(&mut out, &shadow_outcome(&summary, &skipped, Some(&locked))).unwrap();
+        assert_eq!(
+            text(out),
+            "imported 2 accounts from /etc/shadow\n  add: 1\n  set-hash: 1\n  \
+             must change the password at the next login: 1\nskipped 2 entries:\n  \
+             /etc/shadow:1: root: locked: the password field starts with '*' (no password \
+             login)\n  /etc/shadow:7: old\\nuser: md5crypt is a legacy scheme\n\
+             sessions revoked: 0\nlocked in /etc/shadow (usermod -L): alice, bob\n\
+             time: 0.12 s (credd: 0.01 s)\n"
+        );
+
+        let dry = ImportSummary {
+            dry_run: true,
+            rows: 1,
+            ..summary.clone()
+        };
+        let mut out = Vec::new();
+        write_shadow_summary(&mut out, &shadow_outcome(&dry, &skipped[..1], None)).unwrap();
+        let shown = text(out);
+        assert!(
+            shown.starts_with(
+                "dry run: nothing was changed\nwould import 1 account from /etc/shadow\n"
+            ),
+            "{shown}"
+        );
+        assert!(shown.contains("\nwould skip 1 entry:\n"), "{shown}");
+        assert!(
+            !shown.contains("sessions revoked") && !shown.contains("usermod"),
+            "{shown}"
+        );
+
+        let mut out = Vec::new();
+        write_shadow_json(&mut out, &shadow_outcome(&summary, &skipped, None)).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["rows"], 2);
+        assert_eq!(v["source"], "/etc/shadow");
+        assert_eq!(v["actions"]["set-hash"], 1);
+        assert_eq!(v["must_change"], 1);
+        assert_eq!(v["skipped"][1]["line"], 7);
+        assert_eq!(v["skipped"][0]["user"], "root");
+        assert!(v["locked_in_shadow"].is_null());
     }
 
     #[test]

@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use credd_proto::{
     AccountStatus, AuditEntry, AuditReport, CheckReport, DaemonCounters, DecodedRequest, ErrorKind,
-    FailureInfo, ImportAction, ImportOptions, ImportProblem, ImportRow, ImportSummary, IssuedCode,
-    MAX_FRAME, Reply, Request, ResetIssued, Secret, SessionInfo, Target, UserInfo,
-    decode_request_full, encode_reply, read_frame, valid_request_id, write_frame,
+    FailureInfo, ImportAction, ImportOptions, ImportProblem, ImportRow, ImportSkip, ImportSummary,
+    IssuedCode, MAX_FRAME, Reply, Request, ResetIssued, Secret, SessionInfo, ShadowOptions, Target,
+    UserInfo, decode_request_full, encode_reply, read_frame, valid_request_id, write_frame,
 };
 
 /// A private directory, removed when dropped.
@@ -1741,6 +1741,7 @@ fn import_summary(dry_run: bool, actions: &[(&str, u64)], codes: u64) -> Reply {
         codes,
         sessions_revoked: 1,
         milliseconds: 12,
+        skipped: Vec::new(),
     }))
 }
 
@@ -1833,6 +1834,7 @@ fn import_sends_begin_rows_commit_and_writes_the_codes_file_0600() {
                 allow_bulk: true,
                 ttl_seconds: Some(3600),
                 source: file.to_str().unwrap().into(),
+                shadow: None,
             }
         ),
         other => panic!("unexpected {other:?}"),
@@ -2472,4 +2474,184 @@ fn import_to_an_unreachable_daemon_is_logged_and_leaves_no_codes_file() {
         "{message}"
     );
     assert!(message.contains(" outcome=unreachable id="), "{message}");
+}
+
+const YESCRYPT: &str = "$y$j9T$VbkXPm5C2wjBrvZ/6JpTu0$EYsos16gxNjxFH.c.NDlqDcYmS/wEthFBQCv4wQMMC/";
+const MD5CRYPT: &str = "$1$hiSDN4d0$gMyTRicrObrIbgZwriCHv.";
+
+#[test]
+fn import_from_shadow_sends_the_usable_entries_and_merges_what_was_skipped() {
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    let file = dir.0.join("shadow");
+    std::fs::write(
+        &file,
+        format!(
+            "root:*:19000:0:99999:7:::\n\
+             alice:{YESCRYPT}:0:0:99999:7:::\n\
+             old:{MD5CRYPT}:19000:0:99999:7::1:\n\
+             bob:{YESCRYPT}:19000:0:99999:7:::\n"
+        ),
+    )
+    .unwrap();
+    let syslog = Syslog::bind(&dir.0);
+    let summary = ImportSummary {
+        dry_run: false,
+        rows: 2,
+        actions: [("add".to_string(), 1), ("set-hash".to_string(), 1)].into(),
+        codes: 0,
+        sessions_revoked: 0,
+        milliseconds: 3,
+        skipped: vec![ImportSkip {
+            line: 3,
+            user: "old".into(),
+            reason: "md5crypt is a legacy scheme; credd verifies it only with [hashing] \
+                     accept_legacy = true"
+                .into(),
+        }],
+    };
+    let server = fake_import(
+        &socket,
+        vec![
+            Reply::ImportSummary(Box::new(summary)),
+            Reply::End { count: 0 },
+        ],
+    );
+    let out = credctl_env(
+        &socket,
+        &[
+            "import",
+            "--from-shadow",
+            file.to_str().unwrap(),
+            "--replace",
+            "--json",
+        ],
+        b"",
+        &syslog.env(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["rows"], 2);
+    assert_eq!(v["must_change"], 1, "alice's sp_lstchg is 0");
+    assert_eq!(v["disabled"], 0, "old's expired entry was not taken");
+    let skipped: Vec<(u64, &str)> = v["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["line"].as_u64().unwrap(), s["user"].as_str().unwrap()))
+        .collect();
+    assert_eq!(skipped, [(1, "root"), (3, "old")], "in line order");
+    assert!(v["locked_in_shadow"].is_null());
+
+    let received = server.join().unwrap();
+    assert_eq!(received.len(), 3, "begin, one frame of entries, commit");
+    match &received[0].request {
+        Request::ImportBegin(options) => {
+            assert_eq!(options.shadow, Some(ShadowOptions { replace: true }));
+            assert!(!options.dry_run && !options.allow_bulk);
+            assert_eq!(options.source, file.to_str().unwrap());
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    let Request::ImportShadowRows { rows } = &received[1].request else {
+        panic!("unexpected {:?}", received[1].request)
+    };
+    assert_eq!(
+        rows.iter()
+            .map(|r| (r.line, r.user.as_str(), r.must_change, r.expired))
+            .collect::<Vec<_>>(),
+        [
+            (2, "alice", true, false),
+            (3, "old", false, true),
+            (4, "bob", false, false)
+        ]
+    );
+    assert_eq!(rows[0].password_hash, YESCRYPT);
+    let id = sent_id(received[2].id.clone());
+    let message = syslog.only_message();
+    assert!(
+        message.contains(" rows=2 add=1 remove=0 ") && message.contains(" set_hash=1 "),
+        "{message}"
+    );
+    assert!(
+        message.contains(" shadow=yes skipped=2 by_uid="),
+        "{message}"
+    );
+    assert!(
+        message.ends_with(&format!("outcome=ok id={id}")),
+        "{message}"
+    );
+    assert!(
+        !message.contains("$y$") && !message.contains("$1$"),
+        "{message}"
+    );
+}
+
+#[test]
+fn import_from_shadow_refuses_a_damaged_file_and_lock_shadow_elsewhere_before_connecting() {
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    let file = dir.0.join("shadow");
+    std::fs::write(
+        &file,
+        format!("alice:{YESCRYPT}:19000:0\nbob:$6$salt$cut:1::::::\n"),
+    )
+    .unwrap();
+    let out = credctl(
+        &socket,
+        &["import", "--from-shadow", file.to_str().unwrap()],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let name = file.display();
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "{name}:1: entry: 4 fields; a shadow entry has 9 \
+             (sp_namp:sp_pwdp:sp_lstchg:sp_min:sp_max:sp_warn:sp_inact:sp_expire:sp_flag)\n\
+             {name}:2: sp_pwdp: a malformed sha512crypt hash (the hash part must be 86 \
+             characters of ./0-9A-Za-z)\n\
+             credctl: import refused: 2 problems in {name}; nothing was changed\n"
+        )
+    );
+    std::fs::write(&file, format!("alice:{YESCRYPT}:19000::::::\n")).unwrap();
+    let out = credctl(
+        &socket,
+        &[
+            "import",
+            "--from-shadow",
+            file.to_str().unwrap(),
+            "--lock-shadow",
+        ],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--lock-shadow locks entries of /etc/shadow only"));
+    let out = credctl(
+        &socket,
+        &["import", "--from-shadow", "-", "--users", "alice,-x"],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    // Nothing was listening: every refusal came before connecting.
+    assert!(!socket.exists());
+}
+
+#[test]
+fn import_from_shadow_with_nothing_to_take_over_sends_nothing() {
+    let dir = TempDir::new();
+    let socket = dir.0.join("admin.sock");
+    let out = credctl(
+        &socket,
+        &["import", "--from-shadow", "-"],
+        b"root:*:19000:0:99999:7:::\ndaemon:!:19000::::::\n",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.starts_with(
+            "imported 0 accounts from <stdin>\nskipped 2 entries:\n  <stdin>:1: root: locked"
+        ),
+        "{text}"
+    );
 }

@@ -32,8 +32,8 @@ impl Daemon {
             Request::Lock { target, .. }
             | Request::Unlock { target }
             | Request::Reset { target, .. } => self.protected_target(target),
-            Request::ImportCommit => conn.staged_rows().any(|row| {
-                self.protected_name(&row.user) || row.uid.is_some_and(|u| self.protected_uid(u))
+            Request::ImportCommit => conn.staged_targets().any(|(user, uid)| {
+                self.protected_name(user) || uid.is_some_and(|u| self.protected_uid(u))
             }),
             _ => false,
         };

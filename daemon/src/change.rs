@@ -132,8 +132,8 @@ impl Daemon {
             tty: None,
             peer_uid: peer.uid,
         };
-        match self.check_secret(peer, &account, old, &source, now_unix()) {
-            Checked::Password => Ok((account, Proof::Password)),
+        match self.check_secret(peer, &account, old, &source, now_unix(), None) {
+            Checked::Password { .. } => Ok((account, Proof::Password)),
             Checked::Code => Ok((account, Proof::Code)),
             Checked::Wrong => {
                 self.record(&crate::audit::Event {

@@ -115,6 +115,7 @@ impl Daemon {
             Request::Check => self.check(),
             Request::ImportBegin(options) => self.import_begin(conn, options),
             Request::ImportRows { rows } => self.import_rows(conn, rows),
+            Request::ImportShadowRows { rows } => self.import_shadow_rows(conn, rows),
             Request::ImportCommit => return self.import_commit(peer, conn, respond),
         };
         respond(&reply)
@@ -280,12 +281,12 @@ pub(crate) fn resolve_uid_in(
 }
 
 pub fn user_info(a: &Account) -> UserInfo {
-    let info = a.hash.as_deref().and_then(hashing::inspect);
+    let hash = a.hash.as_deref();
     UserInfo {
         user: a.name.clone(),
         uid: a.uid,
-        hash_scheme: info.as_ref().map(|i| i.scheme.clone()),
-        iterations: info.map(|i| i.iterations),
+        hash_scheme: hash.map(hashing::scheme_name),
+        iterations: hash.and_then(hashing::inspect).and_then(|i| i.iterations),
         disabled: a.disabled,
         must_change: a.must_change,
         created_at: rfc3339(a.created_at),

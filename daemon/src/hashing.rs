@@ -12,12 +12,21 @@
 //! Verification recomputes with the stored parameters and compares in constant time. Unknown
 //! users are "verified" against a dummy of the same cost ([`Hasher::dummy`]), so the reply time
 //! does not reveal whether an account exists.
+//!
+//! Besides its own PBKDF2 strings, credd verifies the crypt(3) hashes of a shadow file it took
+//! over (`credctl import --from-shadow`) through the system's libxcrypt ([`crate::crypt`]):
+//! yescrypt, gost-yescrypt, scrypt, bcrypt, sha512crypt and sha256crypt, and the legacy
+//! descrypt, bsdicrypt and md5crypt only with `[hashing] accept_legacy`. Such a hash is never
+//! sealed by the pepper (the MAC is over PBKDF2's derived key, which a crypt hash does not
+//! have); the first successful login replaces it with a PBKDF2 hash, peppered when a pepper is
+//! configured ([`Hasher::needs_rehash`]).
 
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::Arc;
 
 use base64ct::{Base64Unpadded, Encoding};
+use credd_proto::{HashScheme, MODERN_CRYPT_SCHEMES};
 use hmac::{Hmac, KeyInit, Mac};
 use pbkdf2::phc::PasswordHash;
 use rand::TryRng;
@@ -116,11 +125,36 @@ impl Pepper {
     }
 }
 
-/// Hashes and verifies under the configured policy: iteration count and optional pepper.
+/// Hashes and verifies under the configured policy: iteration count, optional pepper, and
+/// whether legacy crypt(3) schemes are verified.
 #[derive(Clone, Debug)]
 pub struct Hasher {
     iterations: u32,
     pepper: Option<Arc<Pepper>>,
+    accept_legacy: bool,
+}
+
+/// Why credd will not take a hash string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// A legacy crypt(3) scheme while `[hashing] accept_legacy` is off. An import from a shadow
+    /// file skips such an entry (and says why) instead of refusing the whole file.
+    Legacy(HashScheme),
+    /// Anything else: the message says what, without the hash.
+    Unusable(String),
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::Legacy(scheme) => write!(
+                f,
+                "{scheme} is a legacy scheme; credd verifies it only with [hashing] \
+                 accept_legacy = true"
+            ),
+            Refusal::Unusable(message) => f.write_str(message),
+        }
+    }
 }
 
 impl Hasher {
@@ -128,7 +162,14 @@ impl Hasher {
         Hasher {
             iterations,
             pepper: pepper.map(Arc::new),
+            accept_legacy: false,
         }
+    }
+
+    /// `[hashing] accept_legacy`: verify descrypt, bsdicrypt and md5crypt hashes too.
+    pub fn accepting_legacy(mut self, accept: bool) -> Hasher {
+        self.accept_legacy = accept;
+        self
     }
 
     pub fn iterations(&self) -> u32 {
@@ -150,11 +191,24 @@ impl Hasher {
         Ok(self.seal(&plain).unwrap_or(plain))
     }
 
-    /// True when `password` matches `stored`. A malformed stored hash, or a peppered one whose
-    /// pepper is not ours, never matches; the caller cannot tell that case apart from a wrong
-    /// password, which is what a peer must see anyway.
+    /// True when `password` matches `stored`. A malformed stored hash, a peppered one whose
+    /// pepper is not ours, or a legacy crypt(3) hash without `accept_legacy`, never matches; the
+    /// caller cannot tell that case apart from a wrong password, which is what a peer must see
+    /// anyway. Such a hash still costs a dummy verification, so that its reply takes no less time
+    /// than an unknown user's.
     pub fn verify(&self, password: &[u8], stored: &str) -> bool {
+        match HashScheme::of(stored) {
+            Some(scheme) if scheme.is_crypt() => {
+                if self.check(stored).is_ok() {
+                    return crate::crypt::verify(password, stored);
+                }
+                self.dummy(password);
+                return false;
+            }
+            _ => {}
+        }
         let Some(parts) = Parts::parse(stored) else {
+            self.dummy(password);
             return false;
         };
         let mut dk = Zeroizing::new([0u8; MAX_OUTPUT_LEN]);
@@ -170,7 +224,10 @@ impl Hasher {
                 pepper.seal(dk, &mut mac);
                 mac.ct_eq(&parts.value[..]).into()
             }
-            _ => false,
+            _ => {
+                self.dummy(password);
+                false
+            }
         }
     }
 
@@ -187,7 +244,8 @@ impl Hasher {
     }
 
     /// Whether a successful login should replace `stored`: fewer iterations than the policy, a
-    /// scheme other than ours, or no pepper while one is configured.
+    /// scheme other than ours (every crypt(3) hash taken over from a shadow file), or no pepper
+    /// while one is configured.
     pub fn needs_rehash(&self, stored: &str) -> bool {
         match Parts::parse(stored) {
             None => true,
@@ -198,7 +256,9 @@ impl Hasher {
     }
 
     /// The peppered form of a plain `$pbkdf2-sha256$` hash, without the password: `None` when
-    /// there is no pepper or `stored` is not a plain PBKDF2 hash of 32 bytes.
+    /// there is no pepper or `stored` is not a plain PBKDF2 hash of 32 bytes. A crypt(3) hash is
+    /// left as it is: the pepper seals PBKDF2's derived key, which only its user's next login
+    /// can produce for it.
     pub fn seal(&self, stored: &str) -> Option<String> {
         let pepper = self.pepper.as_deref()?;
         let parts = Parts::parse(stored)?;
@@ -219,15 +279,36 @@ impl Hasher {
 
     /// Whether credd can verify `stored` under this policy (for imported hash strings).
     pub fn accepts(&self, stored: &str) -> std::result::Result<(), String> {
-        let parts = Parts::parse(stored).ok_or_else(|| {
-            format!("not a ${SCHEME}$ or ${PEPPERED_SCHEME}$ PHC string credd can verify")
-        })?;
-        match (parts.key_id.as_deref(), self.pepper_id()) {
-            (None, _) => Ok(()),
-            (Some(k), Some(ours)) if k == ours => Ok(()),
-            (Some(k), _) => Err(format!(
-                "peppered with key id {k}, not with this host's pepper_file"
-            )),
+        self.check(stored).map_err(|refusal| refusal.to_string())
+    }
+
+    /// [`Hasher::accepts`], telling a legacy scheme refused by policy from an unusable string.
+    pub fn check(&self, stored: &str) -> std::result::Result<(), Refusal> {
+        let unusable = |m: String| Err(Refusal::Unusable(m));
+        match HashScheme::of(stored) {
+            Some(scheme) if scheme.is_crypt() => {
+                credd_proto::check_shape(scheme, stored).map_err(Refusal::Unusable)?;
+                if scheme.is_legacy() && !self.accept_legacy {
+                    return Err(Refusal::Legacy(scheme));
+                }
+                Ok(())
+            }
+            _ => {
+                let Some(parts) = Parts::parse(stored) else {
+                    return unusable(format!(
+                        "not a hash credd can verify: a ${SCHEME}$ or ${PEPPERED_SCHEME}$ PHC \
+                         string, or a crypt(3) hash of {MODERN_CRYPT_SCHEMES} (md5crypt, \
+                         descrypt and bsdicrypt with [hashing] accept_legacy = true)"
+                    ));
+                };
+                match (parts.key_id.as_deref(), self.pepper_id()) {
+                    (None, _) => Ok(()),
+                    (Some(k), Some(ours)) if k == ours => Ok(()),
+                    (Some(k), _) => unusable(format!(
+                        "peppered with key id {k}, not with this host's pepper_file"
+                    )),
+                }
+            }
         }
     }
 }
@@ -303,20 +384,54 @@ fn hash_password(password: &[u8], iterations: u32) -> Result<String> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HashInfo {
     pub scheme: String,
-    pub iterations: u32,
+    /// PBKDF2's iterations, or the rounds of sha512crypt and sha256crypt; `None` for schemes
+    /// whose cost is not an iteration count (yescrypt, scrypt, bcrypt, …).
+    pub iterations: Option<u32>,
 }
 
+/// The scheme and iteration count of a well-formed stored hash; `None` for anything credd could
+/// not verify however configured.
 pub fn inspect(stored: &str) -> Option<HashInfo> {
-    let parts = Parts::parse(stored)?;
-    Some(HashInfo {
-        scheme: if parts.key_id.is_some() {
-            PEPPERED_SCHEME
-        } else {
-            SCHEME
+    match HashScheme::of(stored) {
+        Some(scheme) if scheme.is_crypt() => {
+            credd_proto::check_shape(scheme, stored).ok()?;
+            Some(HashInfo {
+                scheme: scheme.name().to_string(),
+                iterations: credd_proto::crypt_rounds(scheme, stored),
+            })
         }
-        .to_string(),
-        iterations: parts.iterations,
-    })
+        _ => {
+            let parts = Parts::parse(stored)?;
+            Some(HashInfo {
+                scheme: if parts.key_id.is_some() {
+                    PEPPERED_SCHEME
+                } else {
+                    SCHEME
+                }
+                .to_string(),
+                iterations: Some(parts.iterations),
+            })
+        }
+    }
+}
+
+/// The scheme of a stored hash as listings and counts name it: [`inspect`]'s, or `unknown`.
+pub fn scheme_name(stored: &str) -> String {
+    inspect(stored).map_or_else(|| "unknown".to_string(), |info| info.scheme)
+}
+
+/// A stored hash in the audit trail: `yescrypt`, `pbkdf2-sha256 i=600000`.
+pub fn describe(stored: &str) -> String {
+    match inspect(stored) {
+        None => "unknown".to_string(),
+        Some(HashInfo {
+            scheme,
+            iterations: Some(i),
+        }) if !HashScheme::of(stored).is_some_and(HashScheme::is_crypt) => {
+            format!("{scheme} i={i}")
+        }
+        Some(info) => info.scheme,
+    }
 }
 
 /// The key id of a peppered hash.
@@ -346,9 +461,10 @@ mod tests {
             inspect(&h),
             Some(HashInfo {
                 scheme: SCHEME.into(),
-                iterations: 1000
+                iterations: Some(1000)
             })
         );
+        assert_eq!(describe(&h), "pbkdf2-sha256 i=1000");
     }
 
     #[test]
@@ -392,6 +508,7 @@ mod tests {
             "",
             "plain",
             "$6$salt$hash",
+            "$y$j9T$salt$short",
             "$pbkdf2-sha512$i=1000,l=32$c2FsdA$aGFzaA",
             "$pbkdf2-sha256$i=1000,l=32,k=abc$c2FsdA$aGFzaA",
             "$pbkdf2-sha256-peppered$i=1000,l=32$c2FsdA$aGFzaA",
@@ -442,6 +559,89 @@ mod tests {
         assert!(hasher.needs_rehash(&old));
         assert!(!plain().needs_rehash(&old));
         assert!(Hasher::new(2000, None).needs_rehash(&old));
+    }
+
+    // Made with mkpasswd (libxcrypt) for the password "taken over".
+    const YESCRYPT: &str =
+        "$y$j9T$VbkXPm5C2wjBrvZ/6JpTu0$EYsos16gxNjxFH.c.NDlqDcYmS/wEthFBQCv4wQMMC/";
+    const SHA512CRYPT: &str = "$6$BUoJ6R44k7teooiV$SbQqs/iR4z.DBPIPPm48sq7EXy.hDy.WzGqYLCxg1nlOEibKHgbUNJHABP4ZA7QF8vRlOIbzq871VDnUUVw1m/";
+    const MD5CRYPT: &str = "$1$hiSDN4d0$gMyTRicrObrIbgZwriCHv.";
+    const DESCRYPT: &str = "Gl7hXWSY.FcOQ";
+
+    #[test]
+    fn crypt_hashes_verify_need_a_rehash_and_are_never_sealed() {
+        let peppered = Hasher::new(1000, Some(pepper(3)));
+        for hasher in [plain(), peppered.clone()] {
+            for stored in [YESCRYPT, SHA512CRYPT] {
+                assert!(hasher.verify(b"taken over", stored), "{stored}");
+                assert!(!hasher.verify(b"taken overr", stored), "{stored}");
+                assert!(hasher.needs_rehash(stored));
+                assert_eq!(
+                    hasher.seal(stored),
+                    None,
+                    "the pepper leaves crypt hashes alone"
+                );
+                assert_eq!(hasher.accepts(stored), Ok(()));
+            }
+        }
+        // The rehash is credd's own scheme, peppered when there is a pepper.
+        let new = peppered.hash(b"taken over").unwrap();
+        assert!(new.starts_with("$pbkdf2-sha256-peppered$"), "{new}");
+        assert!(!peppered.needs_rehash(&new));
+        assert_eq!(describe(YESCRYPT), "yescrypt");
+        assert_eq!(describe(SHA512CRYPT), "sha512crypt");
+        assert_eq!(
+            inspect(SHA512CRYPT),
+            Some(HashInfo {
+                scheme: "sha512crypt".into(),
+                iterations: Some(5000)
+            })
+        );
+        assert_eq!(inspect(YESCRYPT).unwrap().iterations, None);
+        assert_eq!(scheme_name(YESCRYPT), "yescrypt");
+        assert_eq!(scheme_name("$y$j9T$salt$short"), "unknown");
+    }
+
+    #[test]
+    fn legacy_crypt_hashes_verify_only_when_accepted() {
+        let strict = plain();
+        let lenient = plain().accepting_legacy(true);
+        for (stored, scheme) in [(MD5CRYPT, "md5crypt"), (DESCRYPT, "descrypt")] {
+            assert!(!strict.verify(b"taken over", stored), "{stored}");
+            assert_eq!(
+                strict.check(stored),
+                Err(Refusal::Legacy(HashScheme::of(stored).unwrap()))
+            );
+            let message = strict.accepts(stored).unwrap_err();
+            assert!(
+                message.starts_with(&format!("{scheme} is a legacy scheme"))
+                    && message.contains("accept_legacy = true"),
+                "{message}"
+            );
+            assert!(lenient.verify(b"taken over", stored), "{stored}");
+            assert!(!lenient.verify(b"Taken over", stored), "{stored}");
+            assert_eq!(lenient.accepts(stored), Ok(()));
+            assert_eq!(scheme_name(stored), scheme);
+        }
+    }
+
+    #[test]
+    fn unusable_hash_strings_are_refused_with_a_reason_and_never_repeated() {
+        let hasher = plain().accepting_legacy(true);
+        for stored in [
+            "$y$j9T$salt$short",
+            "$md5,rounds=5000$salt$$hash",
+            "$3$$8cc19b6a8cfeac299c2871c86b38de28",
+            "plaintext-password",
+        ] {
+            let Err(Refusal::Unusable(message)) = hasher.check(stored) else {
+                panic!("{stored} was not refused as unusable")
+            };
+            assert!(!message.contains(stored), "{message}");
+            assert!(!hasher.verify(b"x", stored));
+        }
+        let message = hasher.accepts("plaintext-password").unwrap_err();
+        assert!(message.contains("yescrypt, gost-yescrypt"), "{message}");
     }
 
     #[test]

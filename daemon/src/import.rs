@@ -1,6 +1,12 @@
 //! `credctl import`: rows staged on the connection, validated as a whole against the store, then
 //! applied in one transaction (see `store::import`).
 //!
+//! Two kinds of import share the staging, the checks and the transaction: the rows of a CSV file
+//! (every row applied, or none), and the entries of a shadow file (`import --from-shadow`), where
+//! credd also decides what to leave out and says why — an account it already holds (unless
+//! `replace`), a legacy hash its policy refuses — while anything malformed still refuses the
+//! whole import.
+//!
 //! Nothing is written before the commit: a client that disconnects, or a daemon that dies while
 //! rows are being staged, leaves the store as it was. The commit is one SQLite transaction, so a
 //! crash during it leaves the old state or the new one, never a mix.
@@ -9,15 +15,15 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use credd_proto::{
-    ErrorKind, ImportAction, ImportOptions, ImportProblem, ImportRow, ImportSummary, IssuedCode,
-    ProtoError, Reply, Secret, validate_field, validate_user_name,
+    ErrorKind, ImportAction, ImportOptions, ImportProblem, ImportRow, ImportSkip, ImportSummary,
+    IssuedCode, ProtoError, Reply, Secret, ShadowRow, validate_field, validate_user_name,
 };
 
 use crate::audit::Event;
 use crate::codes;
 use crate::config::{MAX_CODE_TTL, MIN_CODE_TTL};
 use crate::handlers::{Respond, error, internal};
-use crate::hashing;
+use crate::hashing::{self, Refusal};
 use crate::peer::Peer;
 use crate::state::Daemon;
 use crate::store::{Directory, ImportRun, Planned};
@@ -36,9 +42,13 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// The rows staged so far (none outside an import).
-    pub fn staged_rows(&self) -> impl Iterator<Item = &ImportRow> {
-        self.staging.iter().flat_map(|s| s.rows.iter())
+    /// The accounts the rows staged so far name, with the uid a row gives (none outside an
+    /// import).
+    pub fn staged_targets(&self) -> impl Iterator<Item = (&str, Option<u32>)> {
+        self.staging.iter().flat_map(|s| {
+            let rows = s.rows.iter().map(|r| (r.user.as_str(), r.uid));
+            rows.chain(s.shadow.iter().map(|r| (r.user.as_str(), None)))
+        })
     }
 
     pub fn importing(&self) -> bool {
@@ -48,7 +58,16 @@ impl Connection {
 
 struct Staging {
     options: ImportOptions,
+    /// A CSV import's rows.
     rows: Vec<ImportRow>,
+    /// A shadow import's entries (`options.shadow` is set).
+    shadow: Vec<ShadowRow>,
+}
+
+impl Staging {
+    fn len(&self) -> usize {
+        self.rows.len() + self.shadow.len()
+    }
 }
 
 /// Problems found so far, capped.
@@ -86,26 +105,29 @@ impl Daemon {
         conn.staging = Some(Staging {
             options,
             rows: Vec::new(),
+            shadow: Vec::new(),
         });
         Reply::Ok
     }
 
     pub(crate) fn import_rows(&self, conn: &mut Connection, rows: Vec<ImportRow>) -> Reply {
-        let Some(staging) = conn.staging.as_mut() else {
-            return error(
-                ErrorKind::BadRequest,
-                "import rows without an import in progress",
-            );
-        };
-        if staging.rows.len() + rows.len() > MAX_ROWS {
-            conn.staging = None;
-            return error(
-                ErrorKind::InvalidArgument,
-                format!("an import may hold at most {MAX_ROWS} rows; split the file"),
-            );
+        match room_for(conn, rows.len(), false) {
+            Ok(staging) => {
+                staging.rows.extend(rows);
+                Reply::Ok
+            }
+            Err(reply) => reply,
         }
-        staging.rows.extend(rows);
-        Reply::Ok
+    }
+
+    pub(crate) fn import_shadow_rows(&self, conn: &mut Connection, rows: Vec<ShadowRow>) -> Reply {
+        match room_for(conn, rows.len(), true) {
+            Ok(staging) => {
+                staging.shadow.extend(rows);
+                Reply::Ok
+            }
+            Err(reply) => reply,
+        }
     }
 
     pub(crate) fn import_commit(
@@ -138,7 +160,12 @@ impl Daemon {
         }
         let checked_at = started.elapsed();
         let now = now_unix();
-        let plan = match self.plan_import(&staging, now) {
+        let planned = if staging.options.shadow.is_some() {
+            self.plan_shadow(&staging)
+        } else {
+            self.plan_import(&staging, now)
+        };
+        let plan = match planned {
             Err(reply) => return respond(&reply),
             Ok(plan) => plan,
         };
@@ -146,18 +173,22 @@ impl Daemon {
             return respond(&reply);
         }
         let mut actions: BTreeMap<String, u64> = BTreeMap::new();
-        for row in &staging.rows {
-            *actions.entry(row.action.as_str().to_string()).or_default() += 1;
+        for (_, row) in &plan.rows {
+            *actions
+                .entry(row.action().as_str().to_string())
+                .or_default() += 1;
         }
+        let rows = plan.rows.len() as u64;
         let codes_count = plan.codes.len() as u64;
         if staging.options.dry_run {
             respond(&Reply::ImportSummary(Box::new(ImportSummary {
                 dry_run: true,
-                rows: staging.rows.len() as u64,
+                rows,
                 actions,
                 codes: codes_count,
                 sessions_revoked: 0,
                 milliseconds: started.elapsed().as_millis() as u64,
+                skipped: plan.skipped,
             })))?;
             return respond(&Reply::End { count: 0 });
         }
@@ -166,23 +197,26 @@ impl Daemon {
             .map(|(action, n)| format!("{action}={n}"))
             .collect::<Vec<_>>()
             .join(" ");
+        let skipped = if staging.options.shadow.is_some() {
+            format!(" skipped={}", plan.skipped.len())
+        } else {
+            String::new()
+        };
         let run = ImportRun {
             source: &staging.options.source,
             admin_uid: peer.uid,
             allow_bulk: staging.options.allow_bulk,
             now,
-            summary: format!("rows={} {summary}", staging.rows.len()),
+            summary: format!("rows={rows} {summary}{skipped}"),
         };
         let planned_at = started.elapsed();
         eprintln!(
-            "credd: import of {} rows from {:?}: validated, applying in one transaction",
-            staging.rows.len(),
+            "credd: import of {rows} rows from {:?}: validated, applying in one transaction",
             staging.options.source
         );
         let applied = self.store().apply_import(&run, &plan.rows);
         eprintln!(
-            "credd: import of {} rows: quick_check {} ms, validation {} ms, transaction {} ms",
-            staging.rows.len(),
+            "credd: import of {rows} rows: quick_check {} ms, validation {} ms, transaction {} ms",
             checked_at.as_millis(),
             (planned_at - checked_at).as_millis(),
             (started.elapsed() - planned_at).as_millis()
@@ -195,11 +229,12 @@ impl Daemon {
         self.end_sessions(revoked);
         respond(&Reply::ImportSummary(Box::new(ImportSummary {
             dry_run: false,
-            rows: staging.rows.len() as u64,
+            rows,
             actions,
             codes: codes_count,
             sessions_revoked,
             milliseconds: started.elapsed().as_millis() as u64,
+            skipped: plan.skipped,
         })))?;
         let mut sent = 0;
         for (user, code, expires_at) in plan.codes {
@@ -306,6 +341,7 @@ impl Daemon {
                         uid,
                         hash,
                         must_change: row.must_change.unwrap_or(false),
+                        disabled: false,
                     }
                 }
                 _ if !exists => {
@@ -361,12 +397,131 @@ impl Daemon {
                             name,
                             hash,
                             must_change: row.must_change.unwrap_or(false),
+                            disable: false,
                         },
                         Err(message) => {
                             problems.add(line, "password_hash", message);
                             continue;
                         }
                     }
+                }
+            };
+            plan.rows.push((line, planned));
+        }
+        if problems.list.is_empty() {
+            Ok(plan)
+        } else {
+            Err(problems_reply(problems))
+        }
+    }
+
+    /// Checks every entry of a shadow file against the store and the hashing policy, before
+    /// anything is written. A malformed entry refuses the import as a CSV problem does; an
+    /// account credd already holds (without `replace`) and a legacy hash the policy refuses are
+    /// left out and reported.
+    fn plan_shadow(&self, staging: &Staging) -> Result<ImportPlan, Reply> {
+        let replace = staging.options.shadow.is_some_and(|s| s.replace);
+        if !staging.rows.is_empty() {
+            return Err(error(
+                ErrorKind::BadRequest,
+                "CSV rows in an import from a shadow file",
+            ));
+        }
+        if staging.shadow.is_empty() {
+            return Err(problems_reply(Problems {
+                list: vec![ImportProblem {
+                    line: 0,
+                    field: String::new(),
+                    message: "no entries to import".into(),
+                }],
+                more: 0,
+            }));
+        }
+        let directory: Directory = self.store().directory().map_err(internal)?;
+        let accounts = crate::nss::Accounts::load();
+        let mut problems = Problems::default();
+        let mut seen: HashMap<&str, u64> = HashMap::new();
+        let mut new_uids: HashSet<u32> = HashSet::new();
+        let mut plan = ImportPlan::default();
+        for row in &staging.shadow {
+            let line = row.line;
+            let skip = |plan: &mut ImportPlan, reason: String| {
+                plan.skipped.push(ImportSkip {
+                    line,
+                    user: row.user.clone(),
+                    reason,
+                });
+            };
+            if let Err(message) = validate_user_name(&row.user) {
+                problems.add(line, SHADOW_NAME, message);
+                continue;
+            }
+            if let Some(first) = seen.insert(&row.user, line) {
+                problems.add(
+                    line,
+                    SHADOW_NAME,
+                    format!("{} has two entries (the first on line {first})", row.user),
+                );
+                continue;
+            }
+            let hash = match self.hasher.check(&row.password_hash) {
+                Ok(()) => row.password_hash.clone(),
+                Err(refusal @ Refusal::Legacy(_)) => {
+                    skip(&mut plan, refusal.to_string());
+                    continue;
+                }
+                Err(Refusal::Unusable(message)) => {
+                    problems.add(line, SHADOW_HASH, message);
+                    continue;
+                }
+            };
+            let name = row.user.clone();
+            let planned = if directory.by_name.contains_key(&row.user) {
+                if !replace {
+                    skip(
+                        &mut plan,
+                        "already in credd; --replace gives it the shadow hash".into(),
+                    );
+                    continue;
+                }
+                Planned::SetHash {
+                    name,
+                    hash,
+                    must_change: row.must_change,
+                    disable: row.expired,
+                }
+            } else {
+                let uid = match crate::handlers::resolve_uid_in(&accounts, &row.user, None) {
+                    Ok(uid) => uid,
+                    Err(message) => {
+                        problems.add(line, SHADOW_NAME, message);
+                        continue;
+                    }
+                };
+                if let Some(uid) = uid {
+                    if let Some(holder) = directory.by_uid.get(&uid) {
+                        problems.add(
+                            line,
+                            SHADOW_NAME,
+                            format!("uid {uid} of {} already belongs to {holder}", row.user),
+                        );
+                        continue;
+                    }
+                    if !new_uids.insert(uid) {
+                        problems.add(
+                            line,
+                            SHADOW_NAME,
+                            format!("uid {uid} is given to two accounts in this file"),
+                        );
+                        continue;
+                    }
+                }
+                Planned::Add {
+                    name,
+                    uid,
+                    hash: Some(hash),
+                    must_change: row.must_change,
+                    disabled: row.expired,
                 }
             };
             plan.rows.push((line, planned));
@@ -433,6 +588,45 @@ impl Daemon {
 struct ImportPlan {
     rows: Vec<(u64, Planned)>,
     codes: Vec<(String, Secret, i64)>,
+    /// Entries of a shadow file left out, in line order.
+    skipped: Vec<ImportSkip>,
+}
+
+/// How problems with a shadow file's entries name their field (shadow(5)'s `struct spwd`), as
+/// credctl names them for the problems it finds itself.
+const SHADOW_NAME: &str = "sp_namp";
+const SHADOW_HASH: &str = "sp_pwdp";
+
+/// The staging of the import in progress, if it is of the given kind and has room for `more`
+/// rows. Too many rows end the import: the memory a connection may hold is bounded.
+fn room_for(conn: &mut Connection, more: usize, shadow: bool) -> Result<&mut Staging, Reply> {
+    let Some(staging) = conn.staging.as_mut() else {
+        return Err(error(
+            ErrorKind::BadRequest,
+            "import rows without an import in progress",
+        ));
+    };
+    if staging.options.shadow.is_some() != shadow {
+        return Err(error(
+            ErrorKind::BadRequest,
+            if shadow {
+                "shadow entries in an import of CSV rows"
+            } else {
+                "CSV rows in an import from a shadow file"
+            },
+        ));
+    }
+    if staging.len() + more > MAX_ROWS {
+        conn.staging = None;
+        return Err(error(
+            ErrorKind::InvalidArgument,
+            format!("an import may hold at most {MAX_ROWS} rows; split the file"),
+        ));
+    }
+    // Reborrowed: the early return above needed `conn` itself.
+    conn.staging
+        .as_mut()
+        .ok_or_else(|| internal("staging vanished"))
 }
 
 fn problems_reply(problems: Problems) -> Reply {
@@ -443,8 +637,9 @@ fn problems_reply(problems: Problems) -> Reply {
 }
 
 /// A hash credd can verify, as it will be stored: a plain PBKDF2 PHC string is sealed with the
-/// pepper when one is configured, so no plain hash enters a peppered store. (Imported crypt(3)
-/// hashes from shadow files come with their own issue.)
+/// pepper when one is configured, so no plain hash enters a peppered store. A crypt(3) string is
+/// stored as it is (the pepper cannot seal it; its first login replaces it with a sealed PBKDF2
+/// hash), a legacy one only with `[hashing] accept_legacy`.
 fn usable_hash(hasher: &hashing::Hasher, hash: &str) -> Result<String, String> {
     hasher.accepts(hash)?;
     Ok(hasher.seal(hash).unwrap_or_else(|| hash.to_string()))

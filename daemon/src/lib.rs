@@ -9,6 +9,7 @@ pub mod auditlog;
 pub mod change;
 pub mod codes;
 pub mod config;
+pub mod crypt;
 pub mod error;
 pub mod handlers;
 pub mod hashing;

@@ -54,9 +54,12 @@ impl Daemon {
         }
         let now = now_unix();
         let secret = std::mem::take(&mut req.secret);
-        let outcome = match target {
+        let (outcome, audited) = match target {
             Some(account) => self.authenticate_account(peer, &account, secret, &req, now),
-            None => self.authenticate_unknown(peer, &req.user, secret, now),
+            None => (
+                self.authenticate_unknown(peer, &req.user, secret, now),
+                false,
+            ),
         };
         match &outcome {
             Reply::Busy => {
@@ -74,15 +77,23 @@ impl Daemon {
                 peer.uid,
                 outcome.name()
             );
-            self.audit_login(peer, &req, &outcome);
+            if !audited && let Some(event) = self.login_event(peer, &req, &outcome) {
+                self.record(&event);
+            }
         }
         outcome
     }
 
     /// The audit event of an authentication, with pam_unix's classic failure line for failures
     /// (fail2ban's pam-generic filter, SIEM parsers). rhost goes into that line only from callers
-    /// that are root through and through (§4): a local user must not get a host banned.
-    fn audit_login(&self, peer: Peer, req: &AuthRequest, outcome: &Reply) {
+    /// that are root through and through (§4): a local user must not get a host banned. `None`
+    /// for outcomes recorded elsewhere (rate-limit refusals, once per burst).
+    fn login_event<'a>(
+        &self,
+        peer: Peer,
+        req: &'a AuthRequest,
+        outcome: &Reply,
+    ) -> Option<Event<'a>> {
         let unknown = matches!(
             outcome,
             Reply::UnknownUser
@@ -98,7 +109,7 @@ impl Daemon {
             Reply::Locked { .. } => ("login_failure", "locked"),
             Reply::UnknownUser => ("unknown_user", "denied"),
             // Rate-limit refusals are recorded once per burst, where they trip.
-            _ => return,
+            _ => return None,
         };
         let target = if unknown && !self.config.audit.log_unknown_names {
             None
@@ -120,7 +131,7 @@ impl Daemon {
                 target.map(|u| format!("  user={u}")).unwrap_or_default()
             )
         });
-        self.record(&Event {
+        Some(Event {
             name,
             actor_uid: Some(peer.uid),
             target,
@@ -130,7 +141,7 @@ impl Daemon {
             outcome: result,
             detail: String::new(),
             classic,
-        });
+        })
     }
 
     fn rate_limited(
@@ -161,6 +172,8 @@ impl Daemon {
         Reply::RateLimited { unknown }
     }
 
+    /// The reply, and whether its audit event was already written (with the success of a right
+    /// password, in one transaction with the upgrade of its hash).
     fn authenticate_account(
         &self,
         peer: Peer,
@@ -168,14 +181,24 @@ impl Daemon {
         secret: Secret,
         req: &AuthRequest,
         now: i64,
-    ) -> Reply {
+    ) -> (Reply, bool) {
         let source = AttemptSource {
             service: &req.service,
             rhost: req.rhost.as_deref(),
             tty: req.tty.as_deref(),
             peer_uid: peer.uid,
         };
-        match self.check_secret(peer, account, secret, &source, now) {
+        // What a right password answers, decided before verifying so that its audit row can be
+        // written with the success.
+        let if_right = if account.disabled {
+            Reply::Disabled
+        } else if account.must_change {
+            Reply::MustChange
+        } else {
+            Reply::Ok
+        };
+        let login = self.login_event(peer, req, &if_right);
+        let reply = match self.check_secret(peer, account, secret, &source, now, login.as_ref()) {
             Checked::Failed(reply) => reply,
             Checked::Busy => Reply::Busy,
             Checked::Locked(until) => Reply::Locked {
@@ -183,13 +206,13 @@ impl Daemon {
                 unknown: false,
             },
             Checked::Wrong => Reply::Denied,
+            Checked::Password { audited } => return (if_right, audited),
             _ if account.disabled => Reply::Disabled,
             // A valid reset code gets in only as far as the forced change: acct_mgmt answers
             // must-change, and chauthtok consumes the code when the new password is stored.
             Checked::Code => Reply::MustChange,
-            Checked::Password if account.must_change => Reply::MustChange,
-            Checked::Password => Reply::Ok,
-        }
+        };
+        (reply, false)
     }
 
     fn authenticate_unknown(&self, peer: Peer, name: &str, secret: Secret, now: i64) -> Reply {

@@ -105,6 +105,7 @@ fn run(args: &Args) -> Result<()> {
         0
     };
     let pepper = apply_pepper(&config, &mut store)?;
+    warn_of_legacy_hashes(&config, &store);
     let daemon = Arc::new(Daemon::new(
         config,
         store,
@@ -267,6 +268,37 @@ fn harden_process() {
     unsafe {
         libc::umask(0o077);
         libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+    }
+}
+
+/// Accounts whose hash credd keeps but will not verify: legacy crypt(3) hashes imported while
+/// `[hashing] accept_legacy` was on, which was turned off since. Their users cannot log in until
+/// it is on again or they get a new password; say so at start rather than at their first login.
+fn warn_of_legacy_hashes(config: &Config, store: &Store) {
+    if config.hashing.accept_legacy {
+        return;
+    }
+    let legacy: Vec<String> = match store.accounts_per_scheme() {
+        Ok(schemes) => schemes
+            .into_iter()
+            .filter(|(scheme, _)| {
+                credd_proto::HashScheme::ALL
+                    .iter()
+                    .any(|s| s.is_legacy() && s.name() == scheme)
+            })
+            .map(|(scheme, n)| format!("{n} {scheme}"))
+            .collect(),
+        Err(e) => {
+            eprintln!("credd: cannot count the stored hash schemes: {e}");
+            return;
+        }
+    };
+    if !legacy.is_empty() {
+        eprintln!(
+            "credd: accounts with legacy hashes that do not verify while [hashing] \
+             accept_legacy = false: {}; reset them (credctl reset) or turn it on",
+            legacy.join(", ")
+        );
     }
 }
 

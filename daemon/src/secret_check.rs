@@ -4,11 +4,12 @@
 
 use credd_proto::Secret;
 
+use crate::audit::Event;
 use crate::codes::{self, CodeState};
 use crate::handlers::internal;
 use crate::peer::Peer;
 use crate::state::Daemon;
-use crate::store::{Account, AttemptSource, Begin, CodeRow};
+use crate::store::{Account, AttemptSource, Begin, CodeRow, Succeeded, Success};
 use credd_proto::Reply;
 
 /// The dummy verification hashes at most this many bytes of an over-long secret: its cost does not
@@ -17,8 +18,11 @@ const DUMMY_SECRET_BYTES: usize = 1024;
 
 /// The outcome of checking a secret.
 pub enum Checked {
-    /// The account's password.
-    Password,
+    /// The account's password. `audited`: the login event given to [`Daemon::check_secret`]
+    /// was written with the success.
+    Password {
+        audited: bool,
+    },
     /// The pending reset code (not consumed: a password change consumes it).
     Code,
     Wrong,
@@ -31,11 +35,15 @@ pub enum Checked {
 /// The outcome of one verification on the pool.
 struct Verified {
     ok: bool,
-    /// (old hash, new hash) when a success under weaker parameters was rehashed.
+    /// (old hash, new hash) when a success under weaker parameters, or with a crypt(3) hash
+    /// taken over from a shadow file, was rehashed.
     rehashed: Option<(String, String)>,
 }
 
 impl Daemon {
+    /// `login`: the audit event of the login a right password makes, written in the transaction
+    /// that records the success (and upgrades the hash); `None` outside a login (a password
+    /// change checking the old password records its own events).
     pub(crate) fn check_secret(
         &self,
         peer: Peer,
@@ -43,6 +51,7 @@ impl Daemon {
         secret: Secret,
         source: &AttemptSource<'_>,
         now: i64,
+        login: Option<&Event<'_>>,
     ) -> Checked {
         let code = match self.store().code_of(&account.name) {
             Ok(code) => code,
@@ -57,7 +66,7 @@ impl Daemon {
             }
             _ => secret,
         };
-        self.check_password(peer, account, secret, source, now)
+        self.check_password(peer, account, secret, source, now, login)
     }
 
     /// A code-shaped secret while a reset code is pending. `None`: not a code after all — the
@@ -122,6 +131,7 @@ impl Daemon {
         secret: Secret,
         source: &AttemptSource<'_>,
         now: i64,
+        login: Option<&Event<'_>>,
     ) -> Checked {
         let root_account = account.uid == Some(0);
         let begun =
@@ -143,21 +153,26 @@ impl Daemon {
                 Ok(()) => Checked::Busy,
             },
             Some(Verified { ok: true, rehashed }) => {
-                match store.attempt_succeeded(&account.name, now) {
-                    Err(e) => return Checked::Failed(internal(e)),
+                // A disabled account's right password is no successful login: its hash is
+                // upgraded at the first login that succeeds.
+                let rehash = rehashed
+                    .as_ref()
+                    .filter(|_| !account.disabled)
+                    .map(|(old, new)| (old.as_str(), new.as_str()));
+                let success = Success {
+                    rehash,
+                    event: login,
+                };
+                match store.attempt_succeeded(&account.name, now, &success) {
+                    Err(e) => Checked::Failed(internal(e)),
                     // Locked meanwhile by a parallel failing attempt: the success does not count,
                     // and the answer is the one a wrong guess got, so it confirms nothing to a
                     // guesser who sent several passwords at once.
-                    Ok(Some(_)) => return Checked::Wrong,
-                    Ok(None) => {}
+                    Ok(Succeeded::LockedMeanwhile { .. }) => Checked::Wrong,
+                    Ok(Succeeded::Recorded { .. }) => Checked::Password {
+                        audited: login.is_some(),
+                    },
                 }
-                if let Some((old, new)) = rehashed {
-                    // Ok(false): changed meanwhile by an administrator, whose hash stands.
-                    if let Err(e) = store.replace_hash(&account.name, &old, &new) {
-                        eprintln!("credd: rehash of {} failed: {e}", account.name);
-                    }
-                }
-                Checked::Password
             }
             Some(Verified { ok: false, .. }) => {
                 // A lock this failure sets is audited (account_locked) in the same transaction.
@@ -184,9 +199,10 @@ impl Daemon {
         let result = self.pool.run(peer.has_root_budget(), move || match stored {
             Some(hash) => {
                 let ok = hasher.verify(secret.expose().as_bytes(), &hash);
-                // DESIGN §5: a login under weaker parameters than the policy rehashes, in the same
-                // job while the password is at hand. Only after a success: a failure's timing
-                // stays that of one verification.
+                // DESIGN §5: a login under weaker parameters than the policy, or with a crypt(3)
+                // hash taken over from a shadow file, rehashes in the same job while the password
+                // is at hand. Only after a success: a failure's timing stays that of one
+                // verification.
                 let rehashed = (ok && hasher.needs_rehash(&hash))
                     .then(|| hasher.hash(secret.expose().as_bytes()).ok())
                     .flatten()

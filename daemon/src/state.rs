@@ -69,7 +69,8 @@ impl Daemon {
         Ok(Daemon {
             audit_queue: AuditQueue::default(),
             admin_group,
-            hasher: Hasher::new(config.hashing.iterations, pepper),
+            hasher: Hasher::new(config.hashing.iterations, pepper)
+                .accepting_legacy(config.hashing.accept_legacy),
             sink,
             audit_key_path,
             quality: Quality::from_config(&config.password)?,

@@ -11,6 +11,7 @@
 mod client;
 mod error;
 mod frame;
+mod hashes;
 mod message;
 mod names;
 pub mod paths;
@@ -23,11 +24,13 @@ pub use frame::{
     decode_request_versioned, encode_reply, encode_reply_as, encode_request,
     encode_request_with_id, read_frame, valid_request_id, write_frame,
 };
+pub use hashes::{HashScheme, MODERN_CRYPT_SCHEMES, check_shape, crypt_rounds};
 pub use message::{
     AccountRequest, AccountStatus, AuditEntry, AuditReport, AuthRequest, ChangeRequest,
     CheckReport, DaemonCounters, ErrorKind, FailureInfo, ImportAction, ImportOptions,
-    ImportProblem, ImportRow, ImportSummary, IssuedCode, OLDEST_SUPPORTED_VERSION,
-    PROTOCOL_VERSION, Reply, Request, ResetIssued, SessionInfo, SessionRequest, Target, UserInfo,
+    ImportProblem, ImportRow, ImportSkip, ImportSummary, IssuedCode, OLDEST_SUPPORTED_VERSION,
+    PROTOCOL_VERSION, Reply, Request, ResetIssued, SessionInfo, SessionRequest, ShadowOptions,
+    ShadowRow, Target, UserInfo,
 };
 pub use names::{MAX_FIELD_LEN, MAX_NAME_LEN, MAX_SECRET_LEN, validate_field, validate_user_name};
 pub use secret::Secret;

@@ -104,6 +104,11 @@ pub enum Request {
     ImportRows {
         rows: Vec<ImportRow>,
     },
+    /// The entries of a shadow file, for an import begun with [`ImportOptions::shadow`]; staged
+    /// like [`Request::ImportRows`].
+    ImportShadowRows {
+        rows: Vec<ShadowRow>,
+    },
     /// Validates every staged row against the store, then applies all of them in one transaction
     /// (or, for a dry run, reports what would happen). Answered with [`Reply::ImportProblems`], or
     /// with [`Reply::ImportSummary`] followed by one [`Reply::ImportCode`] per reset row and
@@ -121,6 +126,46 @@ pub struct ImportOptions {
     pub ttl_seconds: Option<u64>,
     /// The file name, for the audit trail (`-` for stdin).
     pub source: String,
+    /// Set for `credctl import --from-shadow`: the rows are [`ShadowRow`]s, sent with
+    /// [`Request::ImportShadowRows`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<ShadowOptions>,
+}
+
+/// How credd treats the entries of a shadow file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShadowOptions {
+    /// An entry for an account credd already holds replaces its hash (a `set-hash`); without it
+    /// the entry is skipped and reported.
+    pub replace: bool,
+}
+
+/// One usable entry of a shadow file, as credctl read it. Entries credctl skipped (locked, no
+/// password, unknown scheme) are not sent; credd may skip more (an account it already holds, a
+/// legacy scheme it refuses), each reported in [`ImportSummary::skipped`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShadowRow {
+    pub line: u64,
+    pub user: String,
+    /// A crypt(3) string. A hash, never a password.
+    pub password_hash: String,
+    /// `sp_lstchg` is 0: the administrator forced a change at the next login.
+    #[serde(default)]
+    pub must_change: bool,
+    /// `sp_expire` has passed: the account is taken over disabled.
+    #[serde(default)]
+    pub expired: bool,
+}
+
+/// An entry an import did not apply, and why (a shadow import only; a CSV import applies every
+/// row or none).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportSkip {
+    pub line: u64,
+    pub user: String,
+    pub reason: String,
 }
 
 /// What an import row asks for.
@@ -175,7 +220,8 @@ pub struct ImportRow {
     pub action: ImportAction,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uid: Option<u32>,
-    /// A PHC `$pbkdf2-sha256$…` string (`add`, `set-hash`). A hash, never a password.
+    /// A PHC `$pbkdf2-sha256$…` string or a crypt(3) string (`add`, `set-hash`). A hash, never a
+    /// password.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_hash: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -204,6 +250,9 @@ pub struct ImportSummary {
     pub sessions_revoked: u64,
     /// Time the daemon spent validating and applying.
     pub milliseconds: u64,
+    /// Entries of a shadow import that credd left out, by line.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<ImportSkip>,
 }
 
 /// A reset row's code, for the `--codes-out` file.
@@ -301,6 +350,7 @@ impl Request {
             Request::Check => "check",
             Request::ImportBegin(_) => "import_begin",
             Request::ImportRows { .. } => "import_rows",
+            Request::ImportShadowRows { .. } => "import_shadow_rows",
             Request::ImportCommit => "import_commit",
         }
     }
@@ -461,8 +511,12 @@ impl ErrorKind {
 pub struct UserInfo {
     pub user: String,
     pub uid: Option<u32>,
-    /// `pbkdf2-sha256`, or null when no password is set.
+    /// `pbkdf2-sha256`, `pbkdf2-sha256-peppered`, a crypt(3) scheme taken over from a shadow
+    /// file (`yescrypt`, `sha512crypt`, …), `unknown` for a string credd cannot read, or null
+    /// when no password is set.
     pub hash_scheme: Option<String>,
+    /// PBKDF2's iteration count, or the `rounds` of sha512crypt and sha256crypt; null for schemes
+    /// without one.
     pub iterations: Option<u32>,
     pub disabled: bool,
     pub must_change: bool,
@@ -512,7 +566,8 @@ pub struct DaemonCounters {
     pub rate_limited_replies: u64,
     pub refused_peers: u64,
     pub dropped_syslog_events: u64,
-    /// Accounts per hash scheme (`pbkdf2-sha256`, `none`).
+    /// Accounts per hash scheme (`pbkdf2-sha256`, `yescrypt`, …, `none` without a password):
+    /// the progress of a migration from a shadow file.
     pub accounts_per_scheme: std::collections::BTreeMap<String, u64>,
 }
 

@@ -17,6 +17,8 @@ pub enum Planned {
         uid: Option<u32>,
         hash: Option<String>,
         must_change: bool,
+        /// Taken over disabled (a shadow entry whose `sp_expire` has passed).
+        disabled: bool,
     },
     Remove {
         name: String,
@@ -43,10 +45,28 @@ pub enum Planned {
         name: String,
         hash: String,
         must_change: bool,
+        /// Also disable the account (a shadow entry whose `sp_expire` has passed); `false`
+        /// leaves the flag as it is.
+        disable: bool,
     },
 }
 
 impl Planned {
+    /// The action the row takes, for the summary's counts.
+    pub fn action(&self) -> credd_proto::ImportAction {
+        use credd_proto::ImportAction;
+        match self {
+            Planned::Add { .. } => ImportAction::Add,
+            Planned::Remove { .. } => ImportAction::Remove,
+            Planned::Reset { .. } => ImportAction::Reset,
+            Planned::Lock { .. } => ImportAction::Lock,
+            Planned::Unlock { .. } => ImportAction::Unlock,
+            Planned::Disable { .. } => ImportAction::Disable,
+            Planned::Enable { .. } => ImportAction::Enable,
+            Planned::SetHash { .. } => ImportAction::SetHash,
+        }
+    }
+
     fn name(&self) -> &str {
         match self {
             Planned::Add { name, .. }
@@ -222,13 +242,25 @@ fn apply_row(
             uid,
             hash,
             must_change,
+            disabled,
         } => {
             tx.prepare_cached(
                 "INSERT INTO users (name, uid, hash, disabled, must_change, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, 0, ?4, ?5, ?5)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
             )?
-            .execute(params![name, uid, hash, must_change, now])?;
-            ("user_added", format!(" password={}", hash.is_some()))
+            .execute(params![name, uid, hash, disabled, must_change, now])?;
+            let mut detail = format!(" password={}", hash.is_some());
+            if let Some(hash) = hash {
+                // The scheme, never the hash: what a migration from a shadow file took over.
+                detail.push_str(&format!(" scheme={}", crate::hashing::scheme_name(hash)));
+            }
+            if *must_change {
+                detail.push_str(" must_change=true");
+            }
+            if *disabled {
+                detail.push_str(" disabled=true");
+            }
+            ("user_added", detail)
         }
         Planned::Remove { name } => {
             tx.prepare_cached("DELETE FROM users WHERE name = ?1")?
@@ -293,15 +325,25 @@ fn apply_row(
             name,
             hash,
             must_change,
+            disable,
         } => {
             tx.prepare_cached(
-                "UPDATE users SET hash = ?2, must_change = ?3, updated_at = ?4 WHERE name = ?1",
+                "UPDATE users SET hash = ?2, must_change = ?3, updated_at = ?4,
+                                  disabled = disabled OR ?5
+                 WHERE name = ?1",
             )?
-            .execute(params![name, hash, must_change, now])?;
+            .execute(params![name, hash, must_change, now, disable])?;
             tx.prepare_cached("DELETE FROM reset_codes WHERE user = ?1")?
                 .execute(params![name])?;
             let ended = revoke(name, "password set by an import")?;
-            let detail = format!(" by=import sessions_revoked={}", ended.len());
+            let mut detail = format!(
+                " by=import scheme={} sessions_revoked={}",
+                crate::hashing::scheme_name(hash),
+                ended.len()
+            );
+            if *disable {
+                detail.push_str(" disabled=true");
+            }
             revoked.extend(ended);
             ("password_changed", detail)
         }

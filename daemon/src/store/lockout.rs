@@ -6,7 +6,7 @@ use crate::error::Result;
 
 use super::{
     ACCOUNT_COLUMNS, Account, FAILURES_KEPT_PER_ACCOUNT, RevokedSession, Store, WriteConflict,
-    account_from_row, exists, sessions,
+    account_from_row, exists, sessions, upgrade_hash,
 };
 use crate::audit::{self, Event};
 use crate::lockout::{self, Gate, Lock, LockKind, Policy};
@@ -40,6 +40,25 @@ pub struct FailureRecord {
     pub rhost: Option<String>,
     pub tty: Option<String>,
     pub peer_uid: u32,
+}
+
+/// What a right password leads to, written with the success in one transaction.
+#[derive(Debug, Default)]
+pub struct Success<'a> {
+    /// (stored hash, its replacement): a hash taken over from a shadow file, or one under weaker
+    /// parameters than the policy, rehashed while the password was at hand.
+    pub rehash: Option<(&'a str, &'a str)>,
+    /// The audit row of the login this success decides.
+    pub event: Option<&'a Event<'a>>,
+}
+
+/// The outcome of recording a right password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Succeeded {
+    /// Recorded, with the audit row if one was given; `upgraded` when the hash was replaced.
+    Recorded { upgraded: bool },
+    /// Locked meanwhile by a parallel failing attempt: nothing was recorded or replaced.
+    LockedMeanwhile { until: Option<i64> },
 }
 
 /// Lockout state of one account.
@@ -202,16 +221,38 @@ impl Store {
 
     /// The password was right. Clears the failure count, unless a lock was set meanwhile by a
     /// parallel failing attempt: then the account is locked and the success must not count.
-    pub fn attempt_succeeded(&mut self, user: &str, now: i64) -> Result<Option<Option<i64>>> {
+    ///
+    /// The login's audit row and the upgrade of the stored hash (a crypt(3) hash taken over from
+    /// a shadow file, or a weaker PBKDF2 one) go into the same transaction: the upgrade is never
+    /// recorded without the login that made it, nor the login without its upgrade.
+    pub fn attempt_succeeded(
+        &mut self,
+        user: &str,
+        now: i64,
+        success: &Success<'_>,
+    ) -> Result<Succeeded> {
         let tx = self.conn.transaction()?;
         if let Gate::Locked { until } = lockout::gate(lock_of(&tx, user)?.as_ref(), now) {
             tx.commit()?;
-            return Ok(Some(until));
+            return Ok(Succeeded::LockedMeanwhile { until });
         }
         tx.execute("DELETE FROM failures WHERE user = ?1", params![user])?;
         tx.execute("DELETE FROM locks WHERE user = ?1", params![user])?;
+        let mut out = Vec::new();
+        // docs/audit.md: a rehash writes hash_upgraded and then the login's event.
+        let mut upgraded = false;
+        if let Some((old, new)) = success.rehash
+            && let Some(published) = upgrade_hash(&tx, &self.audit_key, user, old, new, now)?
+        {
+            out.push(published);
+            upgraded = true;
+        }
+        if let Some(event) = success.event {
+            out.push(audit::record(&tx, &self.audit_key, now, event)?);
+        }
         tx.commit()?;
-        Ok(None)
+        self.sink.publish_events(out);
+        Ok(Succeeded::Recorded { upgraded })
     }
 
     /// The password was wrong: the reservation stands as the failure; lock when the window is full.
@@ -421,16 +462,23 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
-    /// Accounts per hash scheme (`none` for accounts without a password).
+    /// Accounts per hash scheme, named as `user show` names them (`none` for accounts without a
+    /// password, `unknown` for a string credd cannot read). The hashes are read one by one, only
+    /// their scheme is kept, and each copy is wiped.
     pub fn accounts_per_scheme(&self) -> Result<Vec<(String, u64)>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT CASE WHEN hash IS NULL THEN 'none'
-                         ELSE substr(hash, 2, instr(substr(hash, 2), '$') - 1) END AS scheme,
-                    count(*)
-             FROM users GROUP BY scheme ORDER BY scheme",
-        )?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        let mut counts: std::collections::BTreeMap<String, u64> = Default::default();
+        let mut stmt = self.conn.prepare_cached("SELECT hash FROM users")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let hash: Option<zeroize::Zeroizing<String>> =
+                row.get::<_, Option<String>>(0)?.map(Into::into);
+            let scheme = match hash.as_deref() {
+                None => "none".to_string(),
+                Some(hash) => crate::hashing::scheme_name(hash),
+            };
+            *counts.entry(scheme).or_default() += 1;
+        }
+        Ok(counts.into_iter().collect())
     }
 }
 
@@ -490,14 +538,20 @@ mod tests {
             .unwrap();
         let p = policy(2, Some(60));
         s.begin_attempt("a", false, &p, 0, &src()).unwrap();
-        assert_eq!(s.attempt_succeeded("a", 0).unwrap(), None);
+        assert_eq!(
+            s.attempt_succeeded("a", 0, &Success::default()).unwrap(),
+            Succeeded::Recorded { upgraded: false }
+        );
         assert_eq!(s.lockout_state("a", &p, 0).unwrap().failures_in_window, 0);
         // Two failures lock; a success verified in parallel must not override that.
         for _ in 0..2 {
             s.begin_attempt("a", false, &p, 10, &src()).unwrap();
             s.attempt_failed("a", false, &p, 10).unwrap();
         }
-        assert_eq!(s.attempt_succeeded("a", 11).unwrap(), Some(Some(70)));
+        assert_eq!(
+            s.attempt_succeeded("a", 11, &Success::default()).unwrap(),
+            Succeeded::LockedMeanwhile { until: Some(70) }
+        );
     }
 
     #[test]
@@ -572,18 +626,132 @@ mod tests {
         assert_eq!(s.current_lock("a", 0).unwrap(), None);
     }
 
+    const YESCRYPT: &str =
+        "$y$j9T$VbkXPm5C2wjBrvZ/6JpTu0$EYsos16gxNjxFH.c.NDlqDcYmS/wEthFBQCv4wQMMC/";
+
     #[test]
     fn schemes_are_counted() {
         let (_d, mut s) = temp_store();
-        s.insert_account("a", None, Some("$pbkdf2-sha256$i=1000,l=32$x$y"), false, 0)
-            .unwrap()
-            .unwrap();
-        s.insert_account("b", None, None, false, 0)
-            .unwrap()
-            .unwrap();
+        let pbkdf2 = crate::hashing::Hasher::new(1000, None).hash(b"x").unwrap();
+        for (name, hash) in [
+            ("a", Some(pbkdf2.as_str())),
+            ("b", None),
+            ("c", Some(YESCRYPT)),
+            ("d", Some(YESCRYPT)),
+            ("e", Some("$6$salt$truncated")),
+            ("f", Some("F58dCJ6K8yNBk")),
+        ] {
+            s.insert_account(name, None, hash, false, 0)
+                .unwrap()
+                .unwrap();
+        }
         assert_eq!(
             s.accounts_per_scheme().unwrap(),
-            vec![("none".to_string(), 1), ("pbkdf2-sha256".to_string(), 1)]
+            [
+                ("descrypt", 1),
+                ("none", 1),
+                ("pbkdf2-sha256", 1),
+                ("unknown", 1),
+                ("yescrypt", 2)
+            ]
+            .map(|(n, c)| (n.to_string(), c))
         );
+    }
+
+    fn events(s: &Store) -> Vec<(String, String)> {
+        let mut stmt = s
+            .conn
+            .prepare("SELECT event, detail FROM audit ORDER BY seq")
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_success_upgrades_the_hash_with_the_login_in_one_transaction() {
+        let (_d, mut s) = temp_store();
+        s.insert_account("a", None, Some(YESCRYPT), false, 0)
+            .unwrap()
+            .unwrap();
+        let p = policy(3, None);
+        s.begin_attempt("a", false, &p, 0, &src()).unwrap();
+        let new = crate::hashing::Hasher::new(1000, None).hash(b"x").unwrap();
+        let login = Event {
+            name: "login_success",
+            target: Some("a"),
+            outcome: "ok",
+            ..Default::default()
+        };
+        let success = Success {
+            rehash: Some((YESCRYPT, &new)),
+            event: Some(&login),
+        };
+        let before = events(&s).len();
+        assert_eq!(
+            s.attempt_succeeded("a", 1, &success).unwrap(),
+            Succeeded::Recorded { upgraded: true }
+        );
+        assert_eq!(
+            s.account("a").unwrap().unwrap().hash.as_deref(),
+            Some(&*new)
+        );
+        assert_eq!(
+            events(&s)[before..],
+            [
+                (
+                    "hash_upgraded".to_string(),
+                    "from=\"yescrypt\" to=\"pbkdf2-sha256 i=1000\"".to_string()
+                ),
+                ("login_success".to_string(), String::new()),
+            ]
+        );
+        // A second success with the old hash in hand finds it gone (an administrator's hash, or
+        // a parallel login's upgrade, stands) and records the login alone.
+        let other = crate::hashing::Hasher::new(1000, None).hash(b"x").unwrap();
+        let success = Success {
+            rehash: Some((YESCRYPT, &other)),
+            event: Some(&login),
+        };
+        assert_eq!(
+            s.attempt_succeeded("a", 2, &success).unwrap(),
+            Succeeded::Recorded { upgraded: false }
+        );
+        assert_eq!(
+            s.account("a").unwrap().unwrap().hash.as_deref(),
+            Some(&*new)
+        );
+        assert_eq!(events(&s).last().unwrap().0, "login_success");
+    }
+
+    #[test]
+    fn a_success_locked_out_meanwhile_neither_upgrades_nor_records_the_login() {
+        let (_d, mut s) = temp_store();
+        s.insert_account("a", None, Some(YESCRYPT), false, 0)
+            .unwrap()
+            .unwrap();
+        s.lock_account("a", None, 0, 0).unwrap().unwrap();
+        let new = crate::hashing::Hasher::new(1000, None).hash(b"x").unwrap();
+        let login = Event {
+            name: "login_success",
+            target: Some("a"),
+            outcome: "ok",
+            ..Default::default()
+        };
+        let before = events(&s).len();
+        let success = Success {
+            rehash: Some((YESCRYPT, &new)),
+            event: Some(&login),
+        };
+        assert_eq!(
+            s.attempt_succeeded("a", 1, &success).unwrap(),
+            Succeeded::LockedMeanwhile { until: None }
+        );
+        assert_eq!(
+            s.account("a").unwrap().unwrap().hash.as_deref(),
+            Some(YESCRYPT)
+        );
+        assert_eq!(events(&s).len(), before);
     }
 }

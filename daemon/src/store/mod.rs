@@ -24,7 +24,7 @@ mod sessions;
 pub use codes::CodeRow;
 pub use codes::{PasswordChange, ResetOrder};
 pub use import::{Directory, ImportRun, Planned};
-pub use lockout::{AttemptSource, Begin, LockoutState};
+pub use lockout::{AttemptSource, Begin, LockoutState, Succeeded, Success};
 pub use sessions::{NewSession, OpenedBy, RevokedSession, SessionRecord};
 
 /// Each entry moves the schema from version `index` to `index + 1`. Never edit a released entry.
@@ -388,40 +388,6 @@ impl Store {
         Ok(Ok(()))
     }
 
-    /// Replaces `old` by `new` only if the account still has `old`: a transparent rehash must
-    /// never overwrite a password an administrator set in the meantime.
-    pub fn replace_hash(&mut self, name: &str, old: &str, new: &str) -> Result<bool> {
-        let tx = self.conn.transaction()?;
-        let n = tx.execute(
-            "UPDATE users SET hash = ?3 WHERE name = ?1 AND hash = ?2",
-            params![name, old, new],
-        )?;
-        if n != 1 {
-            return Ok(false);
-        }
-        let describe = |h: &str| {
-            crate::hashing::inspect(h).map_or_else(
-                || "unknown".to_string(),
-                |i| format!("{} i={}", i.scheme, i.iterations),
-            )
-        };
-        let published = audit::record(
-            &tx,
-            &self.audit_key,
-            now_unix(),
-            &Event {
-                name: "hash_upgraded",
-                target: Some(name),
-                outcome: "ok",
-                detail: format!("from={:?} to={:?}", describe(old), describe(new)),
-                ..Default::default()
-            },
-        )?;
-        tx.commit()?;
-        self.sink.publish_events(vec![published]);
-        Ok(true)
-    }
-
     /// An administrator sets the password: any pending reset code is void and the account's
     /// sessions are revoked, since the credential changed.
     pub fn set_hash(
@@ -619,6 +585,43 @@ fn admin_event<'a>(
         detail,
         ..Default::default()
     }
+}
+
+/// Replaces `old` by `new` only if the account still has `old` (a transparent rehash must never
+/// overwrite a password an administrator set meanwhile), with its `hash_upgraded` audit row in
+/// the caller's transaction. `None`: the account no longer has `old`.
+pub(super) fn upgrade_hash(
+    conn: &Connection,
+    key: &AuditKey,
+    name: &str,
+    old: &str,
+    new: &str,
+    now: i64,
+) -> rusqlite::Result<Option<audit::Published>> {
+    let n = conn.execute(
+        "UPDATE users SET hash = ?3 WHERE name = ?1 AND hash = ?2",
+        params![name, old, new],
+    )?;
+    if n != 1 {
+        return Ok(None);
+    }
+    audit::record(
+        conn,
+        key,
+        now,
+        &Event {
+            name: "hash_upgraded",
+            target: Some(name),
+            outcome: "ok",
+            detail: format!(
+                "from={:?} to={:?}",
+                crate::hashing::describe(old),
+                crate::hashing::describe(new)
+            ),
+            ..Default::default()
+        },
+    )
+    .map(Some)
 }
 
 pub(crate) fn exists(conn: &Connection, user: &str) -> rusqlite::Result<bool> {
