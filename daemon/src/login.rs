@@ -15,7 +15,7 @@ use crate::peer::Peer;
 use crate::ratelimit::Tripped;
 use crate::secret_check::Checked;
 use crate::state::Daemon;
-use crate::store::{Account, AttemptSource};
+use crate::store::{Account, AttemptSource, LockRead};
 use crate::timefmt::{now_unix, now_unix_ms, rfc3339};
 
 impl Daemon {
@@ -23,7 +23,7 @@ impl Daemon {
     /// account whose stored uid is its own; for any other name it gets `None`, exactly as if the
     /// account did not exist, so it learns nothing about other accounts.
     pub(crate) fn target_account(&self, peer: Peer, user: &str) -> Result<Option<Account>, Reply> {
-        let account = self.store().account(user).map_err(internal)?;
+        let account = self.reader().account(user).map_err(internal)?;
         Ok(account.filter(|a| peer.is_root() || owned_by(a, peer.uid)))
     }
 
@@ -71,12 +71,14 @@ impl Daemon {
         }
         if outcome != Reply::Busy {
             // The typed name of an unknown user is not logged: a mistyped name is often a password.
-            eprintln!(
-                "credd: authenticate user={shown} service={:?} peer_uid={} result={}",
+            // Formatted first, written once: eprintln! would make a system call per piece.
+            let line = format!(
+                "credd: authenticate user={shown} service={:?} peer_uid={} result={}\n",
                 req.service,
                 peer.uid,
                 outcome.name()
             );
+            let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
             if !audited && let Some(event) = self.login_event(peer, &req, &outcome) {
                 self.record(&event);
             }
@@ -246,7 +248,16 @@ impl Daemon {
             return Reply::Disabled;
         }
         if self.config.lockout.account_check {
-            match self.store().current_lock(&account.name, now_unix()) {
+            let now = now_unix();
+            let read = self.reader().lock(&account.name, now);
+            let lock = match read {
+                Err(e) => Err(e),
+                Ok(LockRead::Locked { until }) => Ok(Some(until)),
+                Ok(LockRead::Open) => Ok(None),
+                // Clearing an expired lock is a write.
+                Ok(LockRead::Expired) => self.store().current_lock(&account.name, now),
+            };
+            match lock {
                 Err(e) => return internal(e),
                 Ok(Some(until)) => {
                     self.counters.bump(&self.counters.locked_replies);

@@ -53,7 +53,7 @@ impl Daemon {
         now: i64,
         login: Option<&Event<'_>>,
     ) -> Checked {
-        let code = match self.store().code_of(&account.name) {
+        let code = match self.reader().code_of(&account.name) {
             Ok(code) => code,
             Err(e) => return Checked::Failed(internal(e)),
         };
@@ -133,6 +133,24 @@ impl Daemon {
         now: i64,
         login: Option<&Event<'_>>,
     ) -> Checked {
+        // A locked account is answered from a read: no hashing and no fsync'ed write before the
+        // reply (a guesser hammering a lock costs what the IPC costs). The refusal's failure row
+        // follows through the deferred writer. A lock set after this read is still caught by
+        // begin_attempt.
+        let read = self.reader().lock(&account.name, now);
+        match read {
+            Err(e) => return Checked::Failed(internal(e)),
+            Ok(crate::store::LockRead::Locked { until }) => {
+                self.record_locked_attempt(crate::store::LockedAttempt::new(
+                    &account.name,
+                    now,
+                    source,
+                ));
+                return Checked::Locked(until);
+            }
+            // An expired lock is cleared by begin_attempt, in its transaction.
+            Ok(_) => {}
+        }
         let root_account = account.uid == Some(0);
         let begun =
             self.store()

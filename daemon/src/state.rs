@@ -15,6 +15,7 @@ use crate::pool::HashPool;
 use crate::quality::Quality;
 use crate::ratelimit::RateLimits;
 use crate::store::Store;
+use crate::store::{Deferred, LockedAttempt, Reader};
 
 /// Past this many queued audit events, callers write their own rows (backpressure).
 const AUDIT_QUEUE_MAX: usize = 10_000;
@@ -27,7 +28,7 @@ pub struct AuditQueue {
 
 #[derive(Default)]
 struct QueueState {
-    pending: Vec<QueuedEvent>,
+    pending: Vec<Deferred>,
     enqueued: u64,
     committed: u64,
     writer_running: bool,
@@ -43,6 +44,8 @@ pub struct Daemon {
     pub hasher: Hasher,
     pub lockout: Policy,
     store: Mutex<Store>,
+    /// Read-only connection for the first reads of a login (store/reader.rs).
+    reader: Mutex<Reader>,
     pub pool: HashPool,
     pub unknown_names: UnknownNames,
     pub rate: RateLimits,
@@ -80,6 +83,7 @@ impl Daemon {
             unknown_names: UnknownNames::new(),
             counters: Counters::new(),
             busy_log: BusyLog::default(),
+            reader: Mutex::new(store.reader()?),
             store: Mutex::new(store),
             config,
         })
@@ -94,6 +98,16 @@ impl Daemon {
     /// [`Daemon::flush_audit`] first. With the queue full, the caller writes its own row.
     pub fn record(&self, event: &Event<'_>) {
         let queued = QueuedEvent::capture(event, crate::timefmt::now_unix());
+        self.defer(Deferred::Event(queued));
+    }
+
+    /// An attempt refused because the account is locked: its failure row (for `last_failure`)
+    /// goes through the same writer, so the refusal is answered from a read alone.
+    pub fn record_locked_attempt(&self, attempt: LockedAttempt) {
+        self.defer(Deferred::LockedAttempt(attempt));
+    }
+
+    fn defer(&self, queued: Deferred) {
         let mut queue = self
             .audit_queue
             .state
@@ -109,9 +123,9 @@ impl Daemon {
         self.write_audit(&[queued]);
     }
 
-    fn write_audit(&self, events: &[QueuedEvent]) {
-        if let Err(e) = self.store().audit_events(events) {
-            let names: Vec<&str> = events.iter().map(QueuedEvent::name).collect();
+    fn write_audit(&self, events: &[Deferred]) {
+        if let Err(e) = self.store().write_deferred(events) {
+            let names: Vec<&str> = events.iter().map(Deferred::name).collect();
             eprintln!("credd: cannot write audit events {names:?}: {e}");
             self.sink.publish([Outgoing::Critical {
                 event: "integrity_failure",
@@ -205,6 +219,10 @@ impl Daemon {
                 .publish([Outgoing::Checkpoint { seq, mac, reason }]),
             Err(e) => eprintln!("credd: cannot read the audit chain head: {e}"),
         }
+    }
+
+    pub fn reader(&self) -> MutexGuard<'_, Reader> {
+        self.reader.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn store(&self) -> MutexGuard<'_, Store> {

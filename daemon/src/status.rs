@@ -36,6 +36,8 @@ impl Daemon {
     }
 
     pub(crate) fn status_of(&self, target: &Target) -> Reply {
+        // Refused attempts' failure rows are written after their replies.
+        self.flush_audit();
         match self
             .resolve(target)
             .and_then(|a| self.account_status(&a, now_unix()))
@@ -47,6 +49,7 @@ impl Daemon {
 
     /// Every account with failures in the window or a lock, streamed page by page.
     pub(crate) fn status_list(&self, respond: &mut Respond<'_>) -> Result<(), ProtoError> {
+        self.flush_audit();
         let now = now_unix();
         let window = self.lockout.window_start(now);
         let mut after: Option<String> = None;

@@ -24,21 +24,24 @@ pub struct ResetOrder<'a> {
     pub now: i64,
 }
 
+pub(super) fn code_in(
+    conn: &rusqlite::Connection,
+    user: &str,
+) -> crate::error::Result<Option<CodeRow>> {
+    Ok(conn
+        .prepare_cached("SELECT digest, expires_at FROM reset_codes WHERE user = ?1")?
+        .query_row(params![user], |r| {
+            Ok(CodeRow {
+                digest: r.get(0)?,
+                expires_at: r.get(1)?,
+            })
+        })
+        .optional()?)
+}
+
 impl Store {
     pub fn code_of(&self, user: &str) -> crate::error::Result<Option<CodeRow>> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT digest, expires_at FROM reset_codes WHERE user = ?1",
-                params![user],
-                |r| {
-                    Ok(CodeRow {
-                        digest: r.get(0)?,
-                        expires_at: r.get(1)?,
-                    })
-                },
-            )
-            .optional()?)
+        code_in(&self.conn, user)
     }
 
     /// Resets issued for `user`, and by `admin_uid`, since `since` (rate limits; import rows count

@@ -20,6 +20,48 @@ pub struct AttemptSource<'a> {
     pub peer_uid: u32,
 }
 
+/// An attempt refused on a locked account, owned so that it can be written after the reply.
+#[derive(Debug, Clone)]
+pub struct LockedAttempt {
+    pub user: String,
+    pub at: i64,
+    pub service: String,
+    pub rhost: Option<String>,
+    pub tty: Option<String>,
+    pub peer_uid: u32,
+}
+
+impl LockedAttempt {
+    pub fn new(user: &str, at: i64, source: &AttemptSource<'_>) -> LockedAttempt {
+        LockedAttempt {
+            user: user.to_owned(),
+            at,
+            service: source.service.to_owned(),
+            rhost: source.rhost.map(str::to_owned),
+            tty: source.tty.map(str::to_owned),
+            peer_uid: source.peer_uid,
+        }
+    }
+}
+
+/// Writes the failure row of a refused attempt (never counted, see `failures_in_window`). The
+/// account may have been removed since: then there is nothing to record it against.
+pub(super) fn insert_locked_attempt(
+    conn: &Connection,
+    attempt: &LockedAttempt,
+) -> rusqlite::Result<()> {
+    if !super::exists(conn, &attempt.user)? {
+        return Ok(());
+    }
+    let source = AttemptSource {
+        service: &attempt.service,
+        rhost: attempt.rhost.as_deref(),
+        tty: attempt.tty.as_deref(),
+        peer_uid: attempt.peer_uid,
+    };
+    insert_failure(conn, &attempt.user, attempt.at, &source, true).map(|_| ())
+}
+
 /// The outcome of reserving an attempt, before any hashing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Begin {
@@ -67,6 +109,10 @@ pub struct LockoutState {
     pub failures_in_window: u32,
     pub lock: Option<Lock>,
     pub last_failure: Option<FailureRecord>,
+}
+
+pub(super) fn lock_in(conn: &Connection, user: &str) -> rusqlite::Result<Option<Lock>> {
+    lock_of(conn, user)
 }
 
 fn lock_of(conn: &Connection, user: &str) -> rusqlite::Result<Option<Lock>> {

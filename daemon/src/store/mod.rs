@@ -19,12 +19,14 @@ mod codes;
 mod import;
 mod lockout;
 mod pepper;
+mod reader;
 mod sessions;
 
 pub use codes::CodeRow;
 pub use codes::{PasswordChange, ResetOrder};
 pub use import::{Directory, ImportRun, Planned};
-pub use lockout::{AttemptSource, Begin, LockoutState, Succeeded, Success};
+pub use lockout::{AttemptSource, Begin, LockedAttempt, LockoutState, Succeeded, Success};
+pub use reader::{LockRead, Reader};
 pub use sessions::{NewSession, OpenedBy, RevokedSession, SessionRecord};
 
 /// Each entry moves the schema from version `index` to `index + 1`. Never edit a released entry.
@@ -143,6 +145,22 @@ pub enum WriteConflict {
     NotFound,
 }
 
+/// A row written after the reply, by the daemon's audit writer (see `Daemon::record`).
+#[derive(Debug, Clone)]
+pub enum Deferred {
+    Event(audit::QueuedEvent),
+    LockedAttempt(LockedAttempt),
+}
+
+impl Deferred {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Deferred::Event(e) => e.name(),
+            Deferred::LockedAttempt(_) => "failure row of a locked attempt",
+        }
+    }
+}
+
 pub struct Store {
     conn: Connection,
     path: PathBuf,
@@ -244,11 +262,12 @@ impl Store {
     }
 
     pub fn account(&self, name: &str) -> Result<Option<Account>> {
-        let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM users WHERE name = ?1");
-        Ok(self
-            .conn
-            .query_row(&sql, params![name], account_from_row)
-            .optional()?)
+        reader::account_in(&self.conn, name)
+    }
+
+    /// A read-only connection of its own to this database (see reader.rs).
+    pub fn reader(&self) -> Result<Reader> {
+        Reader::open(&self.path)
     }
 
     pub fn account_by_uid(&self, uid: u32) -> Result<Option<Account>> {
@@ -469,12 +488,15 @@ impl Store {
         Ok(())
     }
 
-    /// Queued events in one transaction: one fsync for a whole batch.
-    pub fn audit_events(&mut self, events: &[audit::QueuedEvent]) -> Result<()> {
+    /// Deferred rows in one transaction: one fsync for a whole batch.
+    pub fn write_deferred(&mut self, items: &[Deferred]) -> Result<()> {
         let tx = self.conn.transaction()?;
-        let mut published = Vec::with_capacity(events.len());
-        for event in events {
-            published.push(event.record(&tx, &self.audit_key)?);
+        let mut published = Vec::with_capacity(items.len());
+        for item in items {
+            match item {
+                Deferred::Event(event) => published.push(event.record(&tx, &self.audit_key)?),
+                Deferred::LockedAttempt(attempt) => lockout::insert_locked_attempt(&tx, attempt)?,
+            }
         }
         tx.commit()?;
         self.sink.publish_events(published);

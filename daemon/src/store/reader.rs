@@ -1,0 +1,64 @@
+//! A second, read-only connection for the reads every login starts with (the account, its
+//! pending code, its lock). In WAL mode a reader never waits for a writer: a refusal of a locked
+//! account is answered while another request's transaction, or the audit writer's batch, is in
+//! its fsync under the store lock.
+
+use std::path::Path;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::codes::CodeRow;
+use super::{ACCOUNT_COLUMNS, Account, account_from_row, lockout};
+use crate::error::Result;
+use crate::lockout::Gate;
+
+pub struct Reader {
+    conn: Connection,
+}
+
+/// What a read of the lock says; an expired lock is cleared only by the writer's path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockRead {
+    Locked { until: Option<i64> },
+    Open,
+    Expired,
+}
+
+impl Reader {
+    pub(super) fn open(path: &Path) -> Result<Reader> {
+        let conn = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | rusqlite::OpenFlags::SQLITE_OPEN_NOFOLLOW,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        Ok(Reader { conn })
+    }
+
+    pub fn account(&self, name: &str) -> Result<Option<Account>> {
+        account_in(&self.conn, name)
+    }
+
+    pub fn code_of(&self, user: &str) -> Result<Option<CodeRow>> {
+        super::codes::code_in(&self.conn, user)
+    }
+
+    pub fn lock(&self, user: &str, now: i64) -> Result<LockRead> {
+        Ok(
+            match crate::lockout::gate(lockout::lock_in(&self.conn, user)?.as_ref(), now) {
+                Gate::Locked { until } => LockRead::Locked { until },
+                Gate::Open => LockRead::Open,
+                Gate::Expired => LockRead::Expired,
+            },
+        )
+    }
+}
+
+pub(super) fn account_in(conn: &Connection, name: &str) -> Result<Option<Account>> {
+    let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM users WHERE name = ?1");
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row(params![name], account_from_row)
+        .optional()?)
+}
