@@ -27,6 +27,23 @@ const SHORT_MESSAGE_BITS: u64 = (BLOCK as u64 + 32) * 8;
 /// When `rounds` is 0 or `out` is empty, which no caller passes (the PHC parser and the config
 /// refuse both).
 pub fn pbkdf2_hmac_sha256(password: &[u8], salt: &[u8], rounds: u32, out: &mut [u8]) {
+    derive(password, salt, rounds, out, accelerated());
+}
+
+/// Whether the loop runs on the SHA extensions (`kdf_shani.rs`); checked once.
+pub fn accelerated() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *AVAILABLE.get_or_init(crate::kdf_shani::available)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+fn derive(password: &[u8], salt: &[u8], rounds: u32, out: &mut [u8], shani: bool) {
     assert!(
         rounds > 0 && !out.is_empty(),
         "PBKDF2 needs rounds and output"
@@ -34,7 +51,7 @@ pub fn pbkdf2_hmac_sha256(password: &[u8], salt: &[u8], rounds: u32, out: &mut [
     let key = Key::new(password);
     for (index, chunk) in out.chunks_mut(32).enumerate() {
         let block_number = u32::try_from(index + 1).expect("output length bounded by callers");
-        let t = key.derive_block(salt, block_number, rounds);
+        let t = key.derive_block(salt, block_number, rounds, shani);
         for (dst, word) in chunk.chunks_mut(4).zip(t.iter()) {
             dst.copy_from_slice(&word.to_be_bytes()[..dst.len()]);
         }
@@ -80,8 +97,23 @@ impl Key {
     }
 
     /// F(P, S, c, i) of RFC 8018: U1 over salt || INT(i), then c - 1 short iterations.
-    fn derive_block(&self, salt: &[u8], block_number: u32, rounds: u32) -> Zeroizing<[u32; 8]> {
+    fn derive_block(
+        &self,
+        salt: &[u8],
+        block_number: u32,
+        rounds: u32,
+        shani: bool,
+    ) -> Zeroizing<[u32; 8]> {
         let mut u = Zeroizing::new(self.first(salt, block_number));
+        #[cfg(target_arch = "x86_64")]
+        if shani {
+            // SAFETY: `shani` is true only when kdf_shani::available() said so.
+            return Zeroizing::new(unsafe {
+                crate::kdf_shani::iterate(&self.inner, &self.outer, &u, rounds)
+            });
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = shani;
         let mut t = Zeroizing::new(*u);
         // One block for the inner and one for the outer compression, padded once: only the first
         // 32 bytes change from one iteration to the next.
@@ -162,7 +194,22 @@ mod tests {
     fn derive(password: &[u8], salt: &[u8], rounds: u32, len: usize) -> Vec<u8> {
         let mut out = vec![0u8; len];
         pbkdf2_hmac_sha256(password, salt, rounds, &mut out);
+        // The portable loop must agree on every machine, whichever one ran above.
+        let mut portable = vec![0u8; len];
+        super::derive(password, salt, rounds, &mut portable, false);
+        assert_eq!(out, portable, "SHA-extension and portable loops disagree");
         out
+    }
+
+    #[test]
+    fn the_sha_extension_loop_runs_where_the_cpu_has_it() {
+        #[cfg(target_arch = "x86_64")]
+        assert_eq!(
+            accelerated(),
+            std::arch::is_x86_feature_detected!("sha")
+                && std::arch::is_x86_feature_detected!("sse4.1")
+                && std::arch::is_x86_feature_detected!("ssse3")
+        );
     }
 
     /// Published PBKDF2-HMAC-SHA256 vectors (RFC 7914 §11, and the RFC 6070 inputs with SHA-256

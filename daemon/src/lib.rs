@@ -15,6 +15,8 @@ pub mod handlers;
 pub mod hashing;
 pub mod import;
 pub mod kdf;
+#[cfg(target_arch = "x86_64")]
+pub mod kdf_shani;
 pub mod lockout;
 pub mod login;
 pub mod namekey;
