@@ -73,6 +73,7 @@ pub enum Verb {
     Lock,
     Unlock,
     Import,
+    Restore,
 }
 
 impl Verb {
@@ -87,6 +88,7 @@ impl Verb {
             Verb::Lock => "lock",
             Verb::Unlock => "unlock",
             Verb::Import => "import",
+            Verb::Restore => "restore",
         }
     }
 

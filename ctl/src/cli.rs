@@ -128,6 +128,32 @@ pub enum Command {
     /// enable, set-hash), and optionally uid, password_hash, must_change, ttl, reason. The codes of
     /// reset rows go only to the --codes-out file.
     Import(ImportArgs),
+    /// Write a consistent copy of the live database to FILE (new, mode 0600); root only
+    ///
+    /// credd takes the snapshot while logins go on and checks it; credctl checks its size and
+    /// SHA-256. The copy holds every password hash: keep it as safe as the database. Back up
+    /// audit.key (and the pepper file, if any) once, separately: they do not change.
+    Backup(BackupArgs),
+    /// Replace the database with a backup, credd stopped (docs/operations.md)
+    ///
+    /// The copy is checked (SQLite's integrity check, credd's tables) and put in place atomically;
+    /// refused while a credd holds the state directory.
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// The file to create; an existing file is never replaced
+    pub file: std::path::PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// A file written by `credctl backup`
+    pub file: std::path::PathBuf,
+    /// credd's state directory
+    #[arg(long, default_value = credd_proto::paths::DEFAULT_STATE_DIR)]
+    pub state_dir: std::path::PathBuf,
 }
 
 impl Command {
@@ -144,6 +170,8 @@ impl Command {
             Command::Audit(_) => "audit",
             Command::Check(_) => "check",
             Command::Import(_) => "import",
+            Command::Backup(_) => "backup",
+            Command::Restore(_) => "restore",
         }
     }
 }

@@ -60,6 +60,19 @@ pub fn run(cli: &Invocation) -> Result<(), CtlError> {
             user_set_disabled(socket, log, name, false, &mut out)
         }
         Command::Passwd(args) => passwd(socket, log, args, &mut out),
+        Command::Backup(args) => crate::backup::backup(socket, &args.file, &mut out),
+        Command::Restore(args) => {
+            let restored = crate::backup::restore(&args.file, &args.state_dir, &mut out);
+            log.record(
+                &Action {
+                    verb: Verb::Restore,
+                    target: Target::Name("(database)".into()),
+                },
+                Outcome::of(&restored),
+                &crate::adminlog::request_id().unwrap_or_default(),
+            );
+            restored
+        }
         Command::Status(args) => status(socket, args, &mut out),
         Command::Lock(args) => lock(socket, log, args, &mut out),
         Command::Unlock(args) => unlock(socket, log, args, &mut out),

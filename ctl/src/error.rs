@@ -76,6 +76,18 @@ pub enum CtlError {
     #[error("cannot make a request id: {0}")]
     RequestId(String),
 
+    /// `backup` or `restore`: a file could not be created, written or read.
+    #[error("{}: {}", .path.display(), os_message(.source))]
+    File {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    /// `restore` refused: credd is running, or the copy is not a sound credd database.
+    #[error("restore refused: {0}")]
+    Restore(String),
+
     /// `check` or `audit verify` found a problem; the report is on standard output.
     #[error("{0}")]
     Integrity(String),
@@ -165,7 +177,9 @@ impl CtlError {
             | CtlError::ImportRateLimited
             | CtlError::CodesFile { .. }
             | CtlError::ImportCodesLost { .. }
-            | CtlError::LockShadow(_) => 1,
+            | CtlError::LockShadow(_)
+            | CtlError::File { .. }
+            | CtlError::Restore(_) => 1,
             CtlError::Integrity(_) => 3,
         }
     }

@@ -2,6 +2,7 @@
 //! tests drive the same parsers.
 
 pub mod adminlog;
+pub mod backup;
 pub mod cli;
 pub mod codesfile;
 pub mod commands;

@@ -289,6 +289,8 @@ pub fn event_code(name: &str) -> u32 {
         "session_opened" => 26,
         "session_closed" => 27,
         "syslog_dropped" => 28,
+        "pepper_applied" => 29,
+        "backup_taken" => 30,
         _ => 99,
     }
 }
@@ -298,7 +300,8 @@ fn severity(event: &str, outcome: &str) -> Severity {
         "integrity_failure" => Severity::LOG_CRIT,
         "login_failure" | "account_locked" | "code_rejected" | "code_burned" | "rate_limited"
         | "peer_refused" | "syslog_dropped" => Severity::LOG_WARNING,
-        "reset_issued" | "admin_lock" | "password_changed" | "user_removed" => Severity::LOG_NOTICE,
+        "reset_issued" | "admin_lock" | "password_changed" | "user_removed" | "pepper_applied"
+        | "backup_taken" => Severity::LOG_NOTICE,
         _ if outcome == "ok" => Severity::LOG_INFO,
         _ => Severity::LOG_NOTICE,
     }

@@ -117,6 +117,7 @@ impl Daemon {
             Request::ImportRows { rows } => self.import_rows(conn, rows),
             Request::ImportShadowRows { rows } => self.import_shadow_rows(conn, rows),
             Request::ImportCommit => return self.import_commit(peer, conn, respond),
+            Request::Backup => return self.backup(peer, respond),
         };
         respond(&reply)
     }

@@ -6,6 +6,7 @@ pub mod admin_guard;
 pub mod audit;
 pub mod audit_handlers;
 pub mod auditlog;
+pub mod backup;
 pub mod change;
 pub mod codes;
 pub mod config;

@@ -114,6 +114,9 @@ pub enum Request {
     /// with [`Reply::ImportSummary`] followed by one [`Reply::ImportCode`] per reset row and
     /// [`Reply::End`].
     ImportCommit,
+    /// A consistent copy of the database, streamed as [`Reply::BackupChunk`]s and ended by
+    /// [`Reply::BackupDone`]. Root only: the copy holds every password hash.
+    Backup,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -352,6 +355,7 @@ impl Request {
             Request::ImportRows { .. } => "import_rows",
             Request::ImportShadowRows { .. } => "import_shadow_rows",
             Request::ImportCommit => "import_commit",
+            Request::Backup => "backup",
         }
     }
 }
@@ -439,6 +443,16 @@ pub enum Reply {
     },
     ImportSummary(Box<ImportSummary>),
     ImportCode(Box<IssuedCode>),
+    /// Part of a backup, in order: up to 32 KiB of the database file, base64 (RFC 4648, padded).
+    BackupChunk {
+        data: String,
+    },
+    /// The end of a backup: its size and SHA-256 (lower-case hex), for the client to check what
+    /// it wrote.
+    BackupDone {
+        bytes: u64,
+        sha256: String,
+    },
     /// End of a streamed listing, with the number of rows sent.
     End {
         count: u64,
@@ -472,6 +486,8 @@ impl Reply {
             Reply::ImportProblems { .. } => "import_problems",
             Reply::ImportSummary(_) => "import_summary",
             Reply::ImportCode(_) => "import_code",
+            Reply::BackupChunk { .. } => "backup_chunk",
+            Reply::BackupDone { .. } => "backup_done",
             Reply::End { .. } => "end",
         }
     }

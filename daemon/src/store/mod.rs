@@ -265,6 +265,11 @@ impl Store {
         reader::account_in(&self.conn, name)
     }
 
+    /// The database file.
+    pub fn db_path(&self) -> crate::error::Result<&Path> {
+        Ok(&self.path)
+    }
+
     /// A read-only connection of its own to this database (see reader.rs).
     pub fn reader(&self) -> Result<Reader> {
         Reader::open(&self.path)
