@@ -61,8 +61,20 @@ impl Peer {
 }
 
 fn real_uid_of(pid: i32) -> Option<u32> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    parse_real_uid(&status)
+    use std::io::Read;
+    // One read into a buffer that holds the whole file (about 1.5 KiB): read_to_string would
+    // grow its buffer from 32 bytes, a system call per doubling, on every connection.
+    let mut file = std::fs::File::open(format!("/proc/{pid}/status")).ok()?;
+    let mut buf = vec![0u8; 8192];
+    let mut len = 0;
+    while len < buf.len() {
+        match file.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(_) => return None,
+        }
+    }
+    parse_real_uid(std::str::from_utf8(&buf[..len]).ok()?)
 }
 
 /// `Uid:\treal\teffective\tsaved\tfs` in proc(5)'s status file.

@@ -17,6 +17,11 @@ use crate::ratelimit::RateLimits;
 use crate::store::Store;
 use crate::store::{Deferred, LockedAttempt, Reader};
 
+/// How long the audit writer lets events gather after the first, unless [`AUDIT_BATCH`] are
+/// waiting: the bound on how late a refusal's row is committed.
+const AUDIT_COALESCE: std::time::Duration = std::time::Duration::from_millis(5);
+const AUDIT_BATCH: usize = 256;
+
 /// Past this many queued audit events, callers write their own rows (backpressure).
 const AUDIT_QUEUE_MAX: usize = 10_000;
 
@@ -165,6 +170,16 @@ impl Daemon {
                     .wake
                     .wait_while(queue, |q| q.pending.is_empty() && !q.stopping)
                     .unwrap_or_else(|p| p.into_inner());
+                // Let a burst gather: one commit (and its fsync) for all of it, and the CPU of
+                // a commit not spent between every two refusals.
+                queue = self
+                    .audit_queue
+                    .wake
+                    .wait_timeout_while(queue, AUDIT_COALESCE, |q| {
+                        q.pending.len() < AUDIT_BATCH && !q.stopping
+                    })
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
                 if queue.pending.is_empty() {
                     queue.writer_running = false;
                     self.audit_queue.wake.notify_all();

@@ -116,10 +116,8 @@ pub(super) fn lock_in(conn: &Connection, user: &str) -> rusqlite::Result<Option<
 }
 
 fn lock_of(conn: &Connection, user: &str) -> rusqlite::Result<Option<Lock>> {
-    conn.query_row(
-        "SELECT since, until, kind, reason FROM locks WHERE user = ?1",
-        params![user],
-        |r| {
+    conn.prepare_cached("SELECT since, until, kind, reason FROM locks WHERE user = ?1")?
+        .query_row(params![user], |r| {
             let kind: String = r.get(2)?;
             Ok(Lock {
                 since: r.get(0)?,
@@ -128,9 +126,8 @@ fn lock_of(conn: &Connection, user: &str) -> rusqlite::Result<Option<Lock>> {
                 kind: LockKind::parse(&kind).unwrap_or(LockKind::Administrator),
                 reason: r.get(3)?,
             })
-        },
-    )
-    .optional()
+        })
+        .optional()
 }
 
 fn failures_in_window(conn: &Connection, user: &str, since: i64) -> rusqlite::Result<u32> {
