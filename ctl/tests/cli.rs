@@ -776,19 +776,21 @@ fn reset_whose_code_cannot_be_written_fails() {
     let dir = TempDir::new();
     let socket = dir.0.join("admin.sock");
     let _server = fake_credd(&socket, vec![issued("alice", 0)]);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_credctl"))
+    // Nobody reads the code: unlike a listing cut short by `| head`, that is a failure. The read
+    // end is closed before credctl starts, so its write fails whatever the timing.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let child = Command::new(env!("CARGO_BIN_EXE_credctl"))
         .arg("--socket")
         .arg(&socket)
         .args(["reset", "alice"])
         .env_remove("CREDD_ADMIN_SOCKET")
         .env("CREDCTL_SYSLOG", "none")
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
+        .stdout(writer)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Nobody reads the code: unlike a listing cut short by `| head`, that is a failure.
-    drop(child.stdout.take());
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
