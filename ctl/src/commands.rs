@@ -465,6 +465,29 @@ fn check(socket: &Path, args: &CheckArgs, out: &mut impl Write) -> Result<(), Ct
     written.map_err(CtlError::Output)
 }
 
+/// Problems credctl found in the file: every one to `note`, and the refusal. `Ok` when none.
+fn refuse_problems(
+    note: &mut impl Write,
+    name: String,
+    problems: &import::Problems,
+) -> Result<(), CtlError> {
+    if problems.is_empty() {
+        return Ok(());
+    }
+    output::write_import_problems(
+        note,
+        &name,
+        &problems.shown,
+        MoreProblems::Counted(problems.more()),
+    )
+    .map_err(CtlError::Output)?;
+    Err(CtlError::ImportRefused {
+        file: name,
+        problems: problems.total,
+        at_least: false,
+    })
+}
+
 /// `import FILE|- [--dry-run] [--codes-out FILE] [--ttl DUR] [--allow-bulk] [--json]`
 ///
 /// The whole file is read and checked first; with a problem, every problem goes to `note`
@@ -494,21 +517,7 @@ fn import(
     }
 
     let checked = read_import(file, stdin, &name)?;
-    if !checked.problems.is_empty() {
-        let problems = &checked.problems;
-        output::write_import_problems(
-            note,
-            &name,
-            &problems.shown,
-            MoreProblems::Counted(problems.more()),
-        )
-        .map_err(CtlError::Output)?;
-        return Err(CtlError::ImportRefused {
-            file: name,
-            problems: problems.total,
-            at_least: false,
-        });
-    }
+    refuse_problems(note, name.clone(), &checked.problems)?;
     let resets = checked.count(ImportAction::Reset);
     let codes_out = args.codes_out.as_deref().filter(|_| !args.dry_run);
     if resets > 0 && codes_out.is_none() && !args.dry_run {
@@ -657,21 +666,7 @@ fn import_shadow(
         name: name.clone(),
         source,
     })?;
-    if !checked.problems.is_empty() {
-        let problems = &checked.problems;
-        output::write_import_problems(
-            note,
-            &name,
-            &problems.shown,
-            MoreProblems::Counted(problems.more()),
-        )
-        .map_err(CtlError::Output)?;
-        return Err(CtlError::ImportRefused {
-            file: name,
-            problems: problems.total,
-            at_least: false,
-        });
-    }
+    refuse_problems(note, name.clone(), &checked.problems)?;
 
     let mut summary = ImportSummary {
         dry_run: args.dry_run,

@@ -251,14 +251,7 @@ impl Daemon {
     /// Checks every row against the store and the rules, all of them, before anything is written.
     fn plan_import(&self, staging: &Staging, now: i64) -> Result<ImportPlan, Reply> {
         if staging.rows.is_empty() {
-            return Err(problems_reply(Problems {
-                list: vec![ImportProblem {
-                    line: 0,
-                    field: String::new(),
-                    message: "no rows".into(),
-                }],
-                more: 0,
-            }));
+            return Err(whole_file_problem("no rows"));
         }
         let directory: Directory = self.store().directory().map_err(internal)?;
         let accounts = crate::nss::Accounts::load();
@@ -428,14 +421,7 @@ impl Daemon {
             ));
         }
         if staging.shadow.is_empty() {
-            return Err(problems_reply(Problems {
-                list: vec![ImportProblem {
-                    line: 0,
-                    field: String::new(),
-                    message: "no entries to import".into(),
-                }],
-                more: 0,
-            }));
+            return Err(whole_file_problem("no entries to import"));
         }
         let directory: Directory = self.store().directory().map_err(internal)?;
         let accounts = crate::nss::Accounts::load();
@@ -634,6 +620,18 @@ fn problems_reply(problems: Problems) -> Reply {
         problems: problems.list,
         truncated: problems.more > 0,
     }
+}
+
+/// A problem with the import as a whole (line 0).
+fn whole_file_problem(message: &str) -> Reply {
+    problems_reply(Problems {
+        list: vec![ImportProblem {
+            line: 0,
+            field: String::new(),
+            message: message.into(),
+        }],
+        more: 0,
+    })
 }
 
 /// A hash credd can verify, as it will be stored: a plain PBKDF2 PHC string is sealed with the

@@ -31,6 +31,13 @@ pub struct AuditQueue {
     wake: Condvar,
 }
 
+impl AuditQueue {
+    /// A panic while holding the lock leaves plain counters and a vector: safe to keep using.
+    fn lock(&self) -> MutexGuard<'_, QueueState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 #[derive(Default)]
 struct QueueState {
     pending: Vec<Deferred>,
@@ -113,11 +120,7 @@ impl Daemon {
     }
 
     fn defer(&self, queued: Deferred) {
-        let mut queue = self
-            .audit_queue
-            .state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut queue = self.audit_queue.lock();
         if queue.pending.len() < AUDIT_QUEUE_MAX && queue.writer_running {
             queue.pending.push(queued);
             queue.enqueued += 1;
@@ -141,11 +144,7 @@ impl Daemon {
 
     /// Waits until every event recorded before the call is in the audit table.
     pub fn flush_audit(&self) {
-        let queue = self
-            .audit_queue
-            .state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let queue = self.audit_queue.lock();
         let target = queue.enqueued;
         let _done = self
             .audit_queue
@@ -159,11 +158,7 @@ impl Daemon {
     pub fn run_audit_writer(&self) {
         loop {
             let batch = {
-                let mut queue = self
-                    .audit_queue
-                    .state
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner());
+                let mut queue = self.audit_queue.lock();
                 queue.writer_running = true;
                 queue = self
                     .audit_queue
@@ -188,11 +183,7 @@ impl Daemon {
                 std::mem::take(&mut queue.pending)
             };
             self.write_audit(&batch);
-            let mut queue = self
-                .audit_queue
-                .state
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
+            let mut queue = self.audit_queue.lock();
             queue.committed += batch.len() as u64;
             self.audit_queue.wake.notify_all();
         }
@@ -200,21 +191,13 @@ impl Daemon {
 
     /// Marks the writer as starting, so that events recorded before its thread runs are queued.
     pub fn start_audit_writer(&self) {
-        let mut queue = self
-            .audit_queue
-            .state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut queue = self.audit_queue.lock();
         queue.writer_running = true;
     }
 
     /// Lets the writer finish what is queued and end; later events are written directly.
     pub fn stop_audit(&self) {
-        let mut queue = self
-            .audit_queue
-            .state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut queue = self.audit_queue.lock();
         queue.stopping = true;
         self.audit_queue.wake.notify_all();
         let _stopped = self

@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use credd_e2e::TestDaemon;
-use credd_e2e::fixtures::phc_hash;
+use credd_e2e::fixtures::{phc_hash, store_dump as dump};
 use credd_e2e::libpam::{Conversation, PamStack, codes};
 
 const PASSWORD: &str = "imported passphrase 1";
@@ -21,34 +21,6 @@ fn write(dir: &std::path::Path, name: &str, text: &str) -> std::path::PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
     path
-}
-
-/// Every table an import may touch, as text: compared before and after a refused import.
-fn dump(d: &TestDaemon) -> String {
-    let conn = rusqlite::Connection::open_with_flags(
-        d.state_dir().join("credd.db"),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .unwrap();
-    let mut out = String::new();
-    for table in ["users", "reset_codes", "locks", "failures", "sessions"] {
-        let mut stmt = conn
-            .prepare(&format!("SELECT * FROM {table} ORDER BY 1"))
-            .unwrap();
-        let columns = stmt.column_count();
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((0..columns)
-                    .map(|i| format!("{:?}", r.get_ref(i).unwrap()))
-                    .collect::<Vec<_>>()
-                    .join("|"))
-            })
-            .unwrap();
-        for row in rows {
-            out.push_str(&format!("{table}: {}\n", row.unwrap()));
-        }
-    }
-    out
 }
 
 #[test]

@@ -7,6 +7,10 @@ use std::path::{Path, PathBuf};
 
 use credd_e2e::TestDaemon;
 use credd_e2e::fixtures::phc_hash;
+
+fn stored_hash(d: &TestDaemon, user: &str) -> String {
+    credd_e2e::fixtures::stored_hash(d, user).expect("a stored hash")
+}
 use credd_e2e::libpam::{Conversation, PamStack, codes};
 use pbkdf2::password_hash::PasswordVerifier;
 
@@ -17,18 +21,6 @@ fn login(d: &TestDaemon, user: &str, secret: &str) -> i32 {
     let stack = PamStack::new("credd-test", &[d.module_line("auth", "required", "")]);
     let conv = Conversation::new().answer(Some("Password: "), secret);
     stack.start(user, conv).unwrap().authenticate(0)
-}
-
-fn stored_hash(d: &TestDaemon, user: &str) -> String {
-    let conn = rusqlite::Connection::open_with_flags(
-        d.state_dir().join("credd.db"),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .unwrap();
-    conn.query_row("SELECT hash FROM users WHERE name = ?1", [user], |r| {
-        r.get(0)
-    })
-    .unwrap()
 }
 
 fn write_pepper(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> PathBuf {

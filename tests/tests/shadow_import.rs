@@ -11,6 +11,7 @@ use std::process::{Command, Stdio};
 
 use credd_e2e::TestDaemon;
 use credd_e2e::bins::skip_unless_root;
+use credd_e2e::fixtures::{store_dump as dump, stored_hash};
 use credd_e2e::libpam::{Conversation, PamStack, codes, flags};
 use credd_e2e::system_pam::{SystemService, all_output, have};
 use serde_json::Value;
@@ -108,46 +109,6 @@ fn stack(d: &TestDaemon) -> PamStack {
 fn login(stack: &PamStack, user: &str, secret: &str) -> i32 {
     let conv = Conversation::new().answer(Some("Password: "), secret);
     stack.start(user, conv).unwrap().authenticate(0)
-}
-
-fn stored_hash(d: &TestDaemon, user: &str) -> Option<String> {
-    let conn = rusqlite::Connection::open_with_flags(
-        d.state_dir().join("credd.db"),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .unwrap();
-    conn.query_row("SELECT hash FROM users WHERE name = ?1", [user], |r| {
-        r.get(0)
-    })
-    .unwrap()
-}
-
-/// Every table an import may touch, as text (as tests/import.rs compares them).
-fn dump(d: &TestDaemon) -> String {
-    let conn = rusqlite::Connection::open_with_flags(
-        d.state_dir().join("credd.db"),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .unwrap();
-    let mut out = String::new();
-    for table in ["users", "reset_codes", "locks", "failures", "sessions"] {
-        let mut stmt = conn
-            .prepare(&format!("SELECT * FROM {table} ORDER BY 1"))
-            .unwrap();
-        let columns = stmt.column_count();
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((0..columns)
-                    .map(|i| format!("{:?}", r.get_ref(i).unwrap()))
-                    .collect::<Vec<_>>()
-                    .join("|"))
-            })
-            .unwrap();
-        for row in rows {
-            out.push_str(&format!("{table}: {}\n", row.unwrap()));
-        }
-    }
-    out
 }
 
 /// The account's audit events, oldest first, as (event, detail).
