@@ -12,8 +12,10 @@ pub struct Peer {
     /// Effective uid at connect time. setuid-root programs (`su`, `passwd`) appear as 0.
     pub uid: u32,
     pub gid: u32,
-    /// Real uid of the peer process, read from `/proc/<pid>/status` right after accept; `None`
-    /// when it could not be read (the process is gone, or another pid namespace).
+    /// Real uid of a peer whose effective uid is 0, read from `/proc/<pid>/status` right after
+    /// accept; `None` when it could not be read (the process is gone, or another pid namespace).
+    /// For any other peer, its effective uid: only root's real uid changes a decision, and a
+    /// process that dropped only its effective uid is treated as the user it acts as.
     pub real_uid: Option<u32>,
     /// Held `[admin] group` at connect time (SO_PEERCRED gid or SO_PEERGROUPS); never set for
     /// root, whose authority needs no group.
@@ -27,7 +29,13 @@ impl Peer {
             pid: cred.pid(),
             uid: cred.uid(),
             gid: cred.gid(),
-            real_uid: real_uid_of(cred.pid()),
+            // Only an effective root needs telling apart from a setuid program run by a user;
+            // reading /proc costs the kernel a formatted page per connection.
+            real_uid: if cred.uid() == 0 {
+                real_uid_of(cred.pid())
+            } else {
+                Some(cred.uid())
+            },
             admin_member: cred.uid() != 0
                 && admin_group.is_some_and(|g| g.holds(stream, cred.gid())),
         })

@@ -122,9 +122,15 @@ impl Daemon {
     fn defer(&self, queued: Deferred) {
         let mut queue = self.audit_queue.lock();
         if queue.pending.len() < AUDIT_QUEUE_MAX && queue.writer_running {
+            // The writer needs waking for the first row of a batch and when the batch is full;
+            // in between it is waiting out AUDIT_COALESCE anyway, and waking it for each row
+            // would cost a context switch per refusal.
+            let wake = queue.pending.is_empty() || queue.pending.len() + 1 >= AUDIT_BATCH;
             queue.pending.push(queued);
             queue.enqueued += 1;
-            self.audit_queue.wake.notify_all();
+            if wake {
+                self.audit_queue.wake.notify_all();
+            }
             return;
         }
         drop(queue);
