@@ -174,7 +174,10 @@ fn run(args: &Args) -> Result<()> {
     let writer = Arc::clone(&daemon);
     std::thread::Builder::new()
         .name("audit-writer".into())
-        .spawn(move || writer.run_audit_writer())
+        .spawn(move || {
+            credd::pool::lower_priority();
+            writer.run_audit_writer()
+        })
         .map_err(|e| DaemonError::Startup(format!("cannot start the audit writer: {e}")))?;
     spawn_maintenance(Arc::clone(&daemon));
 

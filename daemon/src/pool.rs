@@ -85,6 +85,7 @@ impl HashPool {
                 thread::Builder::new()
                     .name(format!("hash-{i}"))
                     .spawn(move || {
+                        lower_priority();
                         while let Some(job) = shared.next_job() {
                             // A panicking job must not take a worker with it; its caller sees
                             // the dropped result channel as Busy.
@@ -164,6 +165,21 @@ impl HashPool {
     }
 }
 
+/// Hashing (and the audit writer's batches) are throughput work; a locked account's refusal, an
+/// account check or a ping is latency work. A nice of 10 on the hashing threads (Linux applies it to the calling thread alone) lets
+/// the scheduler run a connection thread as soon as it wakes, even while every core hashes; an
+/// idle machine still gives the hashing threads all of its time.
+pub fn lower_priority() {
+    // SAFETY: getpriority and setpriority on the calling thread; a failure leaves its priority.
+    // Relative to the daemon's own nice, which an administrator may have set.
+    unsafe {
+        let current = libc::getpriority(libc::PRIO_PROCESS, 0);
+        libc::setpriority(libc::PRIO_PROCESS, 0, (current + HASH_NICE).min(19));
+    }
+}
+
+const HASH_NICE: libc::c_int = 10;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,6 +190,17 @@ mod tests {
         let pool = HashPool::new(2, 8);
         assert_eq!(pool.run(false, || 6 * 7), Ok(42));
         assert_eq!(pool.in_flight(), 0);
+    }
+
+    #[test]
+    fn hashing_threads_run_at_a_lower_priority() {
+        let pool = HashPool::new(1, 4);
+        // SAFETY: getpriority of the calling thread.
+        let ours = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+        let theirs = pool
+            .run(true, || unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) })
+            .unwrap();
+        assert_eq!(theirs, (ours + HASH_NICE).min(19));
     }
 
     #[test]
