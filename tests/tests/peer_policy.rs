@@ -200,12 +200,55 @@ fn admin_group_members_administer_but_not_root_or_each_other() {
         &["user", "disable", "daemon"],
         &["user", "remove", "daemon"],
         &["reset", "daemon"],
+        &["user", "add", "daemon2", "--uid", "0"],
     ] {
         let out = as_nobody(Some(&group.0), args);
         let text = all_output(&out);
         assert!(!out.status.success(), "{args:?} succeeded: {text}");
         assert!(text.contains("only root can"), "{args:?}: {text}");
     }
+    // The same for a new password (read from standard input) and for import rows.
+    let with_stdin = |args: &[&str], input: &str| {
+        let mut child = Command::new("runuser")
+            .args(["-u", "nobody", "-G", &group.0, "--"])
+            .arg(&credctl)
+            .arg("--socket")
+            .arg(d.admin_socket())
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = with_stdin(
+        &["passwd", "root", "--password-stdin"],
+        "a takeover passphrase\n",
+    );
+    assert!(
+        all_output(&out).contains("only root can"),
+        "{}",
+        all_output(&out)
+    );
+    let out = with_stdin(
+        &["import", "-"],
+        "user,action\nvictim,unlock\ndaemon,unlock\n",
+    );
+    assert!(!out.status.success());
+    assert!(
+        all_output(&out).contains("only root can"),
+        "{}",
+        all_output(&out)
+    );
+
     // Root still can.
     let out = d.ctl(&["lock", "daemon"]);
     assert!(out.status.success(), "{}", all_output(&out));
