@@ -291,6 +291,7 @@ pub fn event_code(name: &str) -> u32 {
         "syslog_dropped" => 28,
         "pepper_applied" => 29,
         "backup_taken" => 30,
+        "config_reloaded" => 31,
         _ => 99,
     }
 }

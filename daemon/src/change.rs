@@ -44,10 +44,10 @@ impl Daemon {
             Ok(proven) => proven,
             Err(reply) => return reply,
         };
-        if let Err(why) = self.quality.check(&account.name, new.expose()) {
+        if let Err(why) = self.live().quality.check(&account.name, new.expose()) {
             return error(ErrorKind::InvalidArgument, why);
         }
-        let hasher = self.hasher.clone();
+        let hasher = self.live().hasher.clone();
         let hashed = self
             .pool
             .run(true, move || hasher.hash(new.expose().as_bytes()));

@@ -125,10 +125,11 @@ impl Daemon {
     /// Hashes on the pool as a privileged caller: only root reaches the admin requests.
     fn hash_new_password(&self, user: &str, password: Secret) -> Result<String, Reply> {
         // The same rules as a user's own change: an administrator's password is no exception.
-        self.quality
+        self.live()
+            .quality
             .check(user, password.expose())
             .map_err(|why| error(ErrorKind::InvalidArgument, why))?;
-        let hasher = self.hasher.clone();
+        let hasher = self.live().hasher.clone();
         match self
             .pool
             .run(true, move || hasher.hash(password.expose().as_bytes()))

@@ -167,6 +167,16 @@ impl Hasher {
     }
 
     /// `[hashing] accept_legacy`: verify descrypt, bsdicrypt and md5crypt hashes too.
+    /// The same pepper under a reloaded policy (the pepper itself changes only at start, where
+    /// stored hashes are sealed with it).
+    pub fn with_iterations(&self, iterations: u32) -> Hasher {
+        Hasher {
+            iterations,
+            pepper: self.pepper.clone(),
+            accept_legacy: self.accept_legacy,
+        }
+    }
+
     pub fn accepting_legacy(mut self, accept: bool) -> Hasher {
         self.accept_legacy = accept;
         self

@@ -269,7 +269,7 @@ impl Daemon {
             .options
             .ttl_seconds
             .map(Duration::from_secs)
-            .unwrap_or(self.config.codes.ttl);
+            .unwrap_or(self.live().config.codes.ttl);
         for row in &staging.rows {
             let line = row.line;
             if let Err(message) = validate_user_name(&row.user) {
@@ -320,7 +320,7 @@ impl Daemon {
                     let hash = match row
                         .password_hash
                         .as_deref()
-                        .map(|h| usable_hash(&self.hasher, h))
+                        .map(|h| usable_hash(&self.live().hasher, h))
                         .transpose()
                     {
                         Ok(hash) => hash,
@@ -385,7 +385,7 @@ impl Daemon {
                         problems.add(line, "password_hash", "set-hash needs a password_hash");
                         continue;
                     };
-                    match usable_hash(&self.hasher, hash) {
+                    match usable_hash(&self.live().hasher, hash) {
                         Ok(hash) => Planned::SetHash {
                             name,
                             hash,
@@ -450,7 +450,7 @@ impl Daemon {
                 );
                 continue;
             }
-            let hash = match self.hasher.check(&row.password_hash) {
+            let hash = match self.live().hasher.check(&row.password_hash) {
                 Ok(()) => row.password_hash.clone(),
                 Err(refusal @ Refusal::Legacy(_)) => {
                     skip(&mut plan, refusal.to_string());
@@ -531,7 +531,7 @@ impl Daemon {
         if plan.codes.is_empty() || staging.options.allow_bulk {
             return None;
         }
-        let limits = &self.config.codes;
+        let limits = &self.live().config.codes;
         let store = self.store();
         let per_account = match store.resets_per_account_since(now - HOUR) {
             Ok(counts) => counts,

@@ -113,7 +113,7 @@ impl Daemon {
             // Rate-limit refusals are recorded once per burst, where they trip.
             _ => return None,
         };
-        let target = if unknown && !self.config.audit.log_unknown_names {
+        let target = if unknown && !self.live().config.audit.log_unknown_names {
             None
         } else {
             Some(req.user.as_str())
@@ -164,7 +164,7 @@ impl Daemon {
             self.record(&Event {
                 name: "rate_limited",
                 actor_uid: Some(peer.uid),
-                target: (!unknown || self.config.audit.log_unknown_names).then_some(shown),
+                target: (!unknown || self.live().config.audit.log_unknown_names).then_some(shown),
                 service: Some(service),
                 outcome: "refused",
                 detail: format!("limit={} (once per burst)", tripped.limit),
@@ -218,14 +218,15 @@ impl Daemon {
     }
 
     fn authenticate_unknown(&self, peer: Peer, name: &str, secret: Secret, now: i64) -> Reply {
-        if let Err(until) = self.unknown_names.begin(name, &self.lockout, now) {
+        if let Err(until) = self.unknown_names.begin(name, &self.live().lockout, now) {
             return Reply::Locked {
                 until: until.map(rfc3339),
                 unknown: true,
             };
         }
         if self.dummy_verify(peer, secret) {
-            self.unknown_names.failed(name, &self.lockout, now_unix());
+            self.unknown_names
+                .failed(name, &self.live().lockout, now_unix());
             Reply::UnknownUser
         } else {
             self.unknown_names.cancel(name);
@@ -247,7 +248,7 @@ impl Daemon {
         if account.disabled {
             return Reply::Disabled;
         }
-        if self.config.lockout.account_check {
+        if self.live().config.lockout.account_check {
             let now = now_unix();
             let read = self.reader().lock(&account.name, now);
             let lock = match read {

@@ -155,13 +155,12 @@ fn run(args: &Args) -> Result<()> {
     ])
     .map_err(|e| DaemonError::Startup(format!("cannot install signal handlers: {e}")))?;
     let stop = server.stopper();
+    let reloading = Arc::clone(&daemon);
+    let config_path = args.config.clone();
     let signal_thread = std::thread::spawn(move || {
         for sig in signals.forever() {
             if sig == signal_hook::consts::SIGHUP {
-                // SIGHUP must not kill the daemon (its default action); reloading comes later.
-                eprintln!(
-                    "credd: SIGHUP: configuration reload is not supported yet; restart credd to apply changes"
-                );
+                reload(&reloading, &config_path);
                 continue;
             }
             eprintln!("credd: received signal {sig}, shutting down");
@@ -221,6 +220,41 @@ fn run(args: &Args) -> Result<()> {
     drop(signal_thread);
     eprintln!("credd: stopped");
     Ok(())
+}
+
+/// SIGHUP: reads the config file again and applies it from the next request on. A file that does
+/// not load (syntax, a value out of range, a blocklist that cannot be read, a config others can
+/// write) changes nothing: credd goes on with what it has and says why.
+fn reload(daemon: &Daemon, path: &Path) {
+    let loaded = Config::load(path).and_then(|config| daemon.reload(config));
+    match loaded {
+        Ok(needs_restart) => {
+            let pending = if needs_restart.is_empty() {
+                String::new()
+            } else {
+                format!(" needs_restart={}", needs_restart.join(","))
+            };
+            eprintln!(
+                "credd: configuration reloaded from {}{pending}",
+                path.display()
+            );
+            daemon.record(&Event {
+                name: "config_reloaded",
+                outcome: "ok",
+                detail: format!("path={}{pending}", path.display()),
+                ..Default::default()
+            });
+        }
+        Err(e) => {
+            eprintln!("credd: configuration not reloaded, the running one stays: {e}");
+            daemon.record(&Event {
+                name: "config_reloaded",
+                outcome: "refused",
+                detail: format!("path={} error={e}", path.display()),
+                ..Default::default()
+            });
+        }
+    }
 }
 
 /// How often the maintenance task runs: expired reset codes are deleted (each with a

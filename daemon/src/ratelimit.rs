@@ -64,24 +64,51 @@ pub struct Tripped {
 
 pub struct Buckets<K> {
     name: &'static str,
+    table: Mutex<Table<K>>,
+}
+
+/// The rate and the buckets under one lock: a reload changes the rate, and the buckets keep
+/// their tokens.
+struct Table<K> {
     rate: Option<Rate>,
-    map: Mutex<HashMap<K, Bucket>>,
+    map: HashMap<K, Bucket>,
 }
 
 impl<K: Hash + Eq + Clone> Buckets<K> {
     pub fn new(name: &'static str, rate: Option<Rate>) -> Buckets<K> {
         Buckets {
             name,
-            rate,
-            map: Mutex::new(HashMap::new()),
+            table: Mutex::new(Table {
+                rate,
+                map: HashMap::new(),
+            }),
         }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Table<K>> {
+        self.table.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A new rate from a reloaded config; a bucket's tokens stay, capped by the new burst.
+    fn set_rate(&self, rate: Option<Rate>) {
+        let mut table = self.lock();
+        if let Some(r) = rate {
+            for bucket in table.map.values_mut() {
+                bucket.tokens = bucket.tokens.min(r.burst);
+            }
+        } else {
+            table.map.clear();
+        }
+        table.rate = rate;
     }
 
     /// Has `key` a token left? Does not take it.
     fn check(&self, key: &K, now_ms: i64) -> Result<(), Tripped> {
-        let Some(rate) = self.rate else { return Ok(()) };
-        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(bucket) = map.get_mut(key) else {
+        let mut table = self.lock();
+        let Some(rate) = table.rate else {
+            return Ok(());
+        };
+        let Some(bucket) = table.map.get_mut(key) else {
             return Ok(());
         };
         bucket.refill(rate, now_ms);
@@ -97,10 +124,11 @@ impl<K: Hash + Eq + Clone> Buckets<K> {
     }
 
     fn take(&self, key: &K, now_ms: i64) {
-        let Some(rate) = self.rate else { return };
-        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        let mut table = self.lock();
+        let Some(rate) = table.rate else { return };
+        let map = &mut table.map;
         if !map.contains_key(key) && map.len() >= CAPACITY {
-            evict(&mut map, rate, now_ms);
+            evict(map, rate, now_ms);
         }
         let bucket = map
             .entry(key.clone())
@@ -147,6 +175,13 @@ impl RateLimits {
             host: Buckets::new("host", Rate::from_config(c.host)),
             local_uid: Buckets::new("local_uid", Rate::from_config(c.local_uid)),
         }
+    }
+
+    /// Applies a reloaded `[rate]`; the buckets keep their state.
+    pub fn reconfigure(&self, c: &config::Rate) {
+        self.account.set_rate(Rate::from_config(c.account));
+        self.host.set_rate(Rate::from_config(c.host));
+        self.local_uid.set_rate(Rate::from_config(c.local_uid));
     }
 
     /// Takes one token from every bucket that applies, or none when any of them is empty.
@@ -232,6 +267,36 @@ mod tests {
     }
 
     #[test]
+    fn a_reload_changes_the_rate_and_keeps_the_tokens() {
+        let rate = |burst, per_minute| config::Rate {
+            account: B { burst, per_minute },
+            host: B {
+                burst: 0,
+                per_minute: 0,
+            },
+            local_uid: B {
+                burst: 0,
+                per_minute: 0,
+            },
+        };
+        let l = RateLimits::from_config(&rate(3, 60));
+        for _ in 0..3 {
+            assert!(l.admit(Some("alice"), None, None, 0).is_ok());
+        }
+        // A larger burst does not hand out tokens an emptied bucket does not have.
+        l.reconfigure(&rate(10, 60));
+        assert!(l.admit(Some("alice"), None, None, 0).is_err());
+        // A smaller burst caps what a full bucket holds.
+        assert!(l.admit(Some("bob"), None, None, 0).is_ok());
+        l.reconfigure(&rate(1, 60));
+        assert!(l.admit(Some("bob"), None, None, 0).is_ok());
+        assert!(l.admit(Some("bob"), None, None, 0).is_err());
+        // Disabled: everything passes.
+        l.reconfigure(&rate(0, 0));
+        assert!(l.admit(Some("alice"), None, None, 0).is_ok());
+    }
+
+    #[test]
     fn a_refused_attempt_takes_no_token_from_the_other_buckets() {
         let l = limits((100, 60), (1, 60), (0, 0));
         assert!(l.admit(Some("a"), Some("10.0.0.1"), None, 0).is_ok());
@@ -274,6 +339,6 @@ mod tests {
         for i in 0..(CAPACITY + 50) {
             let _ = l.admit(Some(&format!("u{i}")), None, None, i as i64);
         }
-        assert!(l.account.map.lock().unwrap().len() <= CAPACITY);
+        assert!(l.account.lock().map.len() <= CAPACITY);
     }
 }

@@ -25,7 +25,7 @@ impl Daemon {
     ) -> Reply {
         let ttl = ttl_seconds
             .map(Duration::from_secs)
-            .unwrap_or(self.config.codes.ttl);
+            .unwrap_or(self.live().config.codes.ttl);
         if !(MIN_CODE_TTL..=MAX_CODE_TTL).contains(&ttl) {
             return error(
                 ErrorKind::InvalidArgument,
@@ -76,7 +76,7 @@ impl Daemon {
     /// `[codes] per_account_per_hour` and `per_admin_per_hour`; a refusal is audited so that a
     /// collector can alert on it.
     fn reset_rate_limited(&self, user: &str, admin_uid: u32, now: i64) -> Option<Reply> {
-        let limits = &self.config.codes;
+        let limits = &self.live().config.codes;
         let mut store = self.store();
         let (for_account, by_admin) = match store.resets_since(user, admin_uid, now - HOUR) {
             Ok(counts) => counts,
@@ -104,8 +104,8 @@ impl Daemon {
     /// Revoked sessions end with `[sessions] terminate_on_revoke`; otherwise they stay listed as
     /// revoked (and audited with the change).
     pub(crate) fn end_sessions(&self, revoked: Vec<crate::store::RevokedSession>) {
-        if self.config.sessions.terminate_on_revoke {
-            procinfo::terminate(revoked, self.config.sessions.terminate_grace);
+        if self.live().config.sessions.terminate_on_revoke {
+            procinfo::terminate(revoked, self.live().config.sessions.terminate_grace);
         }
     }
 }

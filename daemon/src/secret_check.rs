@@ -108,7 +108,7 @@ impl Daemon {
         if active {
             // Counted even when the account kept its password (`reset --keep-password`), so that a
             // pending code burns after max_attempts whatever else the user types.
-            let max = self.config.codes.max_attempts;
+            let max = self.live().config.codes.max_attempts;
             if let Err(e) = self
                 .store()
                 .code_rejected(&account.name, max, peer_uid, now)
@@ -152,15 +152,19 @@ impl Daemon {
             Ok(_) => {}
         }
         let root_account = account.uid == Some(0);
-        let begun =
-            self.store()
-                .begin_attempt(&account.name, root_account, &self.lockout, now, source);
+        let begun = self.store().begin_attempt(
+            &account.name,
+            root_account,
+            &self.live().lockout,
+            now,
+            source,
+        );
         let reservation = match begun {
             Err(e) => return Checked::Failed(internal(e)),
             Ok(Begin::Locked { until }) => return Checked::Locked(until),
             Ok(Begin::Proceed { reservation }) => reservation,
         };
-        let too_long = secret.len() > self.config.password.max_length;
+        let too_long = secret.len() > self.live().config.password.max_length;
         let stored = account.hash.clone().filter(|_| !too_long);
         let verified = self.verify(peer, secret, stored);
         let now = crate::timefmt::now_unix();
@@ -195,7 +199,7 @@ impl Daemon {
             Some(Verified { ok: false, .. }) => {
                 // A lock this failure sets is audited (account_locked) in the same transaction.
                 if let Err(e) =
-                    store.attempt_failed(&account.name, root_account, &self.lockout, now)
+                    store.attempt_failed(&account.name, root_account, &self.live().lockout, now)
                 {
                     return Checked::Failed(internal(e));
                 }
@@ -213,7 +217,7 @@ impl Daemon {
     /// hash (unknown name, account without password, over-long secret) a dummy of the same cost
     /// runs and fails. `None`: the pool was full and nothing ran.
     fn verify(&self, peer: Peer, secret: Secret, stored: Option<String>) -> Option<Verified> {
-        let hasher = self.hasher.clone();
+        let hasher = self.live().hasher.clone();
         let result = self.pool.run(peer.has_root_budget(), move || match stored {
             Some(hash) => {
                 let ok = hasher.verify(secret.expose().as_bytes(), &hash);

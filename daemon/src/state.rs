@@ -47,14 +47,24 @@ struct QueueState {
     stopping: bool,
 }
 
-pub struct Daemon {
-    pub audit_queue: AuditQueue,
+/// What a configuration reload (SIGHUP) replaces as a whole: the policy of every request from
+/// then on. A request in progress keeps the `Live` it started with.
+pub struct Live {
     pub config: Config,
-    pub sink: Arc<Sink>,
-    pub audit_key_path: PathBuf,
     pub quality: Quality,
     pub hasher: Hasher,
     pub lockout: Policy,
+}
+
+pub struct Daemon {
+    pub audit_queue: AuditQueue,
+    /// The configuration read at start. Sections a reload cannot apply ([limits], [admin],
+    /// [audit] syslog and format, [hashing] pepper_file) are read from here; everything else from
+    /// [`Daemon::live`].
+    pub config: Config,
+    pub sink: Arc<Sink>,
+    pub audit_key_path: PathBuf,
+    live: std::sync::RwLock<Arc<Live>>,
     store: Mutex<Store>,
     /// Read-only connection for the first reads of a login (store/reader.rs).
     reader: Mutex<Reader>,
@@ -81,15 +91,19 @@ impl Daemon {
             .as_deref()
             .map(AdminGroup::resolve)
             .transpose()?;
+        let live = Live {
+            config: config.clone(),
+            quality: Quality::from_config(&config.password)?,
+            hasher: Hasher::new(config.hashing.iterations, pepper)
+                .accepting_legacy(config.hashing.accept_legacy),
+            lockout: Policy::from_config(&config.lockout),
+        };
         Ok(Daemon {
             audit_queue: AuditQueue::default(),
             admin_group,
-            hasher: Hasher::new(config.hashing.iterations, pepper)
-                .accepting_legacy(config.hashing.accept_legacy),
+            live: std::sync::RwLock::new(Arc::new(live)),
             sink,
             audit_key_path,
-            quality: Quality::from_config(&config.password)?,
-            lockout: Policy::from_config(&config.lockout),
             pool: HashPool::new(config.hash_threads(), config.limits.hash_queue),
             rate: RateLimits::from_config(&config.rate),
             unknown_names: UnknownNames::new(),
@@ -223,6 +237,44 @@ impl Daemon {
                 .publish([Outgoing::Checkpoint { seq, mac, reason }]),
             Err(e) => eprintln!("credd: cannot read the audit chain head: {e}"),
         }
+    }
+
+    /// The policy in force now (see [`Live`]).
+    pub fn live(&self) -> Arc<Live> {
+        Arc::clone(&self.live.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Applies `new` (already parsed and validated) from the next request on. Sections that only
+    /// take effect at start keep their running values; their names are returned so that the
+    /// caller can say a restart is needed for them.
+    pub fn reload(&self, new: Config) -> crate::error::Result<Vec<&'static str>> {
+        let old = &self.config;
+        let mut needs_restart = Vec::new();
+        if new.hashing.pepper_file != old.hashing.pepper_file {
+            needs_restart.push("hashing.pepper_file");
+        }
+        if format!("{:?}", new.limits) != format!("{:?}", old.limits) {
+            needs_restart.push("limits");
+        }
+        if new.admin.group != old.admin.group {
+            needs_restart.push("admin.group");
+        }
+        if new.audit.syslog != old.audit.syslog || new.audit.format != old.audit.format {
+            needs_restart.push("audit.syslog/format");
+        }
+        let current = self.live();
+        let live = Live {
+            quality: Quality::from_config(&new.password)?,
+            hasher: current
+                .hasher
+                .with_iterations(new.hashing.iterations)
+                .accepting_legacy(new.hashing.accept_legacy),
+            lockout: Policy::from_config(&new.lockout),
+            config: new,
+        };
+        self.rate.reconfigure(&live.config.rate);
+        *self.live.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(live);
+        Ok(needs_restart)
     }
 
     pub fn reader(&self) -> MutexGuard<'_, Reader> {

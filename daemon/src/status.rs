@@ -30,7 +30,7 @@ impl Daemon {
     fn account_status(&self, account: &Account, now: i64) -> Result<AccountStatus, Reply> {
         let state = self
             .store()
-            .lockout_state(&account.name, &self.lockout, now)
+            .lockout_state(&account.name, &self.live().lockout, now)
             .map_err(internal)?;
         Ok(status_of(account, state))
     }
@@ -51,7 +51,7 @@ impl Daemon {
     pub(crate) fn status_list(&self, respond: &mut Respond<'_>) -> Result<(), ProtoError> {
         self.flush_audit();
         let now = now_unix();
-        let window = self.lockout.window_start(now);
+        let window = self.live().lockout.window_start(now);
         let mut after: Option<String> = None;
         let mut count = 0u64;
         loop {

@@ -111,7 +111,7 @@ fn sighup_does_not_stop_the_daemon() {
         libc::kill(d.pid() as i32, libc::SIGHUP);
     }
     assert!(
-        d.wait_for_log("SIGHUP", std::time::Duration::from_secs(10)),
+        d.wait_for_log("configuration reloaded", std::time::Duration::from_secs(10)),
         "{:?}",
         d.log()
     );
