@@ -287,7 +287,7 @@ fn spawn_maintenance(daemon: Arc<Daemon>) {
                         ..Default::default()
                     });
                 }
-                if last_checkpoint.elapsed() >= daemon.config.audit.checkpoint_interval {
+                if last_checkpoint.elapsed() >= daemon.live().config.audit.checkpoint_interval {
                     daemon.checkpoint("periodic");
                     last_checkpoint = std::time::Instant::now();
                 }
