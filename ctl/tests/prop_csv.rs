@@ -292,8 +292,9 @@ fn gen_file() -> impl Strategy<Value = GenFile> {
                     text.push_str(eol);
                 }
                 let line = text.matches('\n').count() as u64 + 1;
-                // Unique names: the generated one with the row's index.
-                let user = format!("{}{i}", r.name);
+                // Unique names: the generated one, a '+' (which generated names never hold) and
+                // the row's index. Without the separator "_1" of row 0 and "_" of row 10 collide.
+                let user = format!("{}+{i}", r.name);
                 let mut fields = Vec::new();
                 for column in &columns {
                     let value = match *column {
