@@ -435,16 +435,8 @@ fn audit_verify(socket: &Path, args: &ReportArgs, out: &mut impl Write) -> Resul
         Reply::AuditVerified(report) => *report,
         other => return Err(refusal_without_account(other)),
     };
-    let written = if args.json {
-        output::write_json(out, &report)
-    } else {
-        output::write_audit_report(out, &report)
-    };
-    let written = written.and_then(|()| out.flush());
-    if let Some(finding) = output::chain_finding(&report) {
-        return Err(CtlError::Integrity(finding));
-    }
-    written.map_err(CtlError::Output)
+    let finding = output::chain_finding(&report);
+    write_report(out, args, &report, output::write_audit_report, finding)
 }
 
 /// `check [--json]`: exit 3 on any finding, whatever happens to the output.
@@ -453,13 +445,26 @@ fn check(socket: &Path, args: &CheckArgs, out: &mut impl Write) -> Result<(), Ct
         Reply::CheckReport(report) => *report,
         other => return Err(refusal_without_account(other)),
     };
+    let finding = output::check_finding(&report);
+    write_report(out, args, &report, output::write_check, finding)
+}
+
+/// An integrity report as JSON or for humans; a finding is the command's failure (exit 3) even
+/// when the output could not be written.
+fn write_report<W: Write, R: serde::Serialize>(
+    out: &mut W,
+    args: &ReportArgs,
+    report: &R,
+    human: fn(&mut W, &R) -> io::Result<()>,
+    finding: Option<String>,
+) -> Result<(), CtlError> {
     let written = if args.json {
-        output::write_json(out, &report)
+        output::write_json(out, report)
     } else {
-        output::write_check(out, &report)
+        human(out, report)
     };
     let written = written.and_then(|()| out.flush());
-    if let Some(finding) = output::check_finding(&report) {
+    if let Some(finding) = finding {
         return Err(CtlError::Integrity(finding));
     }
     written.map_err(CtlError::Output)

@@ -51,9 +51,8 @@ impl Daemon {
             SNAPSHOTS.fetch_add(1, Ordering::Relaxed)
         )));
         let _ = std::fs::remove_file(&snapshot.0);
-        let taken = self.store().db_path().map(Path::to_path_buf);
-        let made = taken.and_then(|db| snapshot_into(&db, &snapshot.0));
-        if let Err(e) = made {
+        let db = self.store().db_path().to_path_buf();
+        if let Err(e) = snapshot_into(&db, &snapshot.0) {
             return respond(&internal(e));
         }
         let mut file = match std::fs::File::open(&snapshot.0) {

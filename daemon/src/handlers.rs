@@ -32,8 +32,20 @@ pub(crate) fn internal(e: impl std::fmt::Display) -> Reply {
 }
 
 impl Daemon {
-    /// Serves one request, writing its reply (or replies, for a listing) through `respond`.
+    /// Serves one request, writing its reply (or replies, for a listing) through `respond`,
+    /// under one policy from start to end (see [`Daemon::serving`]).
     pub fn handle(
+        self: &Arc<Self>,
+        peer: Peer,
+        socket: SocketKind,
+        request: Request,
+        conn: &mut crate::import::Connection,
+        respond: &mut Respond<'_>,
+    ) -> Result<(), ProtoError> {
+        self.serving(|| self.serve(peer, socket, request, conn, respond))
+    }
+
+    fn serve(
         self: &Arc<Self>,
         peer: Peer,
         socket: SocketKind,

@@ -70,19 +70,13 @@ impl Peer {
 
 fn real_uid_of(pid: i32) -> Option<u32> {
     use std::io::Read;
-    // One read into a buffer that holds the whole file (about 1.5 KiB): read_to_string would
-    // grow its buffer from 32 bytes, a system call per doubling, on every connection.
-    let mut file = std::fs::File::open(format!("/proc/{pid}/status")).ok()?;
-    let mut buf = vec![0u8; 8192];
-    let mut len = 0;
-    while len < buf.len() {
-        match file.read(&mut buf[len..]) {
-            Ok(0) => break,
-            Ok(n) => len += n,
-            Err(_) => return None,
-        }
-    }
-    parse_real_uid(std::str::from_utf8(&buf[..len]).ok()?)
+    // Room for the whole file (about 1.5 KiB) up front: from an empty buffer the read would grow
+    // from 32 bytes, a system call per doubling, on every connection of an effective root.
+    let mut status = String::with_capacity(8192);
+    std::fs::File::open(format!("/proc/{pid}/status"))
+        .and_then(|mut file| file.read_to_string(&mut status))
+        .ok()?;
+    parse_real_uid(&status)
 }
 
 /// `Uid:\treal\teffective\tsaved\tfs` in proc(5)'s status file.

@@ -77,8 +77,8 @@ impl Daemon {
     /// collector can alert on it.
     fn reset_rate_limited(&self, user: &str, admin_uid: u32, now: i64) -> Option<Reply> {
         let limits = &self.live().config.codes;
-        let mut store = self.store();
-        let (for_account, by_admin) = match store.resets_since(user, admin_uid, now - HOUR) {
+        let counts = self.store().resets_since(user, admin_uid, now - HOUR);
+        let (for_account, by_admin) = match counts {
             Ok(counts) => counts,
             Err(e) => return Some(internal(e)),
         };
@@ -95,9 +95,15 @@ impl Daemon {
         } else {
             return None;
         };
-        if let Err(e) = store.audit_reset_refused(user, admin_uid, why) {
-            return Some(internal(e));
-        }
+        // A refusal changes nothing else: the audit writer takes it, like every other refusal.
+        self.record(&crate::audit::Event {
+            name: "rate_limited",
+            actor_uid: Some(admin_uid),
+            target: Some(user),
+            outcome: "refused",
+            detail: format!("limit=reset {why}"),
+            ..Default::default()
+        });
         Some(Reply::RateLimited { unknown: false })
     }
 

@@ -58,23 +58,6 @@ impl Store {
         ))
     }
 
-    /// A refused reset, for collectors to alert on.
-    pub fn audit_reset_refused(
-        &mut self,
-        user: &str,
-        admin_uid: u32,
-        why: String,
-    ) -> crate::error::Result<()> {
-        self.audit_event(&Event {
-            name: "rate_limited",
-            actor_uid: Some(admin_uid),
-            target: Some(user),
-            outcome: "refused",
-            detail: format!("limit=reset {why}"),
-            ..Default::default()
-        })
-    }
-
     /// One transaction: the new code replaces any previous one, the password is invalidated
     /// (unless kept), must-change is set, locks and failures are cleared, sessions are revoked.
     pub fn issue_reset(

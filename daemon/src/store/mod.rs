@@ -266,8 +266,8 @@ impl Store {
     }
 
     /// The database file.
-    pub fn db_path(&self) -> crate::error::Result<&Path> {
-        Ok(&self.path)
+    pub fn db_path(&self) -> &Path {
+        &self.path
     }
 
     /// A read-only connection of its own to this database (see reader.rs).
@@ -473,15 +473,6 @@ impl Store {
     /// What the check at start found.
     pub fn damage(&self) -> Option<&str> {
         self.damage.as_deref()
-    }
-
-    /// An event that changes nothing else: one transaction of its own.
-    pub fn audit_event(&mut self, event: &Event<'_>) -> Result<()> {
-        let tx = self.conn.transaction()?;
-        let published = audit::record(&tx, &self.audit_key, now_unix(), event)?;
-        tx.commit()?;
-        self.sink.publish_events(vec![published]);
-        Ok(())
     }
 
     /// Copies the write-ahead log into the database and empties it. At stop: the log's old
