@@ -47,7 +47,10 @@ fn the_daemon_is_not_dumpable_even_for_its_own_uid() {
     )
     .unwrap();
     std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let mut child = Command::new(credd_e2e::bins::credd())
+    // A copy nobody can run: the build tree may sit in a private directory (a CI checkout in a
+    // 0700 mktemp dir).
+    let credd = d.public_copy(&credd_e2e::bins::credd());
+    let mut child = Command::new(credd)
         .arg("--config")
         .arg(&config)
         .arg("--state-dir")
