@@ -3,8 +3,11 @@
 set -euo pipefail
 
 # libcrypt-dev: credd links the system's libxcrypt to verify hashes taken over from /etc/shadow;
-# whois: its mkpasswd makes those hashes for the tests; passwd: useradd, chpasswd and usermod.
-packages=(gcc libc6-dev libpam0g-dev libpam-modules libcrypt-dev pamtester rsyslog util-linux openssh-server openssh-client python3-paramiko fail2ban whois passwd)
+# whois: its mkpasswd makes those hashes for the tests; passwd: useradd, chpasswd, usermod and
+# passwd itself. The real-client tests (docs/pam.md's stacks) drive Dovecot's IMAP server, sudo,
+# a web-style client through python3-pampy and the vlock screen locker; python3 is Debian's
+# (/usr/bin/python3), which is the one that sees python3-pampy.
+packages=(gcc libc6-dev libpam0g-dev libpam-modules libcrypt-dev pamtester rsyslog util-linux openssh-server openssh-client python3-paramiko fail2ban whois passwd login dovecot-imapd sudo python3 python3-pampy vlock)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1256,7 +1256,14 @@ mod tests {
         );
         let err = expect_status(Reply::StatusItem(Box::new(status)), &alice).unwrap_err();
         assert_eq!(err.to_string(), "unexpected reply from credd: status_item");
-        let err = expect_done(Reply::RateLimited { unknown: false }, "alice").unwrap_err();
+        let err = expect_done(
+            Reply::RateLimited {
+                unknown: false,
+                retry_after: None,
+            },
+            "alice",
+        )
+        .unwrap_err();
         assert_eq!(err.exit_code(), 1);
     }
 
@@ -1277,7 +1284,14 @@ mod tests {
             expect_reset(Reply::ResetIssued(Box::new(ok.clone())), &alice).unwrap(),
             ok
         );
-        let err = expect_reset(Reply::RateLimited { unknown: false }, &alice).unwrap_err();
+        let err = expect_reset(
+            Reply::RateLimited {
+                unknown: false,
+                retry_after: None,
+            },
+            &alice,
+        )
+        .unwrap_err();
         assert_eq!(err.exit_code(), 1);
         assert_eq!(
             err.to_string(),

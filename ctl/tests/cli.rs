@@ -748,7 +748,10 @@ fn reset_json_is_one_object() {
 fn reset_refusals_exit_1_with_one_line() {
     let cases = [
         (
-            Reply::RateLimited { unknown: false },
+            Reply::RateLimited {
+                unknown: false,
+                retry_after: None,
+            },
             "credctl: reset refused: too many resets (rate limit); see credd's log\n",
         ),
         (
@@ -901,7 +904,13 @@ fn modify_user_state_is_reset_lock_or_unlock() {
 
     let dir = TempDir::new();
     let socket = dir.0.join("admin.sock");
-    let _server = fake_credd(&socket, vec![Reply::RateLimited { unknown: false }]);
+    let _server = fake_credd(
+        &socket,
+        vec![Reply::RateLimited {
+            unknown: false,
+            retry_after: None,
+        }],
+    );
     let out = credctl(
         &socket,
         &["--modify-user-state", "--uid=5", "--action=reset"],
@@ -2242,7 +2251,13 @@ fn import_over_the_reset_rate_limits_is_refused_and_names_allow_bulk() {
     let file = dir.0.join("users.csv");
     std::fs::write(&file, "user,action\nalice,reset\n").unwrap();
     let codes_out = dir.0.join("codes.csv");
-    let server = fake_import(&socket, vec![Reply::RateLimited { unknown: false }]);
+    let server = fake_import(
+        &socket,
+        vec![Reply::RateLimited {
+            unknown: false,
+            retry_after: None,
+        }],
+    );
     let out = credctl(
         &socket,
         &[

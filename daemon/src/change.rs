@@ -82,6 +82,29 @@ impl Daemon {
         }
     }
 
+    /// The quality rules alone, for the module to check a new password before asking for it a
+    /// second time (pam_pwquality's order). No hashing, no write, no log line: nothing here needs
+    /// a rate limit, and a caller learns only what the rules say of a password it chose.
+    pub(crate) fn change_quality(&self, peer: Peer, mut req: ChangeRequest) -> Reply {
+        if let Err(message) =
+            validate_user_name(&req.user).and_then(|()| validate_field("service", &req.service))
+        {
+            return error(ErrorKind::BadRequest, message);
+        }
+        let Some(new) = req.new.take() else {
+            return error(ErrorKind::BadRequest, "no new password in a quality check");
+        };
+        let account = match self.target_account(peer, &req.user) {
+            Err(reply) => return reply,
+            Ok(None) => return Reply::UnknownUser,
+            Ok(Some(account)) => account,
+        };
+        match self.live().quality.check(&account.name, new.expose()) {
+            Ok(()) => Reply::Ok,
+            Err(why) => error(ErrorKind::InvalidArgument, why),
+        }
+    }
+
     /// The account and how the caller proved it may change its password.
     fn prove_old(
         &self,
@@ -95,20 +118,44 @@ impl Daemon {
             return Err(error(ErrorKind::BadRequest, message));
         }
         // A change request from a user's own process (passwd, setuid or not) is a guess at the old
-        // secret too: it draws on that user's bucket, before the account is looked up, so that
-        // naming accounts the caller cannot see (each costing a dummy hash) is limited as well.
-        // Login services (sshd's forced change) have just passed the login's limits and are not
-        // charged twice.
-        let local_uid = (!peer.has_root_budget()).then(|| peer.budget_uid());
-        if local_uid.is_some()
-            && self
+        // secret too: it draws on that user's `change` bucket, before the account is looked up,
+        // so that naming accounts the caller cannot see (each costing a dummy hash) is limited as
+        // well. A right old secret gives its token back, so one passwd run (two passes, each
+        // proving the old secret) costs nothing. Login services (sshd's forced change) have just
+        // passed the login's limits and are not charged twice.
+        let ticket = if peer.has_root_budget() {
+            crate::ratelimit::Ticket::default()
+        } else {
+            match self
                 .rate
-                .admit(None, None, local_uid, crate::timefmt::now_unix_ms())
-                .is_err()
-        {
-            self.counters.bump(&self.counters.rate_limited_replies);
-            return Err(Reply::RateLimited { unknown: false });
+                .admit_change(peer.budget_uid(), crate::timefmt::now_unix_ms())
+            {
+                Ok(ticket) => ticket,
+                Err(tripped) => {
+                    let known = matches!(self.target_account(peer, &req.user), Ok(Some(_)));
+                    let shown = if known {
+                        req.user.as_str()
+                    } else {
+                        "(unknown)"
+                    };
+                    return Err(self.rate_limited(peer, shown, &req.service, tripped, !known));
+                }
+            }
+        };
+        let proven = self.prove_old_charged(peer, req, old);
+        match &proven {
+            Ok(_) | Err(Reply::Busy) => self.rate.settle(ticket, crate::timefmt::now_unix_ms()),
+            Err(_) => drop(ticket),
         }
+        proven
+    }
+
+    fn prove_old_charged(
+        &self,
+        peer: Peer,
+        req: &ChangeRequest,
+        old: Option<Secret>,
+    ) -> Result<(Account, Proof), Reply> {
         let Some(account) = self.target_account(peer, &req.user)? else {
             // The same hashing work as for an account, so the reply time tells nothing.
             if let Some(old) = old {

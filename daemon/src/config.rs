@@ -162,6 +162,8 @@ pub struct Rate {
     pub host: Bucket,
     /// Per calling uid, for non-root callers (screen lockers): stricter.
     pub local_uid: Bucket,
+    /// Per calling uid, for password changes by the account's owner (passwd run by a user).
+    pub change: Bucket,
 }
 
 impl Default for Lockout {
@@ -191,6 +193,11 @@ impl Default for Rate {
             local_uid: Bucket {
                 burst: 5,
                 per_minute: 10,
+            },
+            // A right current password costs nothing; this bounds guesses through passwd.
+            change: Bucket {
+                burst: 5,
+                per_minute: 5,
             },
         }
     }
@@ -385,6 +392,7 @@ impl Config {
             ("rate.account", self.rate.account),
             ("rate.host", self.rate.host),
             ("rate.local_uid", self.rate.local_uid),
+            ("rate.change", self.rate.change),
         ] {
             if bucket.burst > 0 && bucket.per_minute == 0 {
                 return Err(format!(

@@ -117,6 +117,7 @@ impl Daemon {
             } => self.reset(peer, &target, ttl_seconds, keep_password),
             Request::ChangeCheck(req) => self.change_check(peer, req),
             Request::ChangePassword(req) => self.change_password(peer, req),
+            Request::ChangeQuality(req) => self.change_quality(peer, req),
             Request::SessionOpen(req) => self.session_open(peer, req),
             Request::SessionClose(req) => self.session_close(peer, req),
             Request::Sessions { user } => return self.sessions_list(user.as_deref(), respond),

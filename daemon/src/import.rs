@@ -566,7 +566,10 @@ impl Daemon {
             detail: format!("limit=reset {why} source={:?}", staging.options.source),
             ..Default::default()
         });
-        Some(Reply::RateLimited { unknown: false })
+        Some(Reply::RateLimited {
+            unknown: false,
+            retry_after: None,
+        })
     }
 }
 

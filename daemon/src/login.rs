@@ -12,7 +12,7 @@ use credd_proto::{
 use crate::audit::Event;
 use crate::handlers::{error, internal};
 use crate::peer::Peer;
-use crate::ratelimit::Tripped;
+use crate::ratelimit::{Attempt, Source, Tripped};
 use crate::secret_check::Checked;
 use crate::state::Daemon;
 use crate::store::{Account, AttemptSource, LockRead};
@@ -31,15 +31,7 @@ impl Daemon {
         if let Err(reply) = check_pam_fields(&req) {
             return reply;
         }
-        // §4: rhost is a claim; only root's claims may drive per-host limits. A non-root caller
-        // is limited by its own uid only, so it cannot drain the bucket of someone else's account.
-        // `su` run by a user is root by euid, so its attempts count against the account, but its
-        // rhost is the user's claim: only a process that is root through and through is believed.
-        let root = peer.is_root();
-        let rhost = req.rhost.as_deref().filter(|_| peer.has_root_budget());
-        let account = Some(req.user.as_str()).filter(|_| root);
-        let local_uid = (!peer.has_root_budget()).then(|| peer.budget_uid());
-        let rate = self.rate.admit(account, rhost, local_uid, now_unix_ms());
+        let ticket = self.rate.admit(&rate_attempt(peer, &req), now_unix_ms());
         let target = match self.target_account(peer, &req.user) {
             Ok(t) => t,
             Err(reply) => return reply,
@@ -49,9 +41,12 @@ impl Daemon {
         } else {
             "(unknown)"
         };
-        if let Err(tripped) = rate {
-            return self.rate_limited(peer, shown, &req.service, tripped, target.is_none());
-        }
+        let ticket = match ticket {
+            Ok(ticket) => ticket,
+            Err(tripped) => {
+                return self.rate_limited(peer, shown, &req.service, tripped, target.is_none());
+            }
+        };
         let now = now_unix();
         let secret = std::mem::take(&mut req.secret);
         let (outcome, audited) = match target {
@@ -61,6 +56,14 @@ impl Daemon {
                 false,
             ),
         };
+        match outcome {
+            // The secret was right (a disabled account's too: no guess failed), or nothing was
+            // checked: the attempt's tokens go back. Only wrong guesses drain a bucket.
+            Reply::Ok | Reply::MustChange | Reply::Disabled | Reply::Busy => {
+                self.rate.settle(ticket, now_unix_ms())
+            }
+            _ => drop(ticket),
+        }
         match &outcome {
             Reply::Busy => {
                 self.counters.bump(&self.counters.busy_replies);
@@ -100,7 +103,7 @@ impl Daemon {
             outcome,
             Reply::UnknownUser
                 | Reply::Locked { unknown: true, .. }
-                | Reply::RateLimited { unknown: true }
+                | Reply::RateLimited { unknown: true, .. }
         );
         let (name, result) = match outcome {
             Reply::Ok => ("login_success", "ok"),
@@ -146,7 +149,7 @@ impl Daemon {
         })
     }
 
-    fn rate_limited(
+    pub(crate) fn rate_limited(
         &self,
         peer: Peer,
         shown: &str,
@@ -171,7 +174,10 @@ impl Daemon {
                 ..Default::default()
             });
         }
-        Reply::RateLimited { unknown }
+        Reply::RateLimited {
+            unknown,
+            retry_after: Some(tripped.retry_after_secs),
+        }
     }
 
     /// The reply, and whether its audit event was already written (with the success of a right
@@ -275,6 +281,27 @@ impl Daemon {
         } else {
             Reply::Ok
         }
+    }
+}
+
+/// How the rate limits see an authentication (§4): rhost is a claim, believed only from callers
+/// that are root through and through (sshd, login). Any other caller is counted by its own uid
+/// (the real uid of `su` run by a user), and its attempts on an account draw on that account's
+/// bucket *for that uid* only, so a user cannot drain the bucket that root's console logins, or
+/// sshd's logins for someone else, draw on.
+fn rate_attempt<'a>(peer: Peer, req: &'a AuthRequest) -> Attempt<'a> {
+    let trusted = peer.has_root_budget();
+    let host = req.rhost.as_deref().filter(|h| trusted && !h.is_empty());
+    let source = match host {
+        Some(h) => Source::Remote(h.to_owned()),
+        None if trusted => Source::Service,
+        None => Source::Local(peer.budget_uid()),
+    };
+    Attempt {
+        account: &req.user,
+        source,
+        host,
+        local_uid: (!trusted).then(|| peer.budget_uid()),
     }
 }
 

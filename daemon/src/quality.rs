@@ -35,24 +35,27 @@ impl Quality {
         let chars = new.chars().count();
         if chars < self.min_length {
             return Err(format!(
-                "password is shorter than {} characters",
+                "The password is shorter than {} characters",
                 self.min_length
             ));
         }
         if new.len() > self.max_length {
-            return Err(format!("password is longer than {} bytes", self.max_length));
+            return Err(format!(
+                "The password is longer than {} bytes",
+                self.max_length
+            ));
         }
         if new.chars().any(char::is_control) {
-            return Err("password contains a control character".into());
+            return Err("The password contains a control character".into());
         }
         let lower = new.to_lowercase();
         // Short names would match ordinary words ("al" in "totally"); pam_pwquality's usercheck
         // has the same blind spot the other way round.
         if user.chars().count() >= MIN_NAME_FOR_USERCHECK && lower.contains(&user.to_lowercase()) {
-            return Err("password contains the user name".into());
+            return Err("The password contains the user name in some form".into());
         }
         if self.blocklist.contains(&lower) {
-            return Err("password is on the list of forbidden passwords".into());
+            return Err("The password is on the list of forbidden passwords".into());
         }
         Ok(())
     }

@@ -1,10 +1,20 @@
-//! Token buckets for authentication attempts: per account name, per remote host (as claimed by
-//! root callers only) and per calling uid (non-root callers). Excess is refused before any lookup
-//! or hashing, and reported once per burst, not once per request.
+//! Token buckets for authentication attempts and password changes. They bound guessing and work,
+//! never ordinary use: an attempt takes a token before its secret is checked, and gets it back when
+//! the secret turns out right (or nothing was checked at all), so any number of correct logins
+//! pass and only wrong guesses drain a bucket.
 //!
-//! Buckets live in memory: a restart refills them, which costs an attacker a daemon restart they
-//! cannot trigger. Each table is bounded; when full, a bucket that has refilled completely (it
-//! carries no information) is dropped first, else the least recently used one.
+//! - `account`: per account name *and source* (the remote host for callers that are root through
+//!   and through, the real uid for everyone else, or "local service"), so that nobody can drain the
+//!   bucket another source's logins draw on: `su root` run by a user never touches root's console
+//!   or sshd logins.
+//! - `host`: per remote host, as claimed by callers that are root through and through.
+//! - `local_uid`: per calling uid for callers that are not (screen lockers, `su` run by a user).
+//! - `change`: per calling uid, for password changes by the account's owner (`passwd`).
+//!
+//! Excess is refused before any lookup or hashing, and reported once per burst, not once per
+//! request. Buckets live in memory: a restart refills them. Each table is bounded; when full, a
+//! bucket that has refilled completely (it carries no information) is dropped first, else the
+//! least recently used one.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -53,13 +63,21 @@ impl Bucket {
         self.tokens = (self.tokens + elapsed * rate.per_ms).min(rate.burst);
         self.last_ms = now_ms;
     }
+
+    /// Whole seconds until the bucket holds a token again (at least 1).
+    fn wait_secs(&self, rate: Rate) -> u32 {
+        let ms = ((1.0 - self.tokens).max(0.0) / rate.per_ms).ceil();
+        ((ms / 1000.0).ceil() as u32).max(1)
+    }
 }
 
-/// A refusal: which limit, and whether it is the first of its burst (worth one log line).
+/// A refusal: which limit, whether it is the first of its burst (worth one log line), and when
+/// the bucket holds a token again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tripped {
     pub limit: &'static str,
     pub first_of_burst: bool,
+    pub retry_after_secs: u32,
 }
 
 pub struct Buckets<K> {
@@ -120,12 +138,14 @@ impl<K: Hash + Eq + Clone> Buckets<K> {
         Err(Tripped {
             limit: self.name,
             first_of_burst,
+            retry_after_secs: bucket.wait_secs(rate),
         })
     }
 
-    fn take(&self, key: &K, now_ms: i64) {
+    /// Takes a token; `false` when the bucket is off (nothing to give back later).
+    fn take(&self, key: &K, now_ms: i64) -> bool {
         let mut table = self.lock();
-        let Some(rate) = table.rate else { return };
+        let Some(rate) = table.rate else { return false };
         let map = &mut table.map;
         if !map.contains_key(key) && map.len() >= CAPACITY {
             evict(map, rate, now_ms);
@@ -136,6 +156,28 @@ impl<K: Hash + Eq + Clone> Buckets<K> {
         bucket.refill(rate, now_ms);
         bucket.tokens = (bucket.tokens - 1.0).max(0.0);
         bucket.tripped = false;
+        true
+    }
+
+    /// Gives back a token taken by [`Buckets::take`], never above the burst; `refill` fills the
+    /// bucket completely (a success on the account's own bucket for that source).
+    fn give_back(&self, key: &K, refill: bool, now_ms: i64) {
+        let mut table = self.lock();
+        let Some(rate) = table.rate else { return };
+        if let Some(bucket) = table.map.get_mut(key) {
+            bucket.refill(rate, now_ms);
+            bucket.tokens = if refill {
+                rate.burst
+            } else {
+                (bucket.tokens + 1.0).min(rate.burst)
+            };
+            bucket.tripped = false;
+        }
+    }
+
+    /// Drops every bucket whose key `matches` (they start full again).
+    fn forget(&self, matches: impl Fn(&K) -> bool) {
+        self.lock().map.retain(|k, _| !matches(k));
     }
 }
 
@@ -158,13 +200,46 @@ fn evict<K: Hash + Eq + Clone>(map: &mut HashMap<K, Bucket>, rate: Rate, now_ms:
     }
 }
 
-/// The three limits of an authentication attempt. Account buckets are keyed by [`NameKey`], so
-/// the table never holds typed names.
+/// Where an attempt comes from, as far as credd can believe it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// `PAM_RHOST` from a caller that is root through and through (sshd, Dovecot's auth worker).
+    Remote(String),
+    /// A caller that is root through and through, without a remote host (login on a console, a
+    /// local service).
+    Service,
+    /// Any other caller, by its uid (the real uid of a setuid program such as `su`).
+    Local(u32),
+}
+
+/// One authentication attempt, as the rate limits see it.
+pub struct Attempt<'a> {
+    pub account: &'a str,
+    pub source: Source,
+    /// Set only for callers that are root through and through, and only when not empty.
+    pub host: Option<&'a str>,
+    /// Set for every caller that is not root through and through.
+    pub local_uid: Option<u32>,
+}
+
+/// The tokens an admitted attempt took, to give back when its secret was right.
+#[must_use = "a ticket not settled keeps its tokens taken, which is right only for a wrong secret"]
+#[derive(Debug, Default)]
+pub struct Ticket {
+    account: Option<(NameKey, Source)>,
+    host: Option<String>,
+    local_uid: Option<u32>,
+    change: Option<u32>,
+}
+
+/// The limits of authentication attempts and password changes. Account buckets are keyed by
+/// [`NameKey`], so the table never holds typed names.
 pub struct RateLimits {
     names: NameHasher,
-    account: Buckets<NameKey>,
+    account: Buckets<(NameKey, Source)>,
     host: Buckets<String>,
     local_uid: Buckets<u32>,
+    change: Buckets<u32>,
 }
 
 impl RateLimits {
@@ -174,6 +249,7 @@ impl RateLimits {
             account: Buckets::new("account", Rate::from_config(c.account)),
             host: Buckets::new("host", Rate::from_config(c.host)),
             local_uid: Buckets::new("local_uid", Rate::from_config(c.local_uid)),
+            change: Buckets::new("change", Rate::from_config(c.change)),
         }
     }
 
@@ -182,42 +258,70 @@ impl RateLimits {
         self.account.set_rate(Rate::from_config(c.account));
         self.host.set_rate(Rate::from_config(c.host));
         self.local_uid.set_rate(Rate::from_config(c.local_uid));
+        self.change.set_rate(Rate::from_config(c.change));
     }
 
     /// Takes one token from every bucket that applies, or none when any of them is empty.
-    ///
-    /// `account` and `rhost` must be `None` unless the caller is root (§4): a local user's own
-    /// attempts must not drain the bucket that sshd's logins for that account draw on, and its
-    /// claims about remote hosts are not believed. `local_uid` is set for every caller that is
-    /// not root through and through (including `su` run by a user).
-    pub fn admit(
-        &self,
-        account: Option<&str>,
-        rhost: Option<&str>,
-        local_uid: Option<u32>,
-        now_ms: i64,
-    ) -> Result<(), Tripped> {
-        let account = account.map(|name| self.names.key(name));
-        let host = rhost.filter(|h| !h.is_empty()).map(str::to_owned);
-        if let Some(account) = &account {
-            self.account.check(account, now_ms)?;
-        }
+    pub fn admit(&self, attempt: &Attempt<'_>, now_ms: i64) -> Result<Ticket, Tripped> {
+        let account = (self.names.key(attempt.account), attempt.source.clone());
+        let host = attempt.host.filter(|h| !h.is_empty()).map(str::to_owned);
+        self.account.check(&account, now_ms)?;
         if let Some(host) = &host {
             self.host.check(host, now_ms)?;
         }
-        if let Some(uid) = &local_uid {
+        if let Some(uid) = &attempt.local_uid {
             self.local_uid.check(uid, now_ms)?;
         }
-        if let Some(account) = &account {
-            self.account.take(account, now_ms);
+        let mut ticket = Ticket::default();
+        if self.account.take(&account, now_ms) {
+            ticket.account = Some(account);
         }
-        if let Some(host) = &host {
-            self.host.take(host, now_ms);
+        if let Some(host) = host
+            && self.host.take(&host, now_ms)
+        {
+            ticket.host = Some(host);
         }
-        if let Some(uid) = &local_uid {
-            self.local_uid.take(uid, now_ms);
+        if let Some(uid) = attempt.local_uid
+            && self.local_uid.take(&uid, now_ms)
+        {
+            ticket.local_uid = Some(uid);
         }
-        Ok(())
+        Ok(ticket)
+    }
+
+    /// A password change requested by the account's owner (a process that is not root through
+    /// and through), counted per calling uid.
+    pub fn admit_change(&self, uid: u32, now_ms: i64) -> Result<Ticket, Tripped> {
+        self.change.check(&uid, now_ms)?;
+        let mut ticket = Ticket::default();
+        if self.change.take(&uid, now_ms) {
+            ticket.change = Some(uid);
+        }
+        Ok(ticket)
+    }
+
+    /// The secret was right, or nothing was checked (`Busy`): every token goes back, and the
+    /// account's bucket for this source is full again. A wrong secret drops its ticket instead.
+    pub fn settle(&self, ticket: Ticket, now_ms: i64) {
+        if let Some(account) = &ticket.account {
+            self.account.give_back(account, true, now_ms);
+        }
+        if let Some(host) = &ticket.host {
+            self.host.give_back(host, false, now_ms);
+        }
+        if let Some(uid) = &ticket.local_uid {
+            self.local_uid.give_back(uid, false, now_ms);
+        }
+        if let Some(uid) = &ticket.change {
+            self.change.give_back(uid, false, now_ms);
+        }
+    }
+
+    /// An administrator unlocked or reset the account: its buckets, for every source, start full,
+    /// so that its owner's right password right after `credctl unlock` is not refused.
+    pub fn forget_account(&self, account: &str) {
+        let key = self.names.key(account);
+        self.account.forget(|(k, _)| *k == key);
     }
 }
 
@@ -226,43 +330,186 @@ mod tests {
     use super::*;
     use crate::config::Bucket as B;
 
-    fn limits(account: (u32, u32), host: (u32, u32), local: (u32, u32)) -> RateLimits {
+    fn off() -> B {
+        B {
+            burst: 0,
+            per_minute: 0,
+        }
+    }
+
+    fn b(burst: u32, per_minute: u32) -> B {
+        B { burst, per_minute }
+    }
+
+    fn limits(account: B, host: B, local: B) -> RateLimits {
         RateLimits::from_config(&config::Rate {
-            account: B {
-                burst: account.0,
-                per_minute: account.1,
-            },
-            host: B {
-                burst: host.0,
-                per_minute: host.1,
-            },
-            local_uid: B {
-                burst: local.0,
-                per_minute: local.1,
-            },
+            account,
+            host,
+            local_uid: local,
+            change: off(),
         })
+    }
+
+    fn remote<'a>(account: &'a str, host: &'a str) -> Attempt<'a> {
+        Attempt {
+            account,
+            source: Source::Remote(host.to_owned()),
+            host: Some(host),
+            local_uid: None,
+        }
+    }
+
+    fn console(account: &str) -> Attempt<'_> {
+        Attempt {
+            account,
+            source: Source::Service,
+            host: None,
+            local_uid: None,
+        }
+    }
+
+    fn local(account: &str, uid: u32) -> Attempt<'_> {
+        Attempt {
+            account,
+            source: Source::Local(uid),
+            host: None,
+            local_uid: Some(uid),
+        }
     }
 
     #[test]
     fn burst_then_refusal_then_refill() {
-        let l = limits((3, 60), (0, 0), (0, 0));
+        let l = limits(b(3, 60), off(), off());
         for _ in 0..3 {
-            assert!(l.admit(Some("alice"), None, None, 0).is_ok());
+            drop(l.admit(&console("alice"), 0).unwrap());
         }
-        let trip = l.admit(Some("alice"), None, None, 0).unwrap_err();
+        let trip = l.admit(&console("alice"), 0).unwrap_err();
         assert_eq!(trip.limit, "account");
         assert!(trip.first_of_burst);
-        assert!(
-            !l.admit(Some("alice"), None, None, 500)
-                .unwrap_err()
-                .first_of_burst
-        );
+        assert_eq!(trip.retry_after_secs, 1, "60 a minute: one token a second");
+        let again = l.admit(&console("alice"), 500).unwrap_err();
+        assert!(!again.first_of_burst);
+        assert_eq!(again.retry_after_secs, 1);
         // 60 per minute: one token per second.
-        assert!(l.admit(Some("alice"), None, None, 1_000).is_ok());
-        assert!(l.admit(Some("alice"), None, None, 1_000).is_err());
+        drop(l.admit(&console("alice"), 1_000).unwrap());
+        assert!(l.admit(&console("alice"), 1_000).is_err());
         assert!(
-            l.admit(Some("bob"), None, None, 1_000).is_ok(),
+            l.admit(&console("bob"), 1_000).is_ok(),
             "buckets are per account"
+        );
+    }
+
+    #[test]
+    fn retry_after_counts_whole_seconds_until_the_next_token() {
+        let l = limits(b(1, 6), off(), off());
+        drop(l.admit(&console("alice"), 0).unwrap());
+        assert_eq!(
+            l.admit(&console("alice"), 0).unwrap_err().retry_after_secs,
+            10
+        );
+        assert_eq!(
+            l.admit(&console("alice"), 4_500)
+                .unwrap_err()
+                .retry_after_secs,
+            6
+        );
+    }
+
+    #[test]
+    fn right_secrets_give_their_tokens_back() {
+        // The pam_tally2 failure class: a mail client logging in 30 times a minute with the right
+        // password must never be refused, and wrong guesses after it must still be counted.
+        let l = limits(b(10, 10), b(30, 60), b(5, 10));
+        for i in 0..100 {
+            let ticket = l.admit(&remote("alice", "192.0.2.1"), i).unwrap();
+            l.settle(ticket, i);
+            let ticket = l.admit(&local("alice", 1000), i).unwrap();
+            l.settle(ticket, i);
+        }
+        // Wrong guesses keep their tokens: 10 from one source, then refused.
+        for _ in 0..10 {
+            drop(l.admit(&remote("alice", "192.0.2.1"), 100).unwrap());
+        }
+        assert_eq!(
+            l.admit(&remote("alice", "192.0.2.1"), 100)
+                .unwrap_err()
+                .limit,
+            "account"
+        );
+    }
+
+    #[test]
+    fn a_success_refills_the_accounts_bucket_for_its_source_only() {
+        let l = limits(b(3, 1), off(), off());
+        for _ in 0..3 {
+            drop(l.admit(&remote("alice", "192.0.2.1"), 0).unwrap());
+            drop(l.admit(&remote("alice", "192.0.2.2"), 0).unwrap());
+        }
+        // Typos, then the right password from .1: .1 is full again, .2 still empty.
+        l.settle(
+            Ticket {
+                account: Some((l.names.key("alice"), Source::Remote("192.0.2.1".into()))),
+                ..Ticket::default()
+            },
+            0,
+        );
+        for _ in 0..3 {
+            drop(l.admit(&remote("alice", "192.0.2.1"), 0).unwrap());
+        }
+        assert!(l.admit(&remote("alice", "192.0.2.2"), 0).is_err());
+    }
+
+    #[test]
+    fn other_sources_cannot_drain_an_accounts_bucket() {
+        // Two local users running `su root` with wrong passwords, each from its own uid, while
+        // root logs in on the console and over ssh (R9).
+        let l = limits(b(10, 10), b(30, 60), b(5, 10));
+        for uid in [1000, 1001] {
+            for _ in 0..20 {
+                let _ = l.admit(&local("root", uid), 0);
+            }
+        }
+        for _ in 0..5 {
+            let t = l.admit(&console("root"), 0).expect("console login of root");
+            l.settle(t, 0);
+            let t = l.admit(&remote("root", "198.51.100.7"), 0).expect("ssh");
+            l.settle(t, 0);
+        }
+    }
+
+    #[test]
+    fn unlock_refills_every_source_of_the_account() {
+        let l = limits(b(2, 1), off(), off());
+        for _ in 0..2 {
+            drop(l.admit(&console("alice"), 0).unwrap());
+            drop(l.admit(&remote("alice", "h"), 0).unwrap());
+            drop(l.admit(&console("bob"), 0).unwrap());
+        }
+        l.forget_account("alice");
+        assert!(l.admit(&console("alice"), 0).is_ok());
+        assert!(l.admit(&remote("alice", "h"), 0).is_ok());
+        assert!(l.admit(&console("bob"), 0).is_err(), "only alice's buckets");
+    }
+
+    #[test]
+    fn changes_have_their_own_bucket_and_right_ones_cost_nothing() {
+        let l = RateLimits::from_config(&config::Rate {
+            account: b(10, 10),
+            host: off(),
+            local_uid: b(1, 1),
+            change: b(2, 2),
+        });
+        // A passwd run proves the old password twice (check pass and update pass).
+        for _ in 0..10 {
+            let t = l.admit_change(1000, 0).unwrap();
+            l.settle(t, 0);
+        }
+        drop(l.admit_change(1000, 0).unwrap());
+        drop(l.admit_change(1000, 0).unwrap());
+        assert_eq!(l.admit_change(1000, 0).unwrap_err().limit, "change");
+        assert!(
+            l.admit(&local("alice", 1000), 0).is_ok(),
+            "logins do not share the change bucket"
         );
     }
 
@@ -270,74 +517,66 @@ mod tests {
     fn a_reload_changes_the_rate_and_keeps_the_tokens() {
         let rate = |burst, per_minute| config::Rate {
             account: B { burst, per_minute },
-            host: B {
-                burst: 0,
-                per_minute: 0,
-            },
-            local_uid: B {
-                burst: 0,
-                per_minute: 0,
-            },
+            host: off(),
+            local_uid: off(),
+            change: off(),
         };
         let l = RateLimits::from_config(&rate(3, 60));
         for _ in 0..3 {
-            assert!(l.admit(Some("alice"), None, None, 0).is_ok());
+            drop(l.admit(&console("alice"), 0).unwrap());
         }
         // A larger burst does not hand out tokens an emptied bucket does not have.
         l.reconfigure(&rate(10, 60));
-        assert!(l.admit(Some("alice"), None, None, 0).is_err());
+        assert!(l.admit(&console("alice"), 0).is_err());
         // A smaller burst caps what a full bucket holds.
-        assert!(l.admit(Some("bob"), None, None, 0).is_ok());
+        drop(l.admit(&console("bob"), 0).unwrap());
         l.reconfigure(&rate(1, 60));
-        assert!(l.admit(Some("bob"), None, None, 0).is_ok());
-        assert!(l.admit(Some("bob"), None, None, 0).is_err());
+        drop(l.admit(&console("bob"), 0).unwrap());
+        assert!(l.admit(&console("bob"), 0).is_err());
         // Disabled: everything passes.
         l.reconfigure(&rate(0, 0));
-        assert!(l.admit(Some("alice"), None, None, 0).is_ok());
+        assert!(l.admit(&console("alice"), 0).is_ok());
     }
 
     #[test]
     fn a_refused_attempt_takes_no_token_from_the_other_buckets() {
-        let l = limits((100, 60), (1, 60), (0, 0));
-        assert!(l.admit(Some("a"), Some("10.0.0.1"), None, 0).is_ok());
-        assert!(l.admit(Some("a"), Some("10.0.0.1"), None, 0).is_err());
-        // The host refusal must not have spent account tokens: 98 more fit from another host.
-        for i in 0..98 {
-            assert!(
-                l.admit(Some("a"), Some(&format!("10.0.1.{i}")), None, 0)
-                    .is_ok(),
-                "{i}"
-            );
-        }
+        let l = limits(b(2, 1), b(1, 60), off());
+        drop(l.admit(&remote("a", "10.0.0.1"), 0).unwrap());
+        assert_eq!(
+            l.admit(&remote("a", "10.0.0.1"), 0).unwrap_err().limit,
+            "host"
+        );
+        // Had the host refusal spent the account's second token, this would be refused.
+        drop(l.admit(&remote("a", "10.0.0.1"), 1_000).unwrap());
     }
 
     #[test]
     fn local_uid_bucket_applies_only_when_given() {
-        let l = limits((100, 60), (100, 60), (1, 60));
-        assert!(l.admit(None, None, Some(1000), 0).is_ok());
+        let l = limits(b(100, 60), b(100, 60), b(1, 60));
+        drop(l.admit(&local("a", 1000), 0).unwrap());
         assert_eq!(
-            l.admit(None, None, Some(1000), 0).unwrap_err().limit,
+            l.admit(&local("b", 1000), 0).unwrap_err().limit,
             "local_uid"
         );
         assert!(
-            l.admit(Some("b"), None, None, 0).is_ok(),
+            l.admit(&console("b"), 0).is_ok(),
             "root callers have no uid bucket"
         );
     }
 
     #[test]
     fn disabled_buckets_never_refuse() {
-        let l = limits((0, 0), (0, 0), (0, 0));
+        let l = limits(off(), off(), off());
         for _ in 0..1000 {
-            assert!(l.admit(Some("a"), Some("h"), Some(5), 0).is_ok());
+            drop(l.admit(&local("a", 5), 0).unwrap());
         }
     }
 
     #[test]
     fn tables_are_bounded() {
-        let l = limits((1, 1), (0, 0), (0, 0));
+        let l = limits(b(1, 1), off(), off());
         for i in 0..(CAPACITY + 50) {
-            let _ = l.admit(Some(&format!("u{i}")), None, None, i as i64);
+            let _ = l.admit(&console(&format!("u{i}")), i as i64);
         }
         assert!(l.account.lock().map.len() <= CAPACITY);
     }

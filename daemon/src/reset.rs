@@ -61,6 +61,8 @@ impl Daemon {
             Err(e) => internal(e),
             Ok(Err(WriteConflict::NotFound)) | Ok(Err(_)) => not_found(&account.name),
             Ok(Ok(revoked)) => {
+                // The code is the way back in: earlier wrong guesses must not refuse it.
+                self.rate.forget_account(&account.name);
                 let sessions_revoked = revoked.len() as u64;
                 self.end_sessions(revoked);
                 Reply::ResetIssued(Box::new(ResetIssued {
@@ -104,7 +106,10 @@ impl Daemon {
             detail: format!("limit=reset {why}"),
             ..Default::default()
         });
-        Some(Reply::RateLimited { unknown: false })
+        Some(Reply::RateLimited {
+            unknown: false,
+            retry_after: None,
+        })
     }
 
     /// Revoked sessions end with `[sessions] terminate_on_revoke`; otherwise they stay listed as

@@ -109,7 +109,12 @@ impl Daemon {
         match result {
             Err(e) => internal(e),
             Ok(Err(_)) => not_found(&account.name),
-            Ok(Ok(_)) => Reply::Ok,
+            Ok(Ok(_)) => {
+                // Attempts refused while it was locked drained its buckets; the owner's right
+                // password right after an unlock must get in.
+                self.rate.forget_account(&account.name);
+                Reply::Ok
+            }
         }
     }
 

@@ -22,6 +22,11 @@ pub const DEFAULT_FAIL_DELAY: Duration = Duration::from_secs(2);
 /// microseconds, and anything near a minute is a misconfiguration, not a policy.
 pub const MAX_FAIL_DELAY_MS: u64 = 60_000;
 
+/// `retry=N`: how many new passwords a change may try in one conversation (pam_pwquality's
+/// default is 1, Debian's common-password passes `retry=3`).
+pub const DEFAULT_RETRY: u32 = 3;
+pub const RETRY_RANGE: std::ops::RangeInclusive<u32> = 1..=10;
+
 /// The parsed arguments, with every default filled in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModuleArgs {
@@ -50,6 +55,8 @@ pub struct ModuleArgs {
     pub silent: bool,
     /// `no_lock_message`: do not tell the user that the account is locked (on by default).
     pub no_lock_message: bool,
+    /// `retry=N`: new passwords a change may try (a refused or mistyped one asks again).
+    pub retry: u32,
 }
 
 impl Default for ModuleArgs {
@@ -67,6 +74,7 @@ impl Default for ModuleArgs {
             fail_delay: DEFAULT_FAIL_DELAY,
             silent: false,
             no_lock_message: false,
+            retry: DEFAULT_RETRY,
         }
     }
 }
@@ -132,6 +140,10 @@ fn apply(args: &mut ModuleArgs, word: &str) -> Result<(), String> {
             args.fail_delay = parse_fail_delay(ms)?;
             return Ok(());
         }
+        ("retry", Some(n)) => {
+            args.retry = parse_retry(n)?;
+            return Ok(());
+        }
         (
             "debug"
             | "use_first_pass"
@@ -144,7 +156,7 @@ fn apply(args: &mut ModuleArgs, word: &str) -> Result<(), String> {
             | "no_lock_message",
             Some(_),
         ) => return Err(format!("ignoring {word:?}: {key} takes no value")),
-        ("socket" | "timeout" | "fail_delay", None) => {
+        ("socket" | "timeout" | "fail_delay" | "retry", None) => {
             return Err(format!("ignoring {word:?}: expected {key}=VALUE"));
         }
         _ => return Err(format!("ignoring unknown argument {word:?}")),
@@ -184,6 +196,17 @@ fn parse_fail_delay(ms: &str) -> Result<Duration, String> {
             "ignoring fail_delay={ms:?}: expected milliseconds from 0 to {MAX_FAIL_DELAY_MS}; \
              using {} ms",
             DEFAULT_FAIL_DELAY.as_millis()
+        )),
+    }
+}
+
+fn parse_retry(n: &str) -> Result<u32, String> {
+    match n.parse::<u32>() {
+        Ok(n) if RETRY_RANGE.contains(&n) => Ok(n),
+        _ => Err(format!(
+            "ignoring retry={n:?}: expected a count from {} to {}; using {DEFAULT_RETRY}",
+            RETRY_RANGE.start(),
+            RETRY_RANGE.end()
         )),
     }
 }

@@ -10,7 +10,7 @@
 //! | hook | credd says | return code |
 //! |---|---|---|
 //! | authenticate | `Ok`, `MustChange` | `PAM_SUCCESS` (acct_mgmt enforces the change; on `MustChange` the secret is remembered for chauthtok) |
-//! | authenticate | `Denied`, `Locked`, `Busy`, `Disabled` | `PAM_AUTH_ERR` |
+//! | authenticate | `Denied`, `Locked`, `Busy`, `Disabled`, `RateLimited` | `PAM_AUTH_ERR` (`Locked`, `Disabled` and `RateLimited` say so unless silent) |
 //! | auth, account, chauthtok | `UnknownUser`, or a name credd cannot hold | `PAM_USER_UNKNOWN` (`PAM_IGNORE` with `ignore_unknown_user`) |
 //! | auth, account, chauthtok | daemon unreachable | `PAM_AUTHINFO_UNAVAIL` (`PAM_IGNORE` with `ignore_authinfo_unavail`) |
 //! | authenticate | anything else | `PAM_AUTH_ERR`, logged |
@@ -20,8 +20,9 @@
 //! | acct_mgmt | `MustChange` | `PAM_NEW_AUTHTOK_REQD` |
 //! | acct_mgmt | anything else | `PAM_PERM_DENIED`, logged |
 //! | chauthtok | `Ok` | `PAM_SUCCESS` |
-//! | chauthtok | `Denied`, `Locked` | `PAM_AUTHTOK_RECOVERY_ERR` |
-//! | chauthtok | `Error` (quality rule), `Busy`, anything else; new passwords differ or are empty | `PAM_AUTHTOK_ERR` |
+//! | chauthtok | `Denied`, `Locked`, `Disabled` | `PAM_AUTH_ERR` (pam_unix's code for a wrong current password) |
+//! | chauthtok | `Error` (quality rule), `Busy`, `RateLimited`, anything else | `PAM_AUTHTOK_ERR` |
+//! | chauthtok | `retry=` new passwords refused (quality, mismatch, empty) | `PAM_MAXTRIES` (`PAM_AUTHTOK_ERR` with `retry=1`) |
 //! | chauthtok | neither `PAM_PRELIM_CHECK` nor `PAM_UPDATE_AUTHTOK` | `PAM_SERVICE_ERR` |
 //! | open/close_session | `Ok` | `PAM_SUCCESS` |
 //! | open/close_session | `UnknownUser`, or a name credd cannot hold | `PAM_IGNORE` |
@@ -71,6 +72,17 @@ pub const DISABLED_MESSAGE: &str =
     "Your account has been disabled; please contact your system administrator.";
 pub const LOCKED_MESSAGE: &str =
     "Your account is locked; please contact your system administrator.";
+
+/// pam_pwquality's prefix for a new password that a rule refused.
+pub const BAD_PASSWORD_PREFIX: &str = "BAD PASSWORD: ";
+
+/// A rate-limited refusal, with the wait credd computed when it sent one.
+pub fn rate_limited_message(retry_after: Option<u32>) -> String {
+    match retry_after {
+        Some(secs) => format!("Too many attempts; try again in {secs} s."),
+        None => "Too many attempts; try again later.".to_string(),
+    }
+}
 
 /// The lock message, with the time the lock lifts when it lifts by itself.
 pub fn locked_message(until: Option<&str>) -> String {
@@ -133,12 +145,12 @@ pub trait Transport {
     fn call(&mut self, request: &Request) -> Result<Reply, ProtoError>;
 }
 
-/// The real transport: one connection per hook call, opened on the first request and reused for
-/// the rest of that call, never kept after it (so it cannot leak across a `fork`).
+/// The real transport: one connection per request, closed as soon as the reply is read. No
+/// connection is held across a prompt (a user may take minutes to answer, and credd closes idle
+/// connections), none is kept after the hook (so none can leak across a `fork`).
 pub struct SocketTransport {
     socket: PathBuf,
     timeout: Duration,
-    client: Option<Client>,
 }
 
 impl SocketTransport {
@@ -146,22 +158,13 @@ impl SocketTransport {
         SocketTransport {
             socket: socket.to_path_buf(),
             timeout,
-            client: None,
         }
     }
 }
 
 impl Transport for SocketTransport {
     fn call(&mut self, request: &Request) -> Result<Reply, ProtoError> {
-        let mut client = match self.client.take() {
-            Some(client) => client,
-            None => Client::connect(&self.socket, self.timeout)?,
-        };
-        let reply = client.call(request)?;
-        // Only a connection that just completed a clean exchange is worth keeping: after an
-        // error we cannot know where in a frame the stream stopped.
-        self.client = Some(client);
-        Ok(reply)
+        Client::connect(&self.socket, self.timeout)?.call(request)
     }
 }
 
@@ -213,6 +216,22 @@ impl HookContext {
     fn tell_locked(&self, conv: &mut impl Conversation, until: Option<&str>) {
         if !self.quiet() && !self.args.no_lock_message {
             conv.error(&locked_message(until));
+        }
+    }
+
+    /// The rate-limit message, unless silent. Shown for unknown names too: the same words for
+    /// every name, so it tells a guesser nothing the return code does not.
+    fn tell_rate_limited(&self, conv: &mut impl Conversation, retry_after: Option<u32>) {
+        if !self.quiet() {
+            conv.error(&rate_limited_message(retry_after));
+        }
+    }
+
+    /// The disabled message, unless silent. credd answers `Disabled` only once the secret was
+    /// verified, so it reveals nothing to a guesser.
+    fn tell_disabled(&self, conv: &mut impl Conversation) {
+        if !self.quiet() {
+            conv.error(DISABLED_MESSAGE);
         }
     }
 
@@ -328,7 +347,11 @@ pub fn authenticate(
             }
             PamResultCode::PAM_SUCCESS
         }
-        Reply::Denied | Reply::Busy | Reply::Disabled => PamResultCode::PAM_AUTH_ERR,
+        Reply::Denied | Reply::Busy => PamResultCode::PAM_AUTH_ERR,
+        Reply::Disabled => {
+            ctx.tell_disabled(conv);
+            PamResultCode::PAM_AUTH_ERR
+        }
         // An unknown name "locks" like an account and shows the same message; only the return
         // code differs, as it does for every unknown name (pam_unix's convention).
         Reply::Locked { until, unknown } => {
@@ -339,8 +362,17 @@ pub fn authenticate(
                 PamResultCode::PAM_AUTH_ERR
             }
         }
-        Reply::RateLimited { unknown: true } => ctx.unknown_user(),
-        Reply::RateLimited { unknown: false } => PamResultCode::PAM_AUTH_ERR,
+        Reply::RateLimited {
+            unknown,
+            retry_after,
+        } => {
+            ctx.tell_rate_limited(conv, retry_after);
+            if unknown {
+                ctx.unknown_user()
+            } else {
+                PamResultCode::PAM_AUTH_ERR
+            }
+        }
         Reply::UnknownUser => ctx.unknown_user(),
         other => {
             ctx.log.error(&format!(
@@ -571,7 +603,7 @@ fn ensure_credd_account(
     match reply {
         Reply::UnknownUser
         | Reply::Locked { unknown: true, .. }
-        | Reply::RateLimited { unknown: true } => {
+        | Reply::RateLimited { unknown: true, .. } => {
             ctx.log
                 .debug("not a credd account; leaving the password change to other modules");
             Err(ctx.unknown_user())
@@ -668,29 +700,89 @@ fn obtain_new(
     }
 
     ensure_credd_account(ctx, transport, user, asked)?;
-    let new = prompt_for_change(
-        ctx,
-        conv,
-        NEW_PASSWORD_PROMPT,
-        PamResultCode::PAM_AUTHTOK_ERR,
-    )?;
-    // Refused before the second prompt, as pam_unix does.
-    check_new(ctx, conv, &new)?;
-    let again = prompt_for_change(
-        ctx,
-        conv,
-        RETYPE_PASSWORD_PROMPT,
-        PamResultCode::PAM_AUTHTOK_ERR,
-    )?;
-    // Secret compares in constant time.
-    if again != new {
-        ctx.log.debug("the new passwords do not match");
-        if !ctx.quiet() {
-            conv.error(MISMATCH_MESSAGE);
+    // pam_pwquality's dialogue: each new password is checked before it is asked for a second
+    // time, and a refused or mistyped one asks again, up to `retry=` times, so that one weak
+    // choice does not end a forced change (and with it the reset code's login).
+    for _ in 0..ctx.args.retry {
+        let new = prompt_for_change(
+            ctx,
+            conv,
+            NEW_PASSWORD_PROMPT,
+            PamResultCode::PAM_AUTHTOK_ERR,
+        )?;
+        if check_new(ctx, conv, &new).is_err() {
+            continue;
         }
-        return Err(PamResultCode::PAM_AUTHTOK_ERR);
+        if let Some(reason) = quality_problem(ctx, transport, user, &new)? {
+            ctx.log
+                .debug(&format!("credd refused the new password: {reason}"));
+            if !ctx.quiet() {
+                conv.error(&format!("{BAD_PASSWORD_PREFIX}{reason}"));
+            }
+            continue;
+        }
+        let again = prompt_for_change(
+            ctx,
+            conv,
+            RETYPE_PASSWORD_PROMPT,
+            PamResultCode::PAM_AUTHTOK_ERR,
+        )?;
+        // Secret compares in constant time.
+        if again != new {
+            ctx.log.debug("the new passwords do not match");
+            if !ctx.quiet() {
+                conv.error(MISMATCH_MESSAGE);
+            }
+            continue;
+        }
+        return Ok((new, false));
     }
-    Ok((new, false))
+    ctx.log.debug(&format!(
+        "no usable new password in {} tries",
+        ctx.args.retry
+    ));
+    // pam_pwquality's codes: the real reason for a single try, else "too many tries".
+    Err(if ctx.args.retry > 1 {
+        PamResultCode::PAM_MAXTRIES
+    } else {
+        PamResultCode::PAM_AUTHTOK_ERR
+    })
+}
+
+/// What credd's quality rules say of a new password, before the user types it again: `None`
+/// when it passes (or when the daemon is too old to be asked: the change request enforces the
+/// same rules anyway).
+fn quality_problem(
+    ctx: &HookContext,
+    transport: &mut impl Transport,
+    user: &str,
+    new: &Secret,
+) -> Result<Option<String>, PamResultCode> {
+    let request = Request::ChangeQuality(ChangeRequest {
+        user: user.to_owned(),
+        service: ctx.service.clone(),
+        old: None,
+        new: Some(new.clone()),
+    });
+    let reply = transport
+        .call(&request)
+        .map_err(|err| ctx.transport_failure(&err, PamResultCode::PAM_AUTHTOK_ERR))?;
+    drop(request);
+    match reply {
+        Reply::Ok => Ok(None),
+        Reply::Error {
+            kind: ErrorKind::InvalidArgument,
+            message,
+        } => Ok(Some(message)),
+        Reply::UnknownUser => Err(ctx.unknown_user()),
+        other => {
+            ctx.log.debug(&format!(
+                "no quality check before the retype ({}); the change request checks",
+                describe(&other)
+            ));
+            Ok(None)
+        }
+    }
 }
 
 /// What the module itself refuses in a new password; every other rule is credd's.
@@ -749,18 +841,34 @@ fn change_refused(
     what: &str,
 ) -> PamResultCode {
     match reply {
-        Reply::Denied => PamResultCode::PAM_AUTHTOK_RECOVERY_ERR,
+        // pam_unix's answer to a wrong current password ("Authentication failure").
+        Reply::Denied => PamResultCode::PAM_AUTH_ERR,
         // An unknown name "locks" with the same message as an account, as in authenticate.
         Reply::Locked { until, unknown } => {
             ctx.tell_locked(conv, until.as_deref());
             if unknown {
                 ctx.unknown_user()
             } else {
-                PamResultCode::PAM_AUTHTOK_RECOVERY_ERR
+                PamResultCode::PAM_AUTH_ERR
             }
         }
-        Reply::UnknownUser | Reply::RateLimited { unknown: true } => ctx.unknown_user(),
-        Reply::Busy | Reply::RateLimited { unknown: false } => PamResultCode::PAM_AUTHTOK_ERR,
+        Reply::Disabled => {
+            ctx.tell_disabled(conv);
+            PamResultCode::PAM_AUTH_ERR
+        }
+        Reply::UnknownUser => ctx.unknown_user(),
+        Reply::RateLimited {
+            unknown,
+            retry_after,
+        } => {
+            ctx.tell_rate_limited(conv, retry_after);
+            if unknown {
+                ctx.unknown_user()
+            } else {
+                PamResultCode::PAM_AUTHTOK_ERR
+            }
+        }
+        Reply::Busy => PamResultCode::PAM_AUTHTOK_ERR,
         Reply::Error { kind, message } => {
             if kind == ErrorKind::InvalidArgument {
                 // A quality rule ("password is shorter than 12 characters"): the user's to fix.
@@ -773,7 +881,9 @@ fn change_refused(
                 ));
             }
             // An internal error's text describes the daemon, not anything the user can change.
-            if !ctx.quiet() && kind != ErrorKind::Internal {
+            if !ctx.quiet() && kind == ErrorKind::InvalidArgument {
+                conv.error(&format!("{BAD_PASSWORD_PREFIX}{message}"));
+            } else if !ctx.quiet() && kind != ErrorKind::Internal {
                 conv.error(&message);
             }
             PamResultCode::PAM_AUTHTOK_ERR
@@ -834,7 +944,7 @@ fn session(ctx: &HookContext, transport: &mut impl Transport, open: bool) -> Pam
         Reply::Ok => PamResultCode::PAM_SUCCESS,
         Reply::UnknownUser
         | Reply::Locked { unknown: true, .. }
-        | Reply::RateLimited { unknown: true } => PamResultCode::PAM_IGNORE,
+        | Reply::RateLimited { unknown: true, .. } => PamResultCode::PAM_IGNORE,
         other => {
             ctx.log
                 .error(&format!("credd refused the {what}: {}", describe(&other)));
@@ -932,7 +1042,7 @@ fn shown<'a>(reply: &Reply, user: &'a str) -> &'a str {
     match reply {
         Reply::UnknownUser
         | Reply::Locked { unknown: true, .. }
-        | Reply::RateLimited { unknown: true } => "(unknown name)",
+        | Reply::RateLimited { unknown: true, .. } => "(unknown name)",
         _ => user,
     }
 }

@@ -77,6 +77,10 @@ pub enum Request {
     /// `pam_sm_chauthtok` PAM_UPDATE_AUTHTOK: store `new` after checking `old` again and the
     /// quality rules; consumes a reset code, clears must-change, revokes other sessions.
     ChangePassword(ChangeRequest),
+    /// `pam_sm_chauthtok` PAM_UPDATE_AUTHTOK, before the retype prompt: would `new` pass the
+    /// quality rules for this account? Nothing is checked against the old secret, nothing is
+    /// stored; `old` is ignored. `Ok`, or `Error` `invalid_argument` with the reason.
+    ChangeQuality(ChangeRequest),
     /// `pam_sm_open_session`: register the calling process's session.
     SessionOpen(SessionRequest),
     /// `pam_sm_close_session`.
@@ -321,6 +325,7 @@ impl Request {
                 | Request::AccountCheck(_)
                 | Request::ChangeCheck(_)
                 | Request::ChangePassword(_)
+                | Request::ChangeQuality(_)
                 | Request::SessionOpen(_)
                 | Request::SessionClose(_)
         )
@@ -345,6 +350,7 @@ impl Request {
             Request::Reset { .. } => "reset",
             Request::ChangeCheck(_) => "change_check",
             Request::ChangePassword(_) => "change_password",
+            Request::ChangeQuality(_) => "change_quality",
             Request::SessionOpen(_) => "session_open",
             Request::SessionClose(_) => "session_close",
             Request::Sessions { .. } => "sessions",
@@ -402,9 +408,13 @@ pub enum Reply {
         unknown: bool,
     },
     /// Too many attempts for this account, calling uid or remote host; no password was checked.
+    /// `retry_after`: whole seconds until the bucket that refused holds a token again (absent
+    /// from daemons older than the field, and for administrative limits).
     RateLimited {
         #[serde(default)]
         unknown: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after: Option<u32>,
     },
     MustChange,
     Disabled,

@@ -34,6 +34,7 @@ fn every_documented_argument_is_understood() {
         "fail_delay=500",
         "silent",
         "no_lock_message",
+        "retry=5",
     ]);
     assert!(problems.is_empty(), "{problems:?}");
     assert_eq!(
@@ -51,6 +52,7 @@ fn every_documented_argument_is_understood() {
             fail_delay: Duration::from_millis(500),
             silent: true,
             no_lock_message: true,
+            retry: 5,
         }
     );
     assert_eq!(args.fail_delay_usec(), Some(500_000));
@@ -94,9 +96,12 @@ fn malformed_values_are_reported_and_ignored() {
         "fail_delay=60001",
         "fail_delay=abc",
         "debug=yes",
+        "retry=0",
+        "retry=11",
+        "retry",
     ]);
     assert_eq!(args, ModuleArgs::default());
-    assert_eq!(problems.len(), 5, "{problems:?}");
+    assert_eq!(problems.len(), 8, "{problems:?}");
     assert!(problems[0].contains("absolute"));
 }
 

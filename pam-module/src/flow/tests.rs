@@ -385,8 +385,16 @@ fn an_unknown_name_locks_with_the_same_message_but_stays_unknown() {
         ),
         PamResultCode::PAM_IGNORE
     );
+    // A rate-limited name: the same message as for an account, only the code differs.
     assert_eq!(
-        auth_with_reply(&[], Reply::RateLimited { unknown: true }),
+        auth_with_conversation(
+            &[],
+            Reply::RateLimited {
+                unknown: true,
+                retry_after: Some(6)
+            },
+            vec![Step::Error("Too many attempts; try again in 6 s.")]
+        ),
         PamResultCode::PAM_USER_UNKNOWN
     );
 }
@@ -464,17 +472,37 @@ fn auth_must_change_succeeds_so_acct_mgmt_can_enforce_the_change() {
 
 #[test]
 fn auth_denied_busy_disabled_and_rate_limited_are_auth_err() {
-    for reply in [
-        Reply::Denied,
-        Reply::Busy,
-        Reply::Disabled,
-        Reply::RateLimited { unknown: false },
-    ] {
+    for reply in [Reply::Denied, Reply::Busy] {
         assert_eq!(
             auth_with_reply(&[], reply.clone()),
             PamResultCode::PAM_AUTH_ERR,
             "{reply:?}"
         );
+    }
+    // These tell the user what happened; a guesser learns nothing from them (credd answers
+    // Disabled only for a right password, and rate-limits unknown names alike).
+    for (reply, message) in [
+        (Reply::Disabled, DISABLED_MESSAGE),
+        (
+            Reply::RateLimited {
+                unknown: false,
+                retry_after: Some(12),
+            },
+            "Too many attempts; try again in 12 s.",
+        ),
+    ] {
+        assert_eq!(
+            auth_with_conversation(&[], reply.clone(), vec![Step::Error(message)]),
+            PamResultCode::PAM_AUTH_ERR,
+            "{reply:?}"
+        );
+        for words in [&["silent"][..], &["silent", "debug"][..]] {
+            assert_eq!(
+                auth_with_conversation(words, reply.clone(), vec![]),
+                PamResultCode::PAM_AUTH_ERR,
+                "{reply:?} is not shown with silent"
+            );
+        }
     }
 }
 
@@ -1008,6 +1036,18 @@ fn known() -> Result<Reply, ProtoError> {
     Ok(Reply::Ok)
 }
 
+/// credd's answer to the quality check of a new password before its retype: it passes.
+fn quality_ok() -> Result<Reply, ProtoError> {
+    Ok(Reply::Ok)
+}
+
+fn quality_refused(reason: &str) -> Result<Reply, ProtoError> {
+    Ok(Reply::Error {
+        kind: ErrorKind::InvalidArgument,
+        message: reason.into(),
+    })
+}
+
 #[test]
 fn prelim_as_a_user_prompts_for_the_current_password_and_sends_it() {
     let ctx = change_ctx(&[], PRELIM, 1000);
@@ -1121,13 +1161,13 @@ fn a_forced_change_needs_the_current_password_even_for_root() {
 }
 
 #[test]
-fn prelim_wrong_current_password_is_authtok_recovery_err() {
+fn prelim_wrong_current_password_is_auth_err_as_with_pam_unix() {
     let ctx = change_ctx(&[], PRELIM, 1000);
     let mut conv = ScriptedConversation::silent().with_old_token(Token::Set(OLD));
     let mut transport = ScriptedTransport::replying(Reply::Denied);
     assert_eq!(
         chauthtok(&ctx, &mut conv, &mut transport),
-        PamResultCode::PAM_AUTHTOK_RECOVERY_ERR
+        PamResultCode::PAM_AUTH_ERR
     );
     assert!(conv.stored_old.is_empty());
 
@@ -1137,7 +1177,7 @@ fn prelim_wrong_current_password_is_authtok_recovery_err() {
     let mut transport = ScriptedTransport::new(vec![known(), Ok(Reply::Denied)]);
     assert_eq!(
         chauthtok(&ctx, &mut conv, &mut transport),
-        PamResultCode::PAM_AUTHTOK_RECOVERY_ERR
+        PamResultCode::PAM_AUTH_ERR
     );
     assert!(conv.stored_old.is_empty(), "a refused password is not kept");
 }
@@ -1172,7 +1212,7 @@ fn chauthtok_replies_map_like_authenticate() {
                 until: None,
                 unknown: false,
             },
-            PamResultCode::PAM_AUTHTOK_RECOVERY_ERR,
+            PamResultCode::PAM_AUTH_ERR,
             vec![Step::Error(LOCKED_MESSAGE)],
         ),
         (
@@ -1184,18 +1224,28 @@ fn chauthtok_replies_map_like_authenticate() {
             vec![Step::Error(LOCKED_MESSAGE)],
         ),
         (
-            Reply::RateLimited { unknown: true },
+            Reply::RateLimited {
+                unknown: true,
+                retry_after: Some(7),
+            },
             PamResultCode::PAM_USER_UNKNOWN,
-            vec![],
+            vec![Step::Error("Too many attempts; try again in 7 s.")],
         ),
         (
-            Reply::RateLimited { unknown: false },
+            Reply::RateLimited {
+                unknown: false,
+                retry_after: None,
+            },
             PamResultCode::PAM_AUTHTOK_ERR,
-            vec![],
+            vec![Step::Error("Too many attempts; try again later.")],
         ),
         (Reply::Busy, PamResultCode::PAM_AUTHTOK_ERR, vec![]),
         (Reply::MustChange, PamResultCode::PAM_AUTHTOK_ERR, vec![]),
-        (Reply::Disabled, PamResultCode::PAM_AUTHTOK_ERR, vec![]),
+        (
+            Reply::Disabled,
+            PamResultCode::PAM_AUTH_ERR,
+            vec![Step::Error(DISABLED_MESSAGE)],
+        ),
         (
             Reply::Pong { version: 1 },
             PamResultCode::PAM_AUTHTOK_ERR,
@@ -1242,7 +1292,7 @@ fn chauthtok_lock_message_is_suppressed_like_authenticate() {
         });
         assert_eq!(
             chauthtok(&ctx, &mut conv, &mut transport),
-            PamResultCode::PAM_AUTHTOK_RECOVERY_ERR
+            PamResultCode::PAM_AUTH_ERR
         );
     }
 }
@@ -1336,7 +1386,7 @@ fn update_prompts_for_the_new_password_twice_and_sends_it() {
         Step::Prompt("Retype new password: ", Ok(Some(NEW))),
     ])
     .with_old_token(Token::Set(OLD));
-    let mut transport = ScriptedTransport::new(vec![known(), Ok(Reply::Ok)]);
+    let mut transport = ScriptedTransport::new(vec![known(), quality_ok(), Ok(Reply::Ok)]);
     assert_eq!(
         chauthtok(&ctx, &mut conv, &mut transport),
         PamResultCode::PAM_SUCCESS
@@ -1362,7 +1412,7 @@ fn update_as_root_sends_no_current_password() {
         Step::Prompt("New password: ", Ok(Some(NEW))),
         Step::Prompt("Retype new password: ", Ok(Some(NEW))),
     ]);
-    let mut transport = ScriptedTransport::new(vec![known(), Ok(Reply::Ok)]);
+    let mut transport = ScriptedTransport::new(vec![known(), quality_ok(), Ok(Reply::Ok)]);
     assert_eq!(
         chauthtok(&ctx, &mut conv, &mut transport),
         PamResultCode::PAM_SUCCESS
@@ -1379,7 +1429,7 @@ fn update_without_pam_oldauthtok_asks_for_the_current_password_again() {
         Step::Prompt("New password: ", Ok(Some(NEW))),
         Step::Prompt("Retype new password: ", Ok(Some(NEW))),
     ]);
-    let mut transport = ScriptedTransport::new(vec![known(), Ok(Reply::Ok)]);
+    let mut transport = ScriptedTransport::new(vec![known(), quality_ok(), Ok(Reply::Ok)]);
     assert_eq!(
         chauthtok(&ctx, &mut conv, &mut transport),
         PamResultCode::PAM_SUCCESS
@@ -1394,14 +1444,14 @@ fn update_without_pam_oldauthtok_asks_for_the_current_password_again() {
 
 #[test]
 fn update_mismatch_is_authtok_err_and_nothing_is_changed() {
-    let ctx = change_ctx(&[], UPDATE, 1000);
+    let ctx = change_ctx(&["retry=1"], UPDATE, 1000);
     let mut conv = ScriptedConversation::new(vec![
         Step::Prompt("New password: ", Ok(Some(NEW))),
         Step::Prompt("Retype new password: ", Ok(Some("new staple correcT"))),
         Step::Error("Sorry, passwords do not match."),
     ])
     .with_old_token(Token::Set(OLD));
-    let mut transport = ScriptedTransport::new(vec![known()]);
+    let mut transport = ScriptedTransport::new(vec![known(), quality_ok()]);
     assert_eq!(
         chauthtok(&ctx, &mut conv, &mut transport),
         PamResultCode::PAM_AUTHTOK_ERR
@@ -1413,7 +1463,7 @@ fn update_mismatch_is_authtok_err_and_nothing_is_changed() {
 
 #[test]
 fn update_empty_new_password_is_refused_before_the_second_prompt() {
-    let ctx = change_ctx(&[], UPDATE, 1000);
+    let ctx = change_ctx(&["retry=1"], UPDATE, 1000);
     let mut conv = ScriptedConversation::new(vec![
         Step::Prompt("New password: ", Ok(Some(""))),
         Step::Error("No password has been supplied."),
@@ -1429,13 +1479,13 @@ fn update_empty_new_password_is_refused_before_the_second_prompt() {
 
 #[test]
 fn update_local_refusals_are_silent_with_pam_silent() {
-    let ctx = change_ctx(&[], UPDATE | PAM_SILENT, 1000);
+    let ctx = change_ctx(&["retry=1"], UPDATE | PAM_SILENT, 1000);
     let mut conv = ScriptedConversation::new(vec![
         Step::Prompt("New password: ", Ok(Some(NEW))),
         Step::Prompt("Retype new password: ", Ok(Some(OLD))),
     ])
     .with_old_token(Token::Set(OLD));
-    let mut transport = ScriptedTransport::new(vec![known()]);
+    let mut transport = ScriptedTransport::new(vec![known(), quality_ok()]);
     assert_eq!(
         chauthtok(&ctx, &mut conv, &mut transport),
         PamResultCode::PAM_AUTHTOK_ERR
@@ -1487,7 +1537,9 @@ fn update_quality_failure_shows_credd_s_reason() {
     ] {
         let ctx = change_ctx(words, flags, 1000);
         let script = if shown {
-            vec![Step::Error(reason)]
+            vec![Step::Error(
+                "BAD PASSWORD: password is shorter than 12 characters",
+            )]
         } else {
             vec![]
         };
@@ -1508,17 +1560,102 @@ fn update_quality_failure_shows_credd_s_reason() {
 }
 
 #[test]
-fn update_wrong_current_password_is_authtok_recovery_err() {
+fn update_checks_the_first_entry_and_asks_again_like_pam_pwquality() {
+    // A weak choice, a mistyped retype, then a good one: one conversation, one change request.
+    let ctx = change_ctx(&[], UPDATE, 1000);
+    let mut conv = ScriptedConversation::new(vec![
+        Step::Prompt("New password: ", Ok(Some("tiny pw"))),
+        Step::Error("BAD PASSWORD: The password is shorter than 12 characters"),
+        Step::Prompt("New password: ", Ok(Some(NEW))),
+        Step::Prompt("Retype new password: ", Ok(Some("new staple correcT"))),
+        Step::Error("Sorry, passwords do not match."),
+        Step::Prompt("New password: ", Ok(Some(NEW))),
+        Step::Prompt("Retype new password: ", Ok(Some(NEW))),
+    ])
+    .with_old_token(Token::Set(OLD));
+    let mut transport = ScriptedTransport::new(vec![
+        known(),
+        quality_refused("The password is shorter than 12 characters"),
+        quality_ok(),
+        quality_ok(),
+        Ok(Reply::Ok),
+    ]);
+    assert_eq!(
+        chauthtok(&ctx, &mut conv, &mut transport),
+        PamResultCode::PAM_SUCCESS
+    );
+    assert_eq!(exposed(&transport.only_change().1.new), Some(NEW));
+    let checked: Vec<_> = transport
+        .sent
+        .iter()
+        .filter_map(|r| match r {
+            Request::ChangeQuality(q) => Some(exposed(&q.new).unwrap().to_owned()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        checked,
+        ["tiny pw", NEW, NEW],
+        "each first entry, before its retype"
+    );
+    assert_no_secret_logged(&ctx);
+    assert_secret_never_logged(&ctx, "tiny pw");
+}
+
+#[test]
+fn update_gives_up_after_retry_new_passwords_with_maxtries() {
+    let ctx = change_ctx(&["retry=2"], UPDATE, 1000);
+    let mut conv = ScriptedConversation::new(vec![
+        Step::Prompt("New password: ", Ok(Some("tiny pw"))),
+        Step::Error("BAD PASSWORD: too short"),
+        Step::Prompt("New password: ", Ok(Some(""))),
+        Step::Error("No password has been supplied."),
+    ])
+    .with_old_token(Token::Set(OLD));
+    let mut transport = ScriptedTransport::new(vec![known(), quality_refused("too short")]);
+    assert_eq!(
+        chauthtok(&ctx, &mut conv, &mut transport),
+        PamResultCode::PAM_MAXTRIES
+    );
+    assert!(transport.changes().is_empty(), "nothing was changed");
+}
+
+#[test]
+fn update_with_a_daemon_that_cannot_check_quality_goes_on_to_the_change() {
+    // A daemon older than the quality request answers bad_request; the change request enforces
+    // the rules anyway.
     let ctx = change_ctx(&[], UPDATE, 1000);
     let mut conv = ScriptedConversation::new(vec![
         Step::Prompt("New password: ", Ok(Some(NEW))),
         Step::Prompt("Retype new password: ", Ok(Some(NEW))),
     ])
     .with_old_token(Token::Set(OLD));
-    let mut transport = ScriptedTransport::new(vec![known(), Ok(Reply::Denied)]);
+    let mut transport = ScriptedTransport::new(vec![
+        known(),
+        Ok(Reply::Error {
+            kind: ErrorKind::BadRequest,
+            message: "unknown variant `change_quality`".into(),
+        }),
+        Ok(Reply::Ok),
+    ]);
     assert_eq!(
         chauthtok(&ctx, &mut conv, &mut transport),
-        PamResultCode::PAM_AUTHTOK_RECOVERY_ERR
+        PamResultCode::PAM_SUCCESS
+    );
+}
+
+#[test]
+fn update_wrong_current_password_is_auth_err() {
+    let ctx = change_ctx(&[], UPDATE, 1000);
+    let mut conv = ScriptedConversation::new(vec![
+        Step::Prompt("New password: ", Ok(Some(NEW))),
+        Step::Prompt("Retype new password: ", Ok(Some(NEW))),
+    ])
+    .with_old_token(Token::Set(OLD));
+    let mut transport = ScriptedTransport::new(vec![known(), quality_ok(), Ok(Reply::Denied)]);
+    assert_eq!(
+        chauthtok(&ctx, &mut conv, &mut transport),
+        PamResultCode::PAM_AUTH_ERR
     );
     assert!(
         conv.stored.is_empty(),
@@ -1547,7 +1684,7 @@ fn update_failing_to_hand_on_the_new_password_still_reports_the_change() {
     ])
     .with_old_token(Token::Set(OLD));
     conv.store_error = Some(PamResultCode::PAM_BUF_ERR);
-    let mut transport = ScriptedTransport::new(vec![known(), Ok(Reply::Ok)]);
+    let mut transport = ScriptedTransport::new(vec![known(), quality_ok(), Ok(Reply::Ok)]);
     assert_eq!(
         chauthtok(&ctx, &mut conv, &mut transport),
         PamResultCode::PAM_SUCCESS,
@@ -1653,7 +1790,7 @@ fn a_forced_change_after_a_reset_code_login_asks_for_the_code_once() {
         Step::Prompt("Retype new password: ", Ok(Some(NEW))),
     ])
     .with_old_token(Token::Set(old));
-    let mut transport = ScriptedTransport::new(vec![known(), Ok(Reply::Ok)]);
+    let mut transport = ScriptedTransport::new(vec![known(), quality_ok(), Ok(Reply::Ok)]);
     assert_eq!(
         chauthtok(&ctx, &mut conv, &mut transport),
         PamResultCode::PAM_SUCCESS
@@ -1782,24 +1919,30 @@ mod socket {
     }
 
     #[test]
-    fn one_connection_serves_every_call_of_a_hook() {
-        let dir = scratch_dir("reuse");
+    fn every_request_has_its_own_connection_and_none_is_held_across_a_prompt() {
+        // A user may take minutes at a prompt; credd closes idle connections after 10 s. So the
+        // module opens a connection per request and closes it once the reply is read: the server
+        // sees each connection end (EOF) before the next one starts.
+        let dir = scratch_dir("per-request");
         let path = dir.join("pam.sock");
         let listener = UnixListener::bind(&path).unwrap();
         let server = std::thread::spawn(move || {
-            // Accept exactly one connection and answer everything sent on it.
-            let (mut stream, _) = listener.accept().unwrap();
-            let mut served = 0;
-            while let Some(body) = read_frame(&mut stream).unwrap() {
-                let reply = match decode_request(&body).unwrap() {
-                    Request::Ping => Reply::Pong { version: 1 },
-                    Request::AccountCheck(_) => Reply::Ok,
-                    other => panic!("unexpected {other:?}"),
-                };
-                write_frame(&mut stream, &encode_reply(&reply).unwrap()).unwrap();
-                served += 1;
+            let mut per_connection = Vec::new();
+            for _ in 0..2 {
+                let (mut stream, _) = listener.accept().unwrap();
+                let mut served = 0;
+                while let Some(body) = read_frame(&mut stream).unwrap() {
+                    let reply = match decode_request(&body).unwrap() {
+                        Request::Ping => Reply::Pong { version: 1 },
+                        Request::AccountCheck(_) => Reply::Ok,
+                        other => panic!("unexpected {other:?}"),
+                    };
+                    write_frame(&mut stream, &encode_reply(&reply).unwrap()).unwrap();
+                    served += 1;
+                }
+                per_connection.push(served);
             }
-            served
+            per_connection
         });
 
         let mut transport = SocketTransport::new(&path, Duration::from_secs(5));
@@ -1813,8 +1956,7 @@ mod socket {
             account(&ctx, &mut conv, &mut transport),
             PamResultCode::PAM_SUCCESS
         );
-        drop(transport);
-        assert_eq!(server.join().unwrap(), 2);
+        assert_eq!(server.join().unwrap(), [1, 1]);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -65,7 +65,7 @@ fn describe(reply: &Reply) -> String {
     match reply {
         Reply::Error { kind, .. } => format!("reply error {}", kind.as_str()),
         Reply::Locked { unknown, .. } => format!("reply locked unknown={unknown}"),
-        Reply::RateLimited { unknown } => format!("reply rate_limited unknown={unknown}"),
+        Reply::RateLimited { unknown, .. } => format!("reply rate_limited unknown={unknown}"),
         other => format!("reply {}", other.name()),
     }
 }
