@@ -101,10 +101,13 @@ fn lifecycle(d: &mut TestDaemon) -> String {
     // A refused caller: an administrative request on the PAM socket.
     let mut client = credd_proto::Client::connect(&d.pam_socket(), Duration::from_secs(5)).unwrap();
     let _ = client.call(&credd_proto::Request::UserList);
-    // Rate limit: alice has used 4 of the account bucket's 5 tokens.
-    for _ in 0..2 {
+    // Rate limit: the account bucket (5) for alice from a fresh address. Right passwords give their
+    // tokens back, so only these count: two failures lock her (deny = 2), three more are refused
+    // as locked, the sixth is rate-limited. An administrator then unlocks her.
+    for _ in 0..6 {
         login(&s, "alice", "wrong horse battery", "192.0.2.70");
     }
+    ctl_ok(d, &["unlock", "alice"]);
     // A stronger iteration count rehashes at the next login; start and stop are events too.
     d.set_config(&d_config(d, "[hashing]\niterations = 2000\n"));
     d.restart();
