@@ -3,6 +3,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
+use std::time::Duration;
 
 use credd_e2e::TestDaemon;
 use credd_e2e::bins::{self, skip_unless_root};
@@ -88,10 +89,9 @@ fn unprivileged_peer_cannot_use_the_admin_socket() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("root only"), "{err}");
+    // credd's stderr is read by another thread: wait for the line rather than race it.
     assert!(
-        d.log()
-            .iter()
-            .any(|l| l.contains("refused admin connection")),
+        d.wait_for_log("refused admin connection", Duration::from_secs(10)),
         "{:?}",
         d.log()
     );

@@ -183,10 +183,12 @@ fn root_changes_a_password_without_the_old_one_and_quality_rules_say_why() {
     let d = daemon(&format!("[password]\nblocklist = {:?}", blocklist.path()));
     d.add_user("alice", PASSWORD, &["--uid", "5001"]);
     let s = stack(&d);
-    let change = |new: &str| {
-        let conv = Conversation::new()
-            .answer(Some("New password: "), new)
-            .answer(Some("Retype new password: "), new);
+    let change = |answers: &[(&str, &str)]| {
+        let conv = answers
+            .iter()
+            .fold(Conversation::new(), |c, (prompt, answer)| {
+                c.answer(Some(prompt), answer)
+            });
         let mut session = s.start("alice", conv).unwrap();
         let rc = session.chauthtok(0);
         (
@@ -198,25 +200,38 @@ fn root_changes_a_password_without_the_old_one_and_quality_rules_say_why() {
                 .collect::<Vec<_>>(),
         )
     };
-    for (new, why) in [
-        ("short", "shorter than 12"),
-        ("my name is alice!", "user name"),
-        ("forbidden passphrase", "forbidden"),
-    ] {
-        let (rc, messages) = change(new);
-        assert_eq!(rc, codes::PAM_AUTHTOK_ERR, "{new}");
-        assert!(
-            messages.iter().any(|m| m.contains(why)),
-            "{new}: {messages:?}"
-        );
-    }
+    // pam_pwquality's dialogue: each weak first entry is refused before any retype, with the
+    // reason, and the module asks again; after retry=3 refusals the change gives up.
+    let (rc, messages) = change(&[
+        ("New password: ", "short"),
+        ("New password: ", "my name is alice!"),
+        ("New password: ", "forbidden passphrase"),
+    ]);
+    assert_eq!(rc, codes::PAM_MAXTRIES, "{messages:?}");
+    assert_eq!(
+        messages,
+        [
+            "BAD PASSWORD: The password is shorter than 12 characters",
+            "BAD PASSWORD: The password contains the user name in some form",
+            "BAD PASSWORD: The password is on the list of forbidden passwords",
+        ]
+    );
     assert_eq!(
         login(&s, "alice", PASSWORD),
         codes::PAM_SUCCESS,
         "nothing was changed"
     );
-    let (rc, _) = change(NEW_PASSWORD);
-    assert_eq!(rc, codes::PAM_SUCCESS);
+    // A weak choice, then a good one, in the same conversation.
+    let (rc, messages) = change(&[
+        ("New password: ", "short"),
+        ("New password: ", NEW_PASSWORD),
+        ("Retype new password: ", NEW_PASSWORD),
+    ]);
+    assert_eq!(rc, codes::PAM_SUCCESS, "{messages:?}");
+    assert_eq!(
+        messages,
+        ["BAD PASSWORD: The password is shorter than 12 characters"]
+    );
     assert_eq!(login(&s, "alice", NEW_PASSWORD), codes::PAM_SUCCESS);
 }
 
@@ -225,11 +240,15 @@ fn mismatched_new_passwords_change_nothing() {
     let d = daemon("");
     d.add_user("alice", PASSWORD, &["--uid", "5001"]);
     let s = stack(&d);
-    let conv = Conversation::new()
-        .answer(Some("New password: "), NEW_PASSWORD)
-        .answer(Some("Retype new password: "), "something else entirely");
+    // Three mistyped retypes (retry=3): each says so and asks again, then the change gives up.
+    let conv = (0..3).fold(Conversation::new(), |c, _| {
+        c.answer(Some("New password: "), NEW_PASSWORD)
+            .answer(Some("Retype new password: "), "something else entirely")
+    });
     let mut session = s.start("alice", conv).unwrap();
-    assert_eq!(session.chauthtok(0), codes::PAM_AUTHTOK_ERR);
+    assert_eq!(session.chauthtok(0), codes::PAM_MAXTRIES);
+    let messages: Vec<_> = session.messages().into_iter().map(|(_, m)| m).collect();
+    assert_eq!(messages, ["Sorry, passwords do not match."; 3]);
     drop(session);
     assert_eq!(login(&s, "alice", PASSWORD), codes::PAM_SUCCESS);
 }
