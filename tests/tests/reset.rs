@@ -208,11 +208,15 @@ fn root_changes_a_password_without_the_old_one_and_quality_rules_say_why() {
         ("New password: ", "forbidden passphrase"),
     ]);
     assert_eq!(rc, codes::PAM_MAXTRIES, "{messages:?}");
+    // The whole transcript: no weak entry was ever asked for a second time.
     assert_eq!(
         messages,
         [
+            "New password: ",
             "BAD PASSWORD: The password is shorter than 12 characters",
+            "New password: ",
             "BAD PASSWORD: The password contains the user name in some form",
+            "New password: ",
             "BAD PASSWORD: The password is on the list of forbidden passwords",
         ]
     );
@@ -230,7 +234,12 @@ fn root_changes_a_password_without_the_old_one_and_quality_rules_say_why() {
     assert_eq!(rc, codes::PAM_SUCCESS, "{messages:?}");
     assert_eq!(
         messages,
-        ["BAD PASSWORD: The password is shorter than 12 characters"]
+        [
+            "New password: ",
+            "BAD PASSWORD: The password is shorter than 12 characters",
+            "New password: ",
+            "Retype new password: ",
+        ]
     );
     assert_eq!(login(&s, "alice", NEW_PASSWORD), codes::PAM_SUCCESS);
 }
@@ -248,7 +257,12 @@ fn mismatched_new_passwords_change_nothing() {
     let mut session = s.start("alice", conv).unwrap();
     assert_eq!(session.chauthtok(0), codes::PAM_MAXTRIES);
     let messages: Vec<_> = session.messages().into_iter().map(|(_, m)| m).collect();
-    assert_eq!(messages, ["Sorry, passwords do not match."; 3]);
+    let round = [
+        "New password: ",
+        "Retype new password: ",
+        "Sorry, passwords do not match.",
+    ];
+    assert_eq!(messages, [round, round, round].concat());
     drop(session);
     assert_eq!(login(&s, "alice", PASSWORD), codes::PAM_SUCCESS);
 }
