@@ -2,6 +2,7 @@
 
 pub mod bins;
 pub mod daemon;
+pub mod dovecot;
 pub mod fixtures;
 pub mod libpam;
 pub mod rsyslog;

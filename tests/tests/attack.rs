@@ -560,16 +560,17 @@ fn attacks_from_an_unprivileged_user_are_refused_while_root_logins_keep_working(
 }
 
 /// A non-root caller's password-change requests naming someone else's account each cost one
-/// dummy PBKDF2, so they draw on the caller's `[rate] local_uid` bucket like its logins do
-/// (found by this suite: `Daemon::prove_old` used to consult the bucket only for accounts the
-/// caller could see).
+/// dummy PBKDF2, so they draw on the caller's `[rate] change` bucket (5 at once), as its logins
+/// draw on `local_uid` (found by this suite: `Daemon::prove_old` used to consult a bucket only for
+/// accounts the caller could see).
 #[test]
 fn password_change_requests_for_other_accounts_are_rate_limited_like_logins() {
     if skip_unless_root("password_change_requests_for_other_accounts_are_rate_limited_like_logins")
     {
         return;
     }
-    // The shipped rate limits: local_uid = { burst = 5, per_minute = 10 }.
+    // The shipped rate limits: local_uid = { burst = 5, per_minute = 10 },
+    // change = { burst = 5, per_minute = 5 }.
     let d = TestDaemon::start_with("[hashing]\niterations = 1000\n[audit]\nsyslog = \"none\"\n");
     d.add_user(VICTIM, VICTIM_PASSWORD, &["--uid", VICTIM_UID]);
     let attacker = attacker_binary(&d);
@@ -612,7 +613,7 @@ fn password_change_requests_for_other_accounts_are_rate_limited_like_logins() {
     );
     assert!(
         by_change <= 5,
-        "{by_change} PBKDF2 runs for 20 change checks of another account, past the local_uid \
+        "{by_change} PBKDF2 runs for 20 change checks of another account, past the change \
          burst of 5: {replies:?}"
     );
 }
