@@ -147,6 +147,7 @@ pub fn write_daemon<W: Write>(out: &mut W, c: &DaemonCounters) -> io::Result<()>
     writeln!(out, "rate_limited_replies: {}", c.rate_limited_replies)?;
     writeln!(out, "refused_peers: {}", c.refused_peers)?;
     writeln!(out, "dropped_syslog_events: {}", c.dropped_syslog_events)?;
+    writeln!(out, "dropped_audit_events: {}", c.dropped_audit_events)?;
     for (scheme, count) in &c.accounts_per_scheme {
         writeln!(out, "accounts[{}]: {count}", one_line(scheme))?;
     }
@@ -1203,6 +1204,7 @@ mod tests {
             rate_limited_replies: 3,
             refused_peers: 4,
             dropped_syslog_events: 5,
+            dropped_audit_events: 6,
             accounts_per_scheme: [("pbkdf2-sha256".to_string(), 7), ("none".to_string(), 1)]
                 .into_iter()
                 .collect(),
@@ -1348,7 +1350,7 @@ mod tests {
             text(out),
             "uptime_seconds: 3600\nverifications: 42\nbusy_replies: 1\nlocked_replies: 2\n\
              rate_limited_replies: 3\nrefused_peers: 4\ndropped_syslog_events: 5\n\
-             accounts[none]: 1\naccounts[pbkdf2-sha256]: 7\n"
+             dropped_audit_events: 6\naccounts[none]: 1\naccounts[pbkdf2-sha256]: 7\n"
         );
 
         let mut out = Vec::new();
@@ -1360,6 +1362,7 @@ mod tests {
             "busy_replies",
             "refused_peers",
             "dropped_syslog_events",
+            "dropped_audit_events",
         ] {
             assert!(v[key].is_u64(), "{key} in {v}");
         }

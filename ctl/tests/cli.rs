@@ -625,6 +625,7 @@ fn daemon_status_human_and_json() {
         rate_limited_replies: 2,
         refused_peers: 1,
         dropped_syslog_events: 0,
+        dropped_audit_events: 3,
         accounts_per_scheme: [("pbkdf2-sha256".to_string(), 40), ("none".to_string(), 2)]
             .into_iter()
             .collect(),
@@ -653,7 +654,7 @@ fn daemon_status_human_and_json() {
         stdout(&out),
         "uptime_seconds: 86400\nverifications: 1234\nbusy_replies: 0\nlocked_replies: 7\n\
          rate_limited_replies: 2\nrefused_peers: 1\ndropped_syslog_events: 0\n\
-         accounts[none]: 2\naccounts[pbkdf2-sha256]: 40\n"
+         dropped_audit_events: 3\naccounts[none]: 2\naccounts[pbkdf2-sha256]: 40\n"
     );
 }
 

@@ -49,6 +49,9 @@ pub struct Audit {
     /// Record the name typed for an unknown user. Off by default: a mistyped name is often a
     /// password.
     pub log_unknown_names: bool,
+    /// MiB that must stay free on the state directory's volume: below it, events that only
+    /// record a refusal are dropped and counted (never a change of state). 0 turns it off.
+    pub disk_reserve_mib: u64,
 }
 
 impl Default for Audit {
@@ -58,6 +61,7 @@ impl Default for Audit {
             format: "rfc3164".into(),
             checkpoint_interval: Duration::from_secs(300),
             log_unknown_names: false,
+            disk_reserve_mib: 64,
         }
     }
 }
@@ -164,6 +168,10 @@ pub struct Rate {
     pub local_uid: Bucket,
     /// Per calling uid, for password changes by the account's owner (passwd run by a user).
     pub change: Bucket,
+    /// Per calling uid, every request of a caller that is not root through and through, before
+    /// it can cause any work, write or log line. Far above ordinary use (a script running sudo
+    /// twice a second makes 8 requests a second); it bounds what a flood can write.
+    pub requests: Bucket,
 }
 
 impl Default for Lockout {
@@ -198,6 +206,10 @@ impl Default for Rate {
             change: Bucket {
                 burst: 5,
                 per_minute: 5,
+            },
+            requests: Bucket {
+                burst: 200,
+                per_minute: 1200,
             },
         }
     }
@@ -393,6 +405,7 @@ impl Config {
             ("rate.host", self.rate.host),
             ("rate.local_uid", self.rate.local_uid),
             ("rate.change", self.rate.change),
+            ("rate.requests", self.rate.requests),
         ] {
             if bucket.burst > 0 && bucket.per_minute == 0 {
                 return Err(format!(

@@ -9,6 +9,7 @@ use credd_proto::{
 
 use crate::hashing;
 use crate::peer::{Peer, SocketKind};
+use crate::ratelimit::Tripped;
 use crate::state::Daemon;
 use crate::store::{Account, WriteConflict};
 use crate::timefmt::rfc3339;
@@ -26,9 +27,38 @@ pub(crate) fn error(kind: ErrorKind, message: impl Into<String>) -> Reply {
     }
 }
 
-pub(crate) fn internal(e: impl std::fmt::Display) -> Reply {
+pub(crate) fn internal(e: impl std::fmt::Display + 'static) -> Reply {
+    if cannot_write(&e) {
+        eprintln!("credd: the store cannot be written: {e}");
+        return error(
+            ErrorKind::Unavailable,
+            "the credential store cannot be written; see credd's log",
+        );
+    }
     eprintln!("credd: internal error: {e}");
     error(ErrorKind::Internal, "internal error; see credd's log")
+}
+
+/// A failure of the volume or the file rather than of the request (R1): a full disk must not
+/// answer a right password with "wrong password". Every handler reports store errors through
+/// [`internal`], whatever their type, hence the look at the concrete type here.
+fn cannot_write(e: &(dyn std::any::Any + 'static)) -> bool {
+    use rusqlite::ErrorCode::{
+        CannotOpen, DatabaseBusy, DatabaseLocked, DiskFull, ReadOnly, SystemIoFailure,
+    };
+    let sqlite = e.downcast_ref::<rusqlite::Error>().or_else(|| {
+        match e.downcast_ref::<crate::error::DaemonError>() {
+            Some(crate::error::DaemonError::Store(inner)) => Some(inner),
+            _ => None,
+        }
+    });
+    matches!(
+        sqlite.and_then(rusqlite::Error::sqlite_error_code),
+        Some(DiskFull | SystemIoFailure | ReadOnly | CannotOpen | DatabaseBusy | DatabaseLocked)
+    ) || matches!(
+        e.downcast_ref::<crate::error::DaemonError>(),
+        Some(crate::error::DaemonError::Io { .. })
+    )
 }
 
 impl Daemon {
@@ -53,27 +83,46 @@ impl Daemon {
         conn: &mut crate::import::Connection,
         respond: &mut Respond<'_>,
     ) -> Result<(), ProtoError> {
+        // R1: every request of a caller that is not root through and through is charged before it
+        // can cost any work, write a row or a log line, so that no local user can fill the disk,
+        // the syslog pipe or credd's stderr. Far above ordinary use; refusals are counted, and
+        // logged once per burst.
+        if !peer.has_root_budget()
+            && let Err(tripped) = self
+                .rate
+                .admit_request(peer.budget_uid(), crate::timefmt::now_unix_ms())
+        {
+            return respond(&self.requests_limited(peer, request.name(), tripped));
+        }
         if request.is_admin() && !(socket == SocketKind::Admin && peer.may_administer()) {
-            eprintln!(
-                "credd: refused {} from uid {} pid {} on the {:?} socket",
-                request.name(),
-                peer.uid,
-                peer.pid,
-                socket
-            );
             self.counters.bump(&self.counters.refused_peers);
-            self.record(&crate::audit::Event {
-                name: "peer_refused",
-                actor_uid: Some(peer.uid),
-                outcome: "refused",
-                detail: format!(
-                    "request={} socket={} pid={}",
+            // Once per uid per minute, whatever the number of attempts (the counter has them all):
+            // a refusal that wrote a row each time was a way to fill the disk.
+            if self
+                .rate
+                .log_refusal(peer.budget_uid(), crate::timefmt::now_unix_ms())
+            {
+                eprintln!(
+                    "credd: refused {} from uid {} pid {} on the {:?} socket (further refusals \
+                     of this uid in the next minute are counted, not logged)",
                     request.name(),
-                    socket.as_str(),
-                    peer.pid
-                ),
-                ..Default::default()
-            });
+                    peer.uid,
+                    peer.pid,
+                    socket
+                );
+                self.record(&crate::audit::Event {
+                    name: "peer_refused",
+                    actor_uid: Some(peer.uid),
+                    outcome: "refused",
+                    detail: format!(
+                        "request={} socket={} pid={}",
+                        request.name(),
+                        socket.as_str(),
+                        peer.pid
+                    ),
+                    ..Default::default()
+                });
+            }
             return respond(&error(
                 ErrorKind::NotPermitted,
                 "administrative requests are served to root and the admin group on admin.sock only",
@@ -133,6 +182,36 @@ impl Daemon {
             Request::Backup => return self.backup(peer, respond),
         };
         respond(&reply)
+    }
+
+    /// A request refused by the `requests` bucket: counted always, logged and audited once per
+    /// uid per minute. The same reply whatever the request names, so it tells nothing about accounts.
+    fn requests_limited(&self, peer: Peer, request: &str, tripped: Tripped) -> Reply {
+        self.counters.bump(&self.counters.rate_limited_replies);
+        // Under a steady flood every refill admits one request and starts a new "burst": the
+        // line is also held to one per uid per minute.
+        if tripped.first_of_burst
+            && self
+                .rate
+                .log_refusal(peer.budget_uid(), crate::timefmt::now_unix_ms())
+        {
+            eprintln!(
+                "credd: rate limit requests tripped: uid {} request={request} (further refusals \
+                 of this uid in the next minute are not logged)",
+                peer.budget_uid()
+            );
+            self.record(&crate::audit::Event {
+                name: "rate_limited",
+                actor_uid: Some(peer.uid),
+                outcome: "refused",
+                detail: format!("limit=requests request={request} (once per burst)"),
+                ..Default::default()
+            });
+        }
+        Reply::RateLimited {
+            unknown: false,
+            retry_after: Some(tripped.retry_after_secs),
+        }
     }
 
     /// Hashes on the pool as a privileged caller: only root reaches the admin requests.

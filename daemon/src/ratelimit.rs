@@ -10,6 +10,13 @@
 //! - `host`: per remote host, as claimed by callers that are root through and through.
 //! - `local_uid`: per calling uid for callers that are not (screen lockers, `su` run by a user).
 //! - `change`: per calling uid, for password changes by the account's owner (`passwd`).
+//! - `requests`: per calling uid, every request of a caller that is not root through and through,
+//!   right or wrong, before it can cause any work, write or log line (no refunds: it bounds what a
+//!   flood can write, far above what ordinary use sends).
+//!
+//! Refusals worth a log line and an audit row (an administrative request on pam.sock, a
+//! connection to admin.sock by a stranger) are written once per uid per minute, whatever the
+//! number of attempts: the count is in the daemon's counters.
 //!
 //! Excess is refused before any lookup or hashing, and reported once per burst, not once per
 //! request. Buckets live in memory: a restart refills them. Each table is bounded; when full, a
@@ -240,7 +247,16 @@ pub struct RateLimits {
     host: Buckets<String>,
     local_uid: Buckets<u32>,
     change: Buckets<u32>,
+    requests: Buckets<u32>,
+    /// One token a minute per uid: whether a refusal gets its log line and audit row.
+    refusals: Buckets<u32>,
 }
+
+/// One logged refusal per uid per minute.
+const REFUSALS_LOGGED: config::Bucket = config::Bucket {
+    burst: 1,
+    per_minute: 1,
+};
 
 impl RateLimits {
     pub fn from_config(c: &config::Rate) -> RateLimits {
@@ -250,6 +266,8 @@ impl RateLimits {
             host: Buckets::new("host", Rate::from_config(c.host)),
             local_uid: Buckets::new("local_uid", Rate::from_config(c.local_uid)),
             change: Buckets::new("change", Rate::from_config(c.change)),
+            requests: Buckets::new("requests", Rate::from_config(c.requests)),
+            refusals: Buckets::new("refusals", Rate::from_config(REFUSALS_LOGGED)),
         }
     }
 
@@ -259,6 +277,23 @@ impl RateLimits {
         self.host.set_rate(Rate::from_config(c.host));
         self.local_uid.set_rate(Rate::from_config(c.local_uid));
         self.change.set_rate(Rate::from_config(c.change));
+        self.requests.set_rate(Rate::from_config(c.requests));
+    }
+
+    /// Any request of a caller that is not root through and through, by its (real) uid.
+    pub fn admit_request(&self, uid: u32, now_ms: i64) -> Result<(), Tripped> {
+        self.requests.check(&uid, now_ms)?;
+        self.requests.take(&uid, now_ms);
+        Ok(())
+    }
+
+    /// Whether a refusal of this uid gets a log line and an audit row: the first of each minute.
+    pub fn log_refusal(&self, uid: u32, now_ms: i64) -> bool {
+        if self.refusals.check(&uid, now_ms).is_err() {
+            return false;
+        }
+        self.refusals.take(&uid, now_ms);
+        true
     }
 
     /// Takes one token from every bucket that applies, or none when any of them is empty.
@@ -318,10 +353,16 @@ impl RateLimits {
     }
 
     /// An administrator unlocked or reset the account: its buckets, for every source, start full,
-    /// so that its owner's right password right after `credctl unlock` is not refused.
-    pub fn forget_account(&self, account: &str) {
+    /// and so do its owner's own `local_uid` and `change` buckets (`owner`: the account's uid),
+    /// which the owner's wrong `sudo` or `passwd` runs emptied: its right password right after
+    /// `credctl unlock` must get in.
+    pub fn forget_account(&self, account: &str, owner: Option<u32>) {
         let key = self.names.key(account);
         self.account.forget(|(k, _)| *k == key);
+        if let Some(uid) = owner {
+            self.local_uid.forget(|u| *u == uid);
+            self.change.forget(|u| *u == uid);
+        }
     }
 }
 
@@ -347,6 +388,7 @@ mod tests {
             host,
             local_uid: local,
             change: off(),
+            requests: off(),
         })
     }
 
@@ -485,10 +527,36 @@ mod tests {
             drop(l.admit(&remote("alice", "h"), 0).unwrap());
             drop(l.admit(&console("bob"), 0).unwrap());
         }
-        l.forget_account("alice");
+        l.forget_account("alice", None);
         assert!(l.admit(&console("alice"), 0).is_ok());
         assert!(l.admit(&remote("alice", "h"), 0).is_ok());
         assert!(l.admit(&console("bob"), 0).is_err(), "only alice's buckets");
+    }
+
+    #[test]
+    fn unlock_refills_the_owners_own_buckets_too() {
+        // sudo run by alice (uid 1000) with wrong passwords empties her local_uid bucket; once
+        // an administrator unlocks her, her right password must get in at once.
+        let l = RateLimits::from_config(&config::Rate {
+            account: b(10, 10),
+            host: off(),
+            local_uid: b(5, 10),
+            change: b(5, 5),
+            requests: off(),
+        });
+        for _ in 0..5 {
+            drop(l.admit(&local("alice", 1000), 0).unwrap());
+            drop(l.admit_change(1000, 0).unwrap());
+            drop(l.admit(&local("bob", 1001), 0).unwrap());
+        }
+        assert_eq!(
+            l.admit(&local("alice", 1000), 0).unwrap_err().limit,
+            "local_uid"
+        );
+        l.forget_account("alice", Some(1000));
+        assert!(l.admit(&local("alice", 1000), 0).is_ok());
+        assert!(l.admit_change(1000, 0).is_ok());
+        assert!(l.admit(&local("bob", 1001), 0).is_err(), "only the owner's");
     }
 
     #[test]
@@ -498,6 +566,7 @@ mod tests {
             host: off(),
             local_uid: b(1, 1),
             change: b(2, 2),
+            requests: off(),
         });
         // A passwd run proves the old password twice (check pass and update pass).
         for _ in 0..10 {
@@ -520,6 +589,7 @@ mod tests {
             host: off(),
             local_uid: off(),
             change: off(),
+            requests: off(),
         };
         let l = RateLimits::from_config(&rate(3, 60));
         for _ in 0..3 {
@@ -570,6 +640,27 @@ mod tests {
         for _ in 0..1000 {
             drop(l.admit(&local("a", 5), 0).unwrap());
         }
+    }
+
+    #[test]
+    fn every_request_of_a_uid_counts_and_refusals_are_logged_once_a_minute() {
+        let l = RateLimits::from_config(&config::Rate {
+            account: off(),
+            host: off(),
+            local_uid: off(),
+            change: off(),
+            requests: b(3, 60),
+        });
+        for _ in 0..3 {
+            l.admit_request(65534, 0).unwrap();
+        }
+        let trip = l.admit_request(65534, 0).unwrap_err();
+        assert_eq!((trip.limit, trip.first_of_burst), ("requests", true));
+        assert!(l.admit_request(1000, 0).is_ok(), "per uid");
+        assert!(l.log_refusal(65534, 0));
+        assert!(!l.log_refusal(65534, 59_000));
+        assert!(l.log_refusal(1000, 59_000), "per uid");
+        assert!(l.log_refusal(65534, 60_000));
     }
 
     #[test]

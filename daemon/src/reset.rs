@@ -62,7 +62,7 @@ impl Daemon {
             Ok(Err(WriteConflict::NotFound)) | Ok(Err(_)) => not_found(&account.name),
             Ok(Ok(revoked)) => {
                 // The code is the way back in: earlier wrong guesses must not refuse it.
-                self.rate.forget_account(&account.name);
+                self.rate.forget_account(&account.name, account.uid);
                 let sessions_revoked = revoked.len() as u64;
                 self.end_sessions(revoked);
                 Reply::ResetIssued(Box::new(ResetIssued {

@@ -272,17 +272,24 @@ fn serve_connection(
     // request byte is parsed.
     if kind == SocketKind::Admin && !peer.may_administer() {
         daemon.counters.bump(&daemon.counters.refused_peers);
-        daemon.record(&crate::audit::Event {
-            name: "peer_refused",
-            actor_uid: Some(peer.uid),
-            outcome: "refused",
-            detail: format!("admin.sock connection pid={}", peer.pid),
-            ..Default::default()
-        });
-        eprintln!(
-            "credd: refused admin connection from uid {} pid {}",
-            peer.uid, peer.pid
-        );
+        // Logged and audited once per uid per minute; the counter has every one.
+        if daemon
+            .rate
+            .log_refusal(peer.budget_uid(), crate::timefmt::now_unix_ms())
+        {
+            daemon.record(&crate::audit::Event {
+                name: "peer_refused",
+                actor_uid: Some(peer.uid),
+                outcome: "refused",
+                detail: format!("admin.sock connection pid={}", peer.pid),
+                ..Default::default()
+            });
+            eprintln!(
+                "credd: refused admin connection from uid {} pid {} (further refusals of this \
+                 uid in the next minute are counted, not logged)",
+                peer.uid, peer.pid
+            );
+        }
         reply_once(
             &stream,
             &error_reply(
@@ -340,10 +347,13 @@ fn serve_connection(
         // Request ids become audit event ids: only administrators on admin.sock may choose them
         // (an unprivileged caller could otherwise collide with an existing id).
         let request_id = request_id.filter(|_| kind == SocketKind::Admin && peer.may_administer());
+        // An administrative request on pam.sock is no mistake a PAM module makes: answer it, then
+        // close the connection, so that a flood of them costs a connect each.
+        let close_after = kind == SocketKind::Pam && request.is_admin();
         let handled = crate::audit::with_request_id(request_id, || {
             daemon.handle(peer, kind, request, &mut state, &mut respond)
         });
-        if handled.is_err() {
+        if handled.is_err() || close_after {
             return;
         }
     }

@@ -80,6 +80,7 @@ pub struct Daemon {
     pub busy_log: BusyLog,
     /// `[admin] group`, resolved at start.
     pub admin_group: Option<AdminGroup>,
+    pub disk: DiskReserve,
 }
 
 impl Daemon {
@@ -115,6 +116,14 @@ impl Daemon {
             counters: Counters::new(),
             busy_log: BusyLog::default(),
             reader: Mutex::new(store.reader()?),
+            disk: DiskReserve::new(
+                store
+                    .db_path()
+                    .parent()
+                    .unwrap_or(std::path::Path::new("/"))
+                    .to_path_buf(),
+                config.audit.disk_reserve_mib,
+            ),
             store: Mutex::new(store),
             config,
         })
@@ -139,6 +148,13 @@ impl Daemon {
     }
 
     fn defer(&self, queued: Deferred) {
+        // R1: with the volume nearly full, rows that only record a refusal are dropped (and
+        // counted), so that what is left goes to changes of state: a flood of refusals must not
+        // be what makes the next password change fail.
+        if queued.is_refusal() && self.disk.is_low(crate::timefmt::now_unix_ms()) {
+            self.disk.dropped();
+            return;
+        }
         let mut queue = self.audit_queue.lock();
         if queue.pending.len() < AUDIT_QUEUE_MAX && queue.writer_running {
             // The writer needs waking for the first row of a batch and when the batch is full;
@@ -303,6 +319,76 @@ impl Daemon {
         // A panic while holding the lock cannot leave a half-written row (every write is a
         // transaction), so a poisoned lock is safe to keep using.
         self.store.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Free space on the state directory's volume, read at most once a second.
+pub struct DiskReserve {
+    dir: PathBuf,
+    reserve_bytes: u64,
+    checked_ms: AtomicI64,
+    low: std::sync::atomic::AtomicBool,
+    dropped: AtomicU64,
+    /// When the last "dropping" line went to stderr (unix seconds).
+    reported: AtomicI64,
+}
+
+impl DiskReserve {
+    const RECHECK_MS: i64 = 1000;
+
+    pub fn new(dir: PathBuf, reserve_mib: u64) -> DiskReserve {
+        DiskReserve {
+            dir,
+            reserve_bytes: reserve_mib.saturating_mul(1024 * 1024),
+            checked_ms: AtomicI64::new(i64::MIN),
+            low: std::sync::atomic::AtomicBool::new(false),
+            dropped: AtomicU64::new(0),
+            reported: AtomicI64::new(0),
+        }
+    }
+
+    /// Below the reserve? A volume that cannot be asked counts as not low: the write itself
+    /// then reports what is wrong.
+    pub fn is_low(&self, now_ms: i64) -> bool {
+        if self.reserve_bytes == 0 {
+            return false;
+        }
+        let checked = self.checked_ms.load(Ordering::Relaxed);
+        if now_ms.saturating_sub(checked) >= Self::RECHECK_MS
+            && self
+                .checked_ms
+                .compare_exchange(checked, now_ms, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        {
+            let low = nix::sys::statvfs::statvfs(&self.dir).is_ok_and(|v| {
+                v.blocks_available().saturating_mul(v.fragment_size())
+                    < self.reserve_bytes
+            });
+            self.low.store(low, Ordering::Relaxed);
+        }
+        self.low.load(Ordering::Relaxed)
+    }
+
+    fn dropped(&self) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+        let now = crate::timefmt::now_unix();
+        let last = self.reported.load(Ordering::Relaxed);
+        if now - last >= 60
+            && self
+                .reported
+                .compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        {
+            eprintln!(
+                "credd: less than the [audit] disk_reserve_mib free under {}: refusal events are \
+                 dropped and counted (dropped_audit_events), changes of state are still written",
+                self.dir.display()
+            );
+        }
+    }
+
+    pub fn dropped_events(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
     }
 }
 

@@ -112,7 +112,7 @@ impl Daemon {
             Ok(Ok(_)) => {
                 // Attempts refused while it was locked drained its buckets; the owner's right
                 // password right after an unlock must get in.
-                self.rate.forget_account(&account.name);
+                self.rate.forget_account(&account.name, account.uid);
                 Reply::Ok
             }
         }
@@ -132,6 +132,7 @@ impl Daemon {
             rate_limited_replies: Counters::get(&c.rate_limited_replies),
             refused_peers: Counters::get(&c.refused_peers),
             dropped_syslog_events: self.sink.dropped(),
+            dropped_audit_events: self.disk.dropped_events(),
             accounts_per_scheme: schemes.into_iter().collect::<BTreeMap<_, _>>(),
         }))
     }

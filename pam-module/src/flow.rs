@@ -13,6 +13,7 @@
 //! | authenticate | `Denied`, `Locked`, `Busy`, `Disabled`, `RateLimited` | `PAM_AUTH_ERR` (`Locked`, `Disabled` and `RateLimited` say so unless silent) |
 //! | auth, account, chauthtok | `UnknownUser`, or a name credd cannot hold | `PAM_USER_UNKNOWN` (`PAM_IGNORE` with `ignore_unknown_user`) |
 //! | auth, account, chauthtok | daemon unreachable | `PAM_AUTHINFO_UNAVAIL` (`PAM_IGNORE` with `ignore_authinfo_unavail`) |
+//! | auth, account, chauthtok | `Error` `unavailable` (credd cannot write its store) | `PAM_AUTHINFO_UNAVAIL`, logged, as if unreachable |
 //! | authenticate | anything else | `PAM_AUTH_ERR`, logged |
 //! | acct_mgmt | `Ok` | `PAM_SUCCESS` |
 //! | acct_mgmt | `Disabled` | `PAM_ACCT_EXPIRED` |
@@ -264,6 +265,18 @@ impl HookContext {
         }
     }
 
+    /// credd answered, but cannot write its store (disk full, I/O error): as good as
+    /// unreachable. `PAM_AUTHINFO_UNAVAIL`, so that the break-glass path applies, and logged.
+    fn store_unavailable(&self, message: &str) -> PamResultCode {
+        self.log
+            .error(&format!("credd cannot write its store: {message}"));
+        if self.args.ignore_authinfo_unavail {
+            PamResultCode::PAM_IGNORE
+        } else {
+            PamResultCode::PAM_AUTHINFO_UNAVAIL
+        }
+    }
+
     /// Logs a transport failure; true when credd could not be reached at all.
     fn log_transport_failure(&self, err: &ProtoError) -> bool {
         if err.is_unavailable() {
@@ -374,6 +387,10 @@ pub fn authenticate(
             }
         }
         Reply::UnknownUser => ctx.unknown_user(),
+        Reply::Error {
+            kind: ErrorKind::Unavailable,
+            message,
+        } => ctx.store_unavailable(&message),
         other => {
             ctx.log.error(&format!(
                 "unexpected answer to authenticate: {}",
@@ -423,6 +440,10 @@ pub fn account(
             PamResultCode::PAM_PERM_DENIED
         }
         Reply::UnknownUser => ctx.unknown_user(),
+        Reply::Error {
+            kind: ErrorKind::Unavailable,
+            message,
+        } => ctx.store_unavailable(&message),
         other => {
             ctx.log.error(&format!(
                 "unexpected answer to account check: {}",
@@ -869,6 +890,10 @@ fn change_refused(
             }
         }
         Reply::Busy => PamResultCode::PAM_AUTHTOK_ERR,
+        Reply::Error {
+            kind: ErrorKind::Unavailable,
+            message,
+        } => ctx.store_unavailable(&message),
         Reply::Error { kind, message } => {
             if kind == ErrorKind::InvalidArgument {
                 // A quality rule ("password is shorter than 12 characters"): the user's to fix.

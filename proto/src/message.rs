@@ -515,6 +515,10 @@ pub enum ErrorKind {
     AlreadyExists,
     InvalidArgument,
     Internal,
+    /// The store cannot be written (disk full, I/O error, read-only): not a verdict on the
+    /// credentials. The module answers `PAM_AUTHINFO_UNAVAIL`, so that the break-glass path of
+    /// an unreachable daemon applies.
+    Unavailable,
 }
 
 impl ErrorKind {
@@ -528,6 +532,7 @@ impl ErrorKind {
             ErrorKind::AlreadyExists => "already_exists",
             ErrorKind::InvalidArgument => "invalid_argument",
             ErrorKind::Internal => "internal",
+            ErrorKind::Unavailable => "unavailable",
         }
     }
 }
@@ -592,6 +597,10 @@ pub struct DaemonCounters {
     pub rate_limited_replies: u64,
     pub refused_peers: u64,
     pub dropped_syslog_events: u64,
+    /// Refusal events not written because the state directory's volume was below
+    /// `[audit] disk_reserve_mib` (absent from older daemons).
+    #[serde(default)]
+    pub dropped_audit_events: u64,
     /// Accounts per hash scheme (`pbkdf2-sha256`, `yescrypt`, …, `none` without a password):
     /// the progress of a migration from a shadow file.
     pub accounts_per_scheme: std::collections::BTreeMap<String, u64>,

@@ -25,6 +25,8 @@ pub struct TestDaemon {
     /// Reads credd's stderr into `log`; ends at EOF, when credd has exited.
     reader: Option<std::thread::JoinHandle<()>>,
     log: Arc<(Mutex<Vec<String>>, Condvar)>,
+    /// A state directory elsewhere than under `dir` (a small volume of the test's).
+    state: Option<PathBuf>,
 }
 
 impl TestDaemon {
@@ -33,6 +35,15 @@ impl TestDaemon {
     }
 
     pub fn start_with(config: &str) -> TestDaemon {
+        TestDaemon::start_in(config, None)
+    }
+
+    /// With the state directory at `state` (created by credd), e.g. on a volume the test fills.
+    pub fn start_with_state_dir(config: &str, state: &Path) -> TestDaemon {
+        TestDaemon::start_in(config, Some(state.to_path_buf()))
+    }
+
+    fn start_in(config: &str, state: Option<PathBuf>) -> TestDaemon {
         let dir = tempfile::Builder::new()
             .prefix("credd-test-")
             .tempdir()
@@ -49,6 +60,7 @@ impl TestDaemon {
             child: None,
             reader: None,
             log: Arc::new((Mutex::new(Vec::new()), Condvar::new())),
+            state,
         };
         daemon.launch().expect("credd did not become ready");
         daemon
@@ -72,7 +84,9 @@ impl TestDaemon {
     }
 
     pub fn state_dir(&self) -> PathBuf {
-        self.root().join("state")
+        self.state
+            .clone()
+            .unwrap_or_else(|| self.root().join("state"))
     }
 
     pub fn pam_socket(&self) -> PathBuf {

@@ -37,8 +37,9 @@ const IDLE_SECONDS: u64 = 2;
 const RSS_BOUND_KIB: u64 = 256 * 1024;
 
 fn config() -> String {
-    // Lockout as shipped (deny = 5); the rate limits opened wide so that every attack attempt
-    // reaches the hashing pool (the harshest case) and root's repeated logins of one account are
+    // Lockout as shipped (deny = 5); the rate limits (the per-uid `requests` budget too: flood.rs
+    // tests it) opened wide so that every attack attempt reaches the hashing pool (the harshest
+    // case) and root's repeated logins of one account are
     // never rate-limited; a short idle timeout so that the trickle is cut off quickly.
     format!(
         "[hashing]\niterations = 2000\n\
@@ -46,7 +47,8 @@ fn config() -> String {
          [limits]\nmax_connections = 256\nmax_connections_per_uid = {PER_UID_CAP}\n\
          idle_timeout = \"{IDLE_SECONDS}s\"\n\
          [rate]\naccount = {{ burst = 100000, per_minute = 100000 }}\n\
-         local_uid = {{ burst = 100000, per_minute = 100000 }}\n"
+         local_uid = {{ burst = 100000, per_minute = 100000 }}\n\
+         requests = {{ burst = 100000, per_minute = 100000 }}\n"
     )
 }
 

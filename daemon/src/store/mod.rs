@@ -159,6 +159,18 @@ impl Deferred {
             Deferred::LockedAttempt(_) => "failure row of a locked attempt",
         }
     }
+
+    /// Rows that only record a refusal (no change of state goes with them): the ones a full
+    /// disk may go without.
+    pub fn is_refusal(&self) -> bool {
+        match self {
+            Deferred::Event(e) => matches!(
+                e.name(),
+                "peer_refused" | "rate_limited" | "login_failure" | "unknown_user"
+            ),
+            Deferred::LockedAttempt(_) => true,
+        }
+    }
 }
 
 pub struct Store {

@@ -571,6 +571,37 @@ fn auth_unreachable_daemon_is_authinfo_unavail_and_logged() {
 }
 
 #[test]
+fn a_store_that_cannot_be_written_is_authinfo_unavail_in_every_hook() {
+    // A full disk is no verdict on the password: the break-glass path of an unreachable daemon
+    // must apply (R1), never PAM_AUTH_ERR for a right password.
+    let full = || Reply::Error {
+        kind: ErrorKind::Unavailable,
+        message: "the credential store cannot be written; see credd's log".into(),
+    };
+    for (words, expected) in [
+        (&[][..], PamResultCode::PAM_AUTHINFO_UNAVAIL),
+        (&["ignore_authinfo_unavail"][..], PamResultCode::PAM_IGNORE),
+    ] {
+        let ctx = ctx(words, 0);
+        let mut conv = ScriptedConversation::password(PASSWORD);
+        let mut transport = ScriptedTransport::replying(full());
+        assert_eq!(authenticate(&ctx, &mut conv, &mut transport), expected);
+        assert_eq!(errors_logged(&ctx).len(), 1);
+        assert_secret_never_logged(&ctx, PASSWORD);
+
+        let ctx = account_ctx(words, 0);
+        let mut conv = ScriptedConversation::silent();
+        let mut transport = ScriptedTransport::replying(full());
+        assert_eq!(account(&ctx, &mut conv, &mut transport), expected);
+
+        let ctx = change_ctx(words, PRELIM, 0);
+        let mut conv = ScriptedConversation::silent();
+        let mut transport = ScriptedTransport::replying(full());
+        assert_eq!(chauthtok(&ctx, &mut conv, &mut transport), expected);
+    }
+}
+
+#[test]
 fn auth_unreachable_daemon_is_ignored_with_ignore_authinfo_unavail_but_still_logged() {
     let ctx = ctx(&["ignore_authinfo_unavail"], 0);
     let mut conv = ScriptedConversation::password(PASSWORD);

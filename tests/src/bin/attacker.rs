@@ -30,6 +30,10 @@
 //!   `KEEPALIVE`, from the first one on) until its standard input closes, then prints
 //!   `flood: extra OUTCOME` for one more connection and `flood: held=H` (open connections still
 //!   answering).
+//! - `write-flood SOCKET SECONDS USER`: for SECONDS, as fast as it can, alternates an
+//!   administrative request (a user listing, refused on pam.sock) followed by a ping on the same
+//!   connection, and a wrong password for USER; prints `write-flood: requests=N OUTCOME=COUNT ...`
+//!   with the outcome of every reply (`after-admin OUTCOME` for the ping after a refusal).
 //! - `timing SOCKET N UNKNOWN KNOWN SECRET`: N authentications of each name, interleaved (the
 //!   order alternates), each on a new connection; prints `timing unknown|known MICROS REPLY`.
 
@@ -288,6 +292,45 @@ fn mode_timing(socket: &str, n: usize, unknown: &str, known: &str, secret: &str)
     }
 }
 
+/// R1's flood: everything a local user can send that used to write a row, a syslog message or
+/// a log line per request.
+fn mode_write_flood(socket: &str, length: Duration, user: &str) {
+    let mut outcomes: std::collections::BTreeMap<String, u64> = Default::default();
+    let mut requests = 0u64;
+    let end = Instant::now() + length;
+    while Instant::now() < end {
+        let mut s = match connect(socket) {
+            Ok(s) => s,
+            Err(e) => {
+                *outcomes.entry(e).or_default() += 1;
+                continue;
+            }
+        };
+        let admin = encode_request(&Request::UserList).expect("encode");
+        requests += 1;
+        // A failed write may still have its answer waiting in the receive buffer: read either way.
+        let _ = write_frame(&mut s, &admin);
+        let first = read_outcome(&mut s);
+        *outcomes.entry(first).or_default() += 1;
+        // Is the connection still served after an administrative request on pam.sock?
+        let ping = encode_request(&Request::Ping).expect("encode");
+        let after = if write_frame(&mut s, &ping).is_ok() {
+            read_outcome(&mut s)
+        } else {
+            "closed".into()
+        };
+        *outcomes.entry(format!("after-admin {after}")).or_default() += 1;
+        requests += 1;
+        let guess = one_request(socket, &auth(user, "a wrong guess"));
+        *outcomes.entry(guess).or_default() += 1;
+    }
+    let summary: Vec<String> = outcomes
+        .iter()
+        .map(|(k, v)| format!("{}={v}", k.replace(' ', "_")))
+        .collect();
+    println!("write-flood: requests={requests} {}", summary.join(" "));
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |i: usize| args.get(i).map(String::as_str);
@@ -420,6 +463,12 @@ fn main() -> ExitCode {
                 return usage();
             };
             mode_flood(socket, n);
+        }
+        "write-flood" => {
+            let (Some(secs), Some(user)) = (arg(2).and_then(|n| n.parse().ok()), arg(3)) else {
+                return usage();
+            };
+            mode_write_flood(socket, Duration::from_secs(secs), user);
         }
         "timing" => {
             let (Some(n), Some(unknown), Some(known), Some(secret)) =
