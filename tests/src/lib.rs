@@ -5,6 +5,7 @@ pub mod daemon;
 pub mod dovecot;
 pub mod fixtures;
 pub mod libpam;
+pub mod pty;
 pub mod rsyslog;
 pub mod system_pam;
 

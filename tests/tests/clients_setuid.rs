@@ -1,0 +1,1053 @@
+//! The real setuid clients of a Debian host against a real credd (root only): `sudo`, shadow's
+//! `passwd` and util-linux `su -l`, each run by a real unprivileged system user created for the
+//! test (useradd, removed on drop), with the credd blocks of docs/pam.md in their PAM services.
+//!
+//! - sudo reads its service from a sudoers drop-in (`Defaults:USER pam_service=…`), so it gets a
+//!   private `/etc/pam.d` file; it is driven through `sudo -S` (every prompt read from stdin).
+//! - passwd and `su -l` use fixed service names (`passwd`, `su-l`): those system files are
+//!   replaced for the test by the credd block followed by the original file, and restored byte
+//!   for byte on drop (also on panic; a run killed before it could restore is repaired by the next
+//!   one from the backup in /var/tmp). One lock serialises that, in this process and across
+//!   processes. Both run on a pseudo-terminal (credd_e2e::pty), answering each prompt when it
+//!   appears.
+//!
+//! Failures print the client's transcript, credd's log and the account's audit trail.
+
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use credd_e2e::TestDaemon;
+use credd_e2e::bins::{self, skip_unless_root};
+use credd_e2e::pty::PtySession;
+use credd_e2e::system_pam::{SystemService, all_output, have};
+
+const PASSWORD: &str = "correct horse battery";
+const NEW_PASSWORD: &str = "a fresh passphrase 42";
+const THIRD_PASSWORD: &str = "slowly typed passphrase 7";
+/// Shorter than `[password] min_length` (12).
+const WEAK_PASSWORD: &str = "short1";
+const WRONG_PASSWORD: &str = "not the password at all";
+/// A retype that does not match the new password.
+const MISTYPED_PASSWORD: &str = "a fresh passphrase 43";
+const MISMATCH: &str = "Sorry, passwords do not match.";
+
+/// How long any one prompt or exit may take (a cold debug build on a busy machine).
+const STEP: Duration = Duration::from_secs(20);
+
+const BAD_PASSWORD: &str = "BAD PASSWORD: ";
+const MUST_CHANGE_MESSAGE: &str = "You are required to change your password immediately";
+
+// ---------------------------------------------------------------------------------------------
+// System users
+
+/// Free uids are searched from here; each test takes the next one (see `TestUser::create`).
+const UID_BASE: u32 = 5400;
+static NEXT_UID: AtomicU32 = AtomicU32::new(UID_BASE);
+
+/// A real system user (`useradd`), removed with `userdel` on drop, also when the test panics.
+/// No home directory (`/nonexistent`), shell `/bin/sh`, shadow password locked (`!`), so nothing
+/// but credd can authenticate it.
+struct TestUser {
+    name: String,
+    uid: u32,
+}
+
+impl TestUser {
+    fn create(tag: &str) -> TestUser {
+        let name = format!("ct-{tag}-{}", std::process::id());
+        assert!(
+            !known_to_nss("passwd", &name),
+            "user {name} already exists (left over from a killed run?); userdel it first"
+        );
+        for _ in 0..200 {
+            let uid = NEXT_UID.fetch_add(1, Ordering::SeqCst);
+            assert!(uid < UID_BASE + 500, "no free uid in {UID_BASE}..+500");
+            let id = uid.to_string();
+            if known_to_nss("passwd", &id) || known_to_nss("group", &id) {
+                continue;
+            }
+            let out = retry_locked(|| {
+                Command::new("useradd")
+                    .args(["-M", "-d", "/nonexistent", "-s", "/bin/sh", "-u", &id])
+                    .args(["-g", "nogroup", "-c", "credd e2e test user", &name])
+                    .output()
+                    .expect("run useradd")
+            });
+            match out.status.code() {
+                Some(0) => return TestUser { name, uid },
+                Some(4) => continue, // uid taken in the meantime
+                _ => panic!(
+                    "useradd {name} -u {uid} failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                ),
+            }
+        }
+        panic!("no free uid for {name}");
+    }
+
+    fn uid_arg(&self) -> String {
+        self.uid.to_string()
+    }
+}
+
+impl Drop for TestUser {
+    fn drop(&mut self) {
+        let out = retry_locked(|| Command::new("userdel").arg(&self.name).output().unwrap());
+        if !out.status.success() {
+            eprintln!(
+                "warning: userdel {} failed: {}",
+                self.name,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
+
+fn known_to_nss(db: &str, key: &str) -> bool {
+    Command::new("getent")
+        .args([db, key])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Runs a shadow tool again while another process holds /etc/passwd's lock (exit 1 or 10 with
+/// "cannot lock"): parallel tests and other test binaries add users too.
+fn retry_locked(mut run: impl FnMut() -> std::process::Output) -> std::process::Output {
+    let mut out = run();
+    for _ in 0..50 {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        // "currently used by process": a killed client's process has not been reaped yet.
+        let transient = stderr.contains("lock")
+            || stderr.contains("try again")
+            || stderr.contains("currently used by process");
+        if out.status.success() || !transient {
+            break;
+        }
+        // Backing off before a retry, not waiting for an event.
+        std::thread::sleep(Duration::from_millis(100));
+        out = run();
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// sudoers drop-in
+
+/// `/etc/sudoers.d/credd-test-PID-N` (0440 root), validated with `visudo -cf` before it is put in
+/// place, removed on drop.
+struct SudoersDropIn {
+    path: PathBuf,
+}
+
+impl SudoersDropIn {
+    fn install(user: &str, pam_service: &str) -> SudoersDropIn {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "credd-test-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        );
+        let path = Path::new("/etc/sudoers.d").join(&name);
+        // sudo skips names containing a dot, so the file is complete and checked before it is
+        // renamed to a name sudo reads.
+        let staging = Path::new("/etc/sudoers.d").join(format!(".{name}.tmp"));
+        let text = format!(
+            "# credd e2e test (tests/tests/clients_setuid.rs), removed when the test ends\n\
+             Defaults:{user} pam_service={pam_service}\n\
+             {user} ALL=(ALL) ALL\n"
+        );
+        std::fs::write(&staging, text).expect("write sudoers drop-in");
+        std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o440)).unwrap();
+        let check = Command::new("visudo")
+            .arg("-cf")
+            .arg(&staging)
+            .output()
+            .expect("run visudo");
+        if !check.status.success() {
+            let _ = std::fs::remove_file(&staging);
+            panic!("visudo -cf refused the drop-in: {}", all_output(&check));
+        }
+        std::fs::rename(&staging, &path).expect("put the sudoers drop-in in place");
+        SudoersDropIn { path }
+    }
+}
+
+impl Drop for SudoersDropIn {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Replacing a fixed-name /etc/pam.d file
+
+/// Serialises the tests of this file that replace a system PAM file.
+static SYSTEM_PAM_FILES: Mutex<()> = Mutex::new(());
+
+const MARKER: &str = "# credd-e2e clients_setuid: temporary replacement";
+
+/// `/etc/pam.d/NAME` replaced by `prefix` + the original file, restored byte for byte (and with
+/// its mode) on drop. Holds this process's mutex and an flock shared by every test process, so no
+/// two tests ever replace a system PAM file at once. The original is also kept in /var/tmp, from
+/// which the next run restores a file a killed run left replaced.
+struct ReplacedPamFile {
+    path: PathBuf,
+    original: Vec<u8>,
+    mode: u32,
+    backup: PathBuf,
+    _lock: std::fs::File,
+    _guard: std::sync::MutexGuard<'static, ()>,
+}
+
+impl ReplacedPamFile {
+    fn install(name: &str, prefix: &[String]) -> ReplacedPamFile {
+        let guard = SYSTEM_PAM_FILES
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open("/run/lock/credd-e2e-system-pam.lock")
+            .expect("open the system PAM lock file");
+        // SAFETY: flock on a descriptor we own; released when the file is closed.
+        assert_eq!(
+            unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) },
+            0,
+            "flock"
+        );
+        let path = Path::new("/etc/pam.d").join(name);
+        let backup = PathBuf::from(format!("/var/tmp/credd-e2e-pam.d-{name}.orig"));
+        let current = std::fs::read(&path).unwrap_or_else(|e| panic!("read {path:?}: {e}"));
+        if String::from_utf8_lossy(&current).starts_with(MARKER) {
+            // A killed run left its replacement; put the original back first.
+            let saved = std::fs::read(&backup).unwrap_or_else(|e| {
+                panic!("{path:?} is a leftover test replacement and {backup:?} is missing: {e}")
+            });
+            write_atomically(&path, &saved, 0o644);
+            eprintln!("restored {path:?} from {backup:?} (left by a killed run)");
+        }
+        let original = std::fs::read(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o7777;
+        write_atomically(&backup, &original, 0o600);
+        let mut text = format!(
+            "{MARKER} (pid {}); original: {backup:?}\n",
+            std::process::id()
+        )
+        .into_bytes();
+        for line in prefix {
+            text.extend_from_slice(line.as_bytes());
+            text.push(b'\n');
+        }
+        text.extend_from_slice(b"# --- the original file follows ---\n");
+        text.extend_from_slice(&original);
+        write_atomically(&path, &text, mode);
+        ReplacedPamFile {
+            path,
+            original,
+            mode,
+            backup,
+            _lock: lock,
+            _guard: guard,
+        }
+    }
+}
+
+impl Drop for ReplacedPamFile {
+    fn drop(&mut self) {
+        write_atomically(&self.path, &self.original, self.mode);
+        match std::fs::read(&self.path) {
+            Ok(now) if now == self.original => {
+                let _ = std::fs::remove_file(&self.backup);
+            }
+            _ => eprintln!(
+                "WARNING: {:?} could not be restored; the original is in {:?}",
+                self.path, self.backup
+            ),
+        }
+    }
+}
+
+/// Writes through a temporary file in the same directory and a rename, so that a program starting
+/// at that moment reads either the old or the new file, never half of one.
+fn write_atomically(path: &Path, bytes: &[u8], mode: u32) {
+    let dir = path.parent().unwrap();
+    let tmp = dir.join(format!(
+        ".{}.credd-e2e.{}",
+        path.file_name().unwrap().to_string_lossy(),
+        std::process::id()
+    ));
+    std::fs::write(&tmp, bytes).unwrap_or_else(|e| panic!("write {tmp:?}: {e}"));
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode)).unwrap();
+    std::fs::rename(&tmp, path).unwrap_or_else(|e| panic!("rename {tmp:?} to {path:?}: {e}"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// credd, its stacks, and what to print on failure
+
+fn daemon() -> TestDaemon {
+    TestDaemon::start()
+}
+
+/// The module copied where every uid can load it (the clients run setuid or as the test user).
+fn module(d: &TestDaemon) -> PathBuf {
+    d.public_copy(&bins::pam_module())
+}
+
+/// docs/pam.md's credd line for `facility`: success ends the stack, only an unknown user goes on.
+fn credd_line(d: &TestDaemon, module: &Path, facility: &str) -> String {
+    d.module_line_for(
+        module,
+        facility,
+        "[success=done user_unknown=ignore default=die]",
+        "",
+    )
+}
+
+/// A private service for sudo: credd for auth, account and password, nothing behind it.
+fn sudo_service(d: &TestDaemon) -> SystemService {
+    let module = module(d);
+    SystemService::install(&[
+        credd_line(d, &module, "auth"),
+        "auth requisite pam_deny.so".into(),
+        credd_line(d, &module, "account"),
+        "account requisite pam_deny.so".into(),
+        credd_line(d, &module, "password"),
+        "password requisite pam_deny.so".into(),
+        "session optional pam_permit.so".into(),
+    ])
+}
+
+/// pamtester's view of whether `password` authenticates `user` (run as root, like sshd).
+fn authenticates(d: &TestDaemon, user: &str, password: &str) -> (bool, String) {
+    let module = module(d);
+    let svc = SystemService::install(&[
+        credd_line(d, &module, "auth"),
+        "auth requisite pam_deny.so".into(),
+        credd_line(d, &module, "account"),
+        "account requisite pam_deny.so".into(),
+    ]);
+    let out = svc.pamtester(
+        None,
+        user,
+        &["authenticate", "acct_mgmt"],
+        &format!("{password}\n"),
+    );
+    (out.status.success(), all_output(&out))
+}
+
+fn ctl_json(d: &TestDaemon, args: &[&str]) -> serde_json::Value {
+    let mut args = args.to_vec();
+    args.push("--json");
+    let out = d.ctl(&args);
+    assert!(
+        out.status.success(),
+        "credctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "credctl {args:?} --json: {e}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+fn reset_code(d: &TestDaemon, user: &str) -> String {
+    let out = d.ctl(&["reset", user]);
+    assert!(
+        out.status.success(),
+        "credctl reset {user}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let code = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert_eq!(
+        code.len(),
+        19,
+        "a code looks like XXXX-XXXX-XXXX-XXXX: {code:?}"
+    );
+    code
+}
+
+/// credd's log and the account's audit trail, for failure messages.
+fn context(d: &TestDaemon, user: &str) -> String {
+    let audit = d.ctl(&["audit", "--user", user]);
+    format!(
+        "--- credd log ---\n{}\n--- credctl audit --user {user} ---\n{}{}",
+        d.log().join("\n"),
+        String::from_utf8_lossy(&audit.stdout),
+        String::from_utf8_lossy(&audit.stderr)
+    )
+}
+
+/// Collects failed checks so that one run reports everything that is wrong, then fails once.
+#[derive(Default)]
+struct Findings(Vec<String>);
+
+impl Findings {
+    fn check(&mut self, ok: bool, what: impl FnOnce() -> String) -> bool {
+        if !ok {
+            let what = what();
+            eprintln!("FAILED CHECK: {what}");
+            self.0.push(what);
+        }
+        ok
+    }
+
+    fn finish(self, d: &TestDaemon, user: &str) {
+        if !self.0.is_empty() {
+            panic!(
+                "{} check(s) failed:\n\n{}\n\n{}",
+                self.0.len(),
+                self.0.join("\n\n"),
+                context(d, user)
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running a client with a pipe, bounded
+
+struct Ran {
+    status: Option<ExitStatus>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Ran {
+    fn ok(&self) -> bool {
+        self.status.is_some_and(|s| s.success())
+    }
+
+    fn text(&self) -> String {
+        format!(
+            "status {:?}\n[stdout]\n{}\n[stderr]\n{}",
+            self.status, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Runs `cmd` with `stdin` written and closed; killed (status None) after `timeout`.
+fn run_piped(mut cmd: Command, stdin: &str, timeout: Duration) -> Ran {
+    // No controlling terminal, as in a script run from cron or CI: sudo cannot use /dev/tty.
+    // SAFETY: setsid is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn client");
+    // A client that exits early closes the pipe; that is its answer, not an error here.
+    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let out_reader = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = out.read_to_end(&mut s);
+        s
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = err.read_to_end(&mut s);
+        s
+    });
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait().expect("wait for client") {
+            Some(status) => break Some(status),
+            None if Instant::now() >= deadline => {
+                // SAFETY: our own child leads its process group (setsid above); sudo under
+                // runuser is in it too.
+                unsafe {
+                    libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL);
+                }
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            // Polling for the exit of our own child, bounded by the deadline.
+            None => std::thread::sleep(Duration::from_millis(10)),
+        }
+    };
+    Ran {
+        status,
+        stdout: String::from_utf8_lossy(&out_reader.join().unwrap()).into_owned(),
+        stderr: String::from_utf8_lossy(&err_reader.join().unwrap()).into_owned(),
+    }
+}
+
+/// `runuser -u USER -- sudo -S -k -p 'PW:' true`, answering from `stdin`: -S reads every prompt
+/// (the password and the new ones of a forced change) from standard input; -k ignores any cached
+/// credentials, so every run authenticates.
+fn sudo_as(user: &str, stdin: &str) -> Ran {
+    let mut cmd = Command::new("runuser");
+    cmd.args(["-u", user, "--", "sudo", "-S", "-k", "-p", "PW:", "true"]);
+    run_piped(cmd, stdin, STEP)
+}
+
+/// The same without `-p`: with -p, sudo (1.9.13) replaces *every* hidden PAM prompt, including
+/// the module's "New password: " and "Retype new password: " of a forced change, by its default
+/// prompt, unexpanded ("[sudo] password for %p: "); without it the module's prompts show.
+fn sudo_as_default_prompt(user: &str, stdin: &str) -> Ran {
+    let mut cmd = Command::new("runuser");
+    cmd.args(["-u", user, "--", "sudo", "-S", "-k", "true"]);
+    run_piped(cmd, stdin, STEP)
+}
+
+fn sudo_prerequisites() {
+    for tool in [
+        "sudo",
+        "visudo",
+        "runuser",
+        "useradd",
+        "userdel",
+        "pamtester",
+    ] {
+        assert!(have(tool), "{tool} is not installed");
+    }
+}
+
+struct SudoSetup {
+    d: TestDaemon,
+    user: TestUser,
+    svc: SystemService,
+    _sudoers: SudoersDropIn,
+}
+
+fn sudo_setup(tag: &str) -> SudoSetup {
+    sudo_prerequisites();
+    let d = daemon();
+    let user = TestUser::create(tag);
+    d.add_user(&user.name, PASSWORD, &["--uid", &user.uid_arg()]);
+    let svc = sudo_service(&d);
+    let sudoers = SudoersDropIn::install(&user.name, &svc.name);
+    SudoSetup {
+        d,
+        user,
+        svc,
+        _sudoers: sudoers,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// sudo
+
+/// Twenty correct sudo runs back to back, as a script would do them: every one succeeds. A right
+/// password gives back the rate tokens its attempt took, so correct logins never run dry
+/// (`local_uid` is 5 at once for sudo's real uid; before that rule the sixth run was refused).
+#[test]
+fn sudo_a_burst_of_correct_passwords_all_succeed() {
+    if skip_unless_root("sudo_a_burst_of_correct_passwords_all_succeed") {
+        return;
+    }
+    let s = sudo_setup("sudo");
+    let runs = 20;
+    let mut failed = Vec::new();
+    let started = Instant::now();
+    for i in 1..=runs {
+        let ran = sudo_as(&s.user.name, &format!("{PASSWORD}\n"));
+        if !ran.ok() {
+            failed.push(format!("run {i}: {}", ran.text()));
+        }
+    }
+    eprintln!(
+        "sudo burst: {}/{runs} runs succeeded in {:.1} s",
+        runs - failed.len(),
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        failed.is_empty(),
+        "{}/{runs} sudo runs with the right password failed; first failures:\n{}\n\n{}",
+        failed.len(),
+        failed
+            .iter()
+            .take(2)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n"),
+        context(&s.d, &s.user.name)
+    );
+    // The drop-in's pam_service reached credd: the audit trail names our service.
+    let audit = context(&s.d, &s.user.name);
+    assert!(
+        audit.contains(&format!("service={}", s.svc.name)),
+        "credd never saw the service {}: {audit}",
+        s.svc.name
+    );
+}
+
+/// `deny` (5) wrong sudo runs count one failure each and lock the account; the right password is
+/// then refused (through pamtester as root: with the lock message); `credctl unlock` restores it
+/// at once: the owner's very next sudo with the right password succeeds. (The five wrong runs
+/// also empty the `local_uid` bucket of the user's uid, 5 at once, which every sudo by that user
+/// draws on; unlock must not leave the owner shut out by it.)
+#[test]
+fn sudo_wrong_passwords_lock_and_unlock_restores() {
+    if skip_unless_root("sudo_wrong_passwords_lock_and_unlock_restores") {
+        return;
+    }
+    let s = sudo_setup("sudolk");
+    let name = s.user.name.as_str();
+    let mut f = Findings::default();
+    for i in 1..=5 {
+        // One line: sudo's second try (passwd_tries is 3) reads EOF and gives up.
+        let ran = sudo_as(name, &format!("{WRONG_PASSWORD}\n"));
+        f.check(!ran.ok() && ran.status.is_some(), || {
+            format!("wrong run {i} must fail (and not hang): {}", ran.text())
+        });
+        let st = ctl_json(&s.d, &["status", name]);
+        f.check(st["failures"] == i, || {
+            format!("after wrong run {i} credctl status must count {i} failures: {st}")
+        });
+        f.check(st["locked"] == (i == 5), || {
+            format!("after wrong run {i}: locked must be {}: {st}", i == 5)
+        });
+        if i == 1 {
+            eprintln!("sudo, one wrong password:\n{}", ran.text());
+        }
+    }
+    let st = ctl_json(&s.d, &["status", name]);
+    f.check(st["lock_kind"] == "failures", || {
+        format!("the lock must be a failures lock: {st}")
+    });
+    f.check(
+        st["last_failure"]["service"] == serde_json::json!(s.svc.name),
+        || {
+            format!(
+                "the failure must name sudo's pam_service {}: {st}",
+                s.svc.name
+            )
+        },
+    );
+    // The lock itself refuses the right password: root callers (pamtester, like sshd) are not
+    // subject to the user's local_uid bucket that the five sudo runs have emptied, so they reach
+    // the lock check and see the lock message.
+    let (ok, text) = authenticates(&s.d, name, PASSWORD);
+    f.check(!ok && text.contains("Your account is locked"), || {
+        format!("while locked the right password must be refused with the lock message: {text}")
+    });
+    let ran = sudo_as(name, &format!("{PASSWORD}\n"));
+    f.check(!ran.ok(), || {
+        format!(
+            "the right password must be refused while locked: {}",
+            ran.text()
+        )
+    });
+    eprintln!("sudo, right password while locked:\n{}", ran.text());
+
+    let out = s.d.ctl(&["unlock", name]);
+    assert!(out.status.success(), "{}", all_output(&out));
+    let st = ctl_json(&s.d, &["status", name]);
+    f.check(st["locked"] == false && st["failures"] == 0, || {
+        format!("after credctl unlock: {st}")
+    });
+    let log_before = s.d.log().len();
+    let ran = sudo_as(name, &format!("{PASSWORD}\n"));
+    // What credd said about that one attempt (a rate-limit refusal is logged once per burst).
+    let credd_said: Vec<String> = s.d.log()[log_before..]
+        .iter()
+        .filter(|l| l.contains("rate limit") || l.contains("result="))
+        .cloned()
+        .collect();
+    let mut back_after = None;
+    if !ran.ok() {
+        // How long the owner stays shut out after the unlock: a rate-limited attempt takes no
+        // token, so asking once a second changes nothing. Bounded; only for the report.
+        let unlocked_at = Instant::now();
+        back_after = (0..15).find_map(|_| {
+            std::thread::sleep(Duration::from_secs(1));
+            sudo_as(name, &format!("{PASSWORD}\n"))
+                .ok()
+                .then(|| unlocked_at.elapsed())
+        });
+    }
+    f.check(ran.ok(), || {
+        format!(
+            "right after credctl unlock the owner's right password must work through sudo \
+             (unlock refills the account's buckets; but the five wrong sudo runs also emptied \
+             the local_uid bucket of uid {}, which sudo's real uid draws on); credd about that \
+             attempt: {credd_said:?}; it worked again {back_after:?} after the unlock; sudo: {}",
+            s.user.uid,
+            ran.text()
+        )
+    });
+    f.finish(&s.d, name);
+}
+
+/// A reset code through sudo: sudo sees PAM_NEW_AUTHTOK_REQD from acct_mgmt and runs
+/// pam_chauthtok(PAM_CHANGE_EXPIRED_AUTHTOK); the module reuses the code and asks for the new
+/// password twice (all read by `sudo -S` from stdin). Afterwards the new password works with sudo
+/// and the account no longer must change.
+#[test]
+fn sudo_forced_change_with_a_reset_code() {
+    if skip_unless_root("sudo_forced_change_with_a_reset_code") {
+        return;
+    }
+    let s = sudo_setup("sudorc");
+    let name = s.user.name.as_str();
+    let code = reset_code(&s.d, name);
+    let mut f = Findings::default();
+    f.check(
+        ctl_json(&s.d, &["user", "show", name])["must_change"] == true,
+        || "after credctl reset the account must change".into(),
+    );
+
+    let ran = sudo_as_default_prompt(name, &format!("{code}\n{NEW_PASSWORD}\n{NEW_PASSWORD}\n"));
+    eprintln!("sudo with a reset code:\n{}", ran.text());
+    f.check(ran.ok(), || {
+        format!(
+            "sudo with the code and a new password must succeed: {}",
+            ran.text()
+        )
+    });
+    // sudo announces PAM_NEW_AUTHTOK_REQD itself (acct_mgmt runs with PAM_SILENT, so the
+    // module's own must-change message is not shown) and then runs the change.
+    f.check(
+        ran.stderr
+            .contains("Account or password is expired, reset your password and try again"),
+        || format!("sudo must run the forced change: {}", ran.text()),
+    );
+    f.check(
+        ran.stderr.contains("New password: ") && ran.stderr.contains("Retype new password: "),
+        || format!("sudo must show the module's change prompts: {}", ran.text()),
+    );
+    let show = ctl_json(&s.d, &["user", "show", name]);
+    f.check(show["must_change"] == false, || {
+        format!("after the change credctl user show must not say must_change: {show}")
+    });
+    let st = ctl_json(&s.d, &["status", name]);
+    f.check(st["locked"] == false, || {
+        format!("status after the change: {st}")
+    });
+
+    let ran = sudo_as(name, &format!("{NEW_PASSWORD}\n"));
+    f.check(ran.ok(), || {
+        format!("the new password must work with sudo: {}", ran.text())
+    });
+    let ran = sudo_as(name, &format!("{code}\n"));
+    f.check(!ran.ok(), || {
+        format!("the used code must not work again: {}", ran.text())
+    });
+    f.finish(&s.d, name);
+}
+
+// ---------------------------------------------------------------------------------------------
+// passwd
+
+/// `runuser -u USER -- passwd` on a terminal.
+fn passwd_on_pty(user: &str) -> PtySession {
+    let mut cmd = Command::new("runuser");
+    cmd.args(["-u", user, "--", "passwd"]);
+    cmd.env("LC_ALL", "C");
+    PtySession::spawn(cmd).expect("start passwd on a pty")
+}
+
+/// One passwd conversation: the current password; optionally (`refusals_first`) a weak new one
+/// (refused at once with "BAD PASSWORD: …" and asked again) and then a mismatched retype ("Sorry,
+/// passwords do not match." and asked again); then `new` twice after a deliberate `pause`.
+/// Returns the exit status when the conversation went as expected; every deviation is a finding.
+fn passwd_change(
+    user: &str,
+    current: &str,
+    refusals_first: bool,
+    pause: Duration,
+    new: &str,
+    f: &mut Findings,
+) -> Option<ExitStatus> {
+    let mut p = passwd_on_pty(user);
+    let result = (|| -> Result<ExitStatus, String> {
+        p.expect("Current password: ", STEP)?;
+        p.send_secret(current)?;
+        p.expect("New password: ", STEP)?;
+        if refusals_first {
+            p.send_secret(WEAK_PASSWORD)?;
+            // The module checks the first entry with credd before asking to retype it.
+            let (which, _) = p.expect_any(&[BAD_PASSWORD, "Retype new password: "], STEP)?;
+            if which != 0 {
+                return Err(format!(
+                    "a weak new password must be refused at once with \"{BAD_PASSWORD}…\", \
+                     before the retype prompt; transcript:\n{}",
+                    p.transcript()
+                ));
+            }
+            let reason = p.expect("\n", STEP)?;
+            f.check(reason.contains("shorter than 12 characters"), || {
+                format!("the refusal must give credd's reason: {reason:?}")
+            });
+            // ... and asks again in the same run.
+            p.expect("New password: ", STEP)?;
+            // A retype that differs: "Sorry, passwords do not match." and ask again (the third
+            // entry of the default retry=3 budget is the good one below).
+            p.send_secret(new)?;
+            p.expect("Retype new password: ", STEP)?;
+            p.send_secret(MISTYPED_PASSWORD)?;
+            let (which, _) = p.expect_any(&[MISMATCH, "passwd: "], STEP)?;
+            if which != 0 {
+                return Err(format!(
+                    "a mismatched retype must say \"{MISMATCH}\" and ask again; transcript:\n{}",
+                    p.transcript()
+                ));
+            }
+            p.expect("New password: ", STEP)?;
+        }
+        if !pause.is_zero() {
+            eprintln!("passwd: waiting {pause:?} at the \"New password: \" prompt");
+            std::thread::sleep(pause); // the user's delay under test, not synchronisation
+        }
+        p.send_secret(new)?;
+        p.expect("Retype new password: ", STEP)?;
+        p.send_secret(new)?;
+        p.wait(STEP)
+    })();
+    let transcript = p.transcript();
+    eprintln!("passwd transcript:\n{transcript}\n({result:?})");
+    let status = match result {
+        Ok(status) => status,
+        Err(e) => {
+            f.check(false, || e);
+            return None;
+        }
+    };
+    let ok = f.check(status.success(), || {
+        format!("passwd must exit 0: {status:?}; transcript:\n{transcript}")
+    });
+    f.check(
+        transcript.contains("passwd: password updated successfully"),
+        || format!("passwd must report the update; transcript:\n{transcript}"),
+    );
+    ok.then_some(status)
+}
+
+/// shadow's passwd (setuid root), run by the user on a terminal, through /etc/pam.d/passwd with
+/// the credd block in front of `@include common-password`:
+/// 1. current password, a weak new one refused with "BAD PASSWORD: …" and asked again in the same
+///    run, a mismatched retype refused and asked again, a good one twice: exit 0, and the new
+///    password authenticates (pamtester);
+/// 2. a 20 s pause at "New password: " (longer than credd's 10 s idle timeout): still succeeds,
+///    because the module holds no daemon connection across a prompt;
+/// 3. a wrong current password: passwd prints "passwd: Authentication failure" (PAM_AUTH_ERR);
+/// 4. three weak new passwords in one run: PAM_MAXTRIES (retry=3), the password unchanged.
+#[test]
+fn passwd_changes_through_the_real_setuid_passwd() {
+    if skip_unless_root("passwd_changes_through_the_real_setuid_passwd") {
+        return;
+    }
+    for tool in ["passwd", "runuser", "useradd", "userdel", "pamtester"] {
+        assert!(have(tool), "{tool} is not installed");
+    }
+    let d = daemon();
+    let user = TestUser::create("passwd");
+    let name = user.name.clone();
+    d.add_user(&name, PASSWORD, &["--uid", &user.uid_arg()]);
+    let module = module(&d);
+    let _pam = ReplacedPamFile::install("passwd", &[credd_line(&d, &module, "password")]);
+    let mut f = Findings::default();
+
+    // 1. weak, then good.
+    let mut current = PASSWORD;
+    if passwd_change(&name, current, true, Duration::ZERO, NEW_PASSWORD, &mut f).is_some() {
+        let (ok, text) = authenticates(&d, &name, NEW_PASSWORD);
+        f.check(ok, || format!("the new password must authenticate: {text}"));
+        let (old_ok, text) = authenticates(&d, &name, PASSWORD);
+        f.check(!old_ok, || format!("the old password must not: {text}"));
+        if ok {
+            current = NEW_PASSWORD;
+        }
+    }
+
+    // 2. a slow user: 20 s at the prompt.
+    let started = Instant::now();
+    if passwd_change(
+        &name,
+        current,
+        false,
+        Duration::from_secs(20),
+        THIRD_PASSWORD,
+        &mut f,
+    )
+    .is_some()
+    {
+        eprintln!(
+            "slow passwd run took {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        let (ok, text) = authenticates(&d, &name, THIRD_PASSWORD);
+        f.check(ok, || {
+            format!("the password set after a 20 s pause must authenticate: {text}")
+        });
+        if ok {
+            current = THIRD_PASSWORD;
+        }
+    }
+
+    // 3. wrong current password.
+    let mut p = passwd_on_pty(&name);
+    match p.expect("Current password: ", STEP) {
+        Ok(_) => {
+            let _ = p.send_secret(WRONG_PASSWORD);
+            match p.wait(STEP) {
+                Ok(status) => {
+                    let t = p.transcript();
+                    eprintln!("passwd, wrong current password:\n{t}\n(exit {status:?})");
+                    f.check(!status.success(), || format!("must fail: {t}"));
+                    f.check(t.contains("passwd: Authentication failure"), || {
+                        format!(
+                            "a wrong current password must be PAM_AUTH_ERR, shown by passwd as \
+                             \"passwd: Authentication failure\"; transcript:\n{t}"
+                        )
+                    });
+                    f.check(!t.contains("New password: "), || {
+                        format!("no new password may be asked for: {t}")
+                    });
+                }
+                Err(e) => {
+                    f.check(false, || e);
+                }
+            }
+        }
+        Err(e) => {
+            f.check(false, || e);
+        }
+    }
+
+    // 4. three weak entries use up the default retry=3 budget: PAM_MAXTRIES, nothing changes.
+    let mut p = passwd_on_pty(&name);
+    let result = (|| -> Result<ExitStatus, String> {
+        p.expect("Current password: ", STEP)?;
+        p.send_secret(current)?;
+        for _ in 0..3 {
+            p.expect("New password: ", STEP)?;
+            p.send_secret(WEAK_PASSWORD)?;
+            p.expect(BAD_PASSWORD, STEP)?;
+        }
+        p.wait(STEP)
+    })();
+    let t = p.transcript();
+    eprintln!("passwd, three weak passwords:\n{t}\n({result:?})");
+    f.check(result.as_ref().is_ok_and(|s| !s.success()), || {
+        format!("three refusals must end passwd with a failure: {result:?}; transcript:\n{t}")
+    });
+    f.check(
+        t.contains("passwd: Have exhausted maximum number of retries for service"),
+        || format!("after retry=3 refusals the module must return PAM_MAXTRIES; transcript:\n{t}"),
+    );
+    f.check(t.matches("New password: ").count() == 3, || {
+        format!("exactly three new passwords may be asked for; transcript:\n{t}")
+    });
+
+    let (ok, text) = authenticates(&d, &name, current);
+    f.check(ok, || {
+        format!("the failed attempts must leave the password alone: {text}")
+    });
+    f.finish(&d, &name);
+}
+
+// ---------------------------------------------------------------------------------------------
+// su -l
+
+/// `runuser -u OTHER -- su -l TARGET -c 'id -un'` on a terminal.
+fn su_l_on_pty(other: &str, target: &str) -> PtySession {
+    let mut cmd = Command::new("runuser");
+    cmd.args(["-u", other, "--", "su", "-l", target, "-c", "id -un"]);
+    cmd.env("LC_ALL", "C");
+    PtySession::spawn(cmd).expect("start su on a pty")
+}
+
+/// util-linux `su -l` (service `su-l`) run by another unprivileged user: a reset code, then the
+/// forced change su runs after PAM_NEW_AUTHTOK_REQD (New password / Retype); the account no
+/// longer must change, and the new password then works with `su -l`.
+#[test]
+fn su_l_forced_change_with_a_reset_code() {
+    if skip_unless_root("su_l_forced_change_with_a_reset_code") {
+        return;
+    }
+    for tool in ["su", "runuser", "useradd", "userdel"] {
+        assert!(have(tool), "{tool} is not installed");
+    }
+    let d = daemon();
+    let target = TestUser::create("su");
+    let other = TestUser::create("suby");
+    d.add_user(&target.name, PASSWORD, &["--uid", &target.uid_arg()]);
+    let module = module(&d);
+    // Root keeps su without a password (pam_rootok, as in docs/pam.md); then the credd block;
+    // then the original file for everyone credd does not hold.
+    let _pam = ReplacedPamFile::install(
+        "su-l",
+        &[
+            "auth sufficient pam_rootok.so".into(),
+            credd_line(&d, &module, "auth"),
+            credd_line(&d, &module, "account"),
+            credd_line(&d, &module, "password"),
+        ],
+    );
+    let code = reset_code(&d, &target.name);
+    let mut f = Findings::default();
+
+    let mut p = su_l_on_pty(&other.name, &target.name);
+    let mut changed = false;
+    let result = (|| -> Result<ExitStatus, String> {
+        p.expect("Password: ", STEP)?;
+        // The code typed as a user would: lower case with spaces.
+        p.send_secret(&code.to_lowercase().replace('-', " "))?;
+        p.expect("New password: ", STEP)?;
+        p.send_secret(NEW_PASSWORD)?;
+        p.expect("Retype new password: ", STEP)?;
+        p.send_secret(NEW_PASSWORD)?;
+        p.expect(&target.name, STEP)?;
+        p.wait(STEP)
+    })();
+    let t = p.transcript();
+    eprintln!("su -l with a reset code:\n{t}\n({result:?})");
+    match result {
+        Ok(status) => {
+            changed = f.check(status.success(), || {
+                format!("su -l must succeed after the change: {status:?}; transcript:\n{t}")
+            });
+            f.check(t.contains(MUST_CHANGE_MESSAGE), || {
+                format!("su passes no PAM_SILENT: acct_mgmt's message must show:\n{t}")
+            });
+        }
+        Err(e) => {
+            f.check(false, || e);
+        }
+    }
+    let show = ctl_json(&d, &["user", "show", &target.name]);
+    f.check(show["must_change"] == false, || {
+        format!("after the change the account must not need one: {show}")
+    });
+
+    if changed {
+        let mut p = su_l_on_pty(&other.name, &target.name);
+        let result = (|| -> Result<ExitStatus, String> {
+            p.expect("Password: ", STEP)?;
+            p.send_secret(NEW_PASSWORD)?;
+            p.expect(&target.name, STEP)?;
+            p.wait(STEP)
+        })();
+        let t = p.transcript();
+        eprintln!("su -l with the new password:\n{t}\n({result:?})");
+        f.check(result.as_ref().is_ok_and(|s| s.success()), || {
+            format!("the new password must work with su -l: {result:?}; transcript:\n{t}")
+        });
+        f.check(!t.contains("New password: "), || {
+            format!("no second change may be asked for: {t}")
+        });
+    }
+    f.finish(&d, &target.name);
+}
