@@ -1051,3 +1051,78 @@ fn su_l_forced_change_with_a_reset_code() {
     }
     f.finish(&d, &target.name);
 }
+
+/// Issue 15 R9: two local users running `su -l root` with wrong passwords cannot drain the
+/// account bucket that root's own logins draw on. su is setuid root, so credd counts its
+/// attempts against the account, but in the bucket of (root, the user's real uid): root's
+/// console logins (and sshd's, from any address) keep theirs. On e7e369d the two users emptied
+/// root's one shared bucket (5 wrong su runs each, until their own `local_uid` bucket stopped
+/// them) and root's next logins were refused as rate-limited.
+#[test]
+fn local_users_running_su_root_cannot_rate_limit_roots_own_logins() {
+    if skip_unless_root("local_users_running_su_root_cannot_rate_limit_roots_own_logins") {
+        return;
+    }
+    for tool in ["su", "runuser", "useradd", "userdel", "pamtester"] {
+        assert!(have(tool), "{tool} is not installed");
+    }
+    const ROOT_PASSWORD: &str = "the superuser passphrase 9";
+    let d = daemon();
+    d.add_user("root", ROOT_PASSWORD, &[]);
+    let users = [TestUser::create("r9a"), TestUser::create("r9b")];
+    let module = module(&d);
+    let line = |facility: &str| {
+        d.module_line_for(
+            &module,
+            facility,
+            "[success=done user_unknown=ignore default=die]",
+            "nodelay",
+        )
+    };
+    let _pam = ReplacedPamFile::install(
+        "su-l",
+        &[
+            "auth sufficient pam_rootok.so".into(),
+            line("auth"),
+            line("account"),
+        ],
+    );
+    let mut f = Findings::default();
+    for user in &users {
+        for i in 0..8 {
+            let mut cmd = Command::new("runuser");
+            cmd.args(["-u", &user.name, "--", "su", "-l", "root", "-c", "true"]);
+            let ran = run_piped(cmd, &format!("{WRONG_PASSWORD}\n"), STEP);
+            f.check(ran.status.is_some() && !ran.ok(), || {
+                format!(
+                    "su root #{i} by {} with a wrong password: {}",
+                    user.name,
+                    ran.text()
+                )
+            });
+        }
+    }
+    let counters = ctl_json(&d, &["status", "--daemon"]);
+    // Between them the two users' attempts took at least the account burst (10): one shared
+    // bucket for root would now be empty. Their own local_uid buckets refused the rest.
+    f.check(counters["verifications"].as_u64() >= Some(10), || {
+        format!("the su runs must have been verified at least the account burst: {counters}")
+    });
+    f.check(counters["rate_limited_replies"].as_u64() >= Some(1), || {
+        format!("each user's own local_uid bucket must have stopped some su runs: {counters}")
+    });
+    // Root logs in on the console (pamtester as root, no rhost), five times in a row.
+    let mut refused = Vec::new();
+    for i in 0..5 {
+        let (ok, out) = authenticates(&d, "root", ROOT_PASSWORD);
+        if !ok {
+            refused.push(format!("root's login #{i}: {out}"));
+        }
+    }
+    eprintln!(
+        "R9: root's own logins after 16 wrong `su -l root` by two users: {} of 5 succeeded",
+        5 - refused.len()
+    );
+    f.check(refused.is_empty(), || refused.join("\n"));
+    f.finish(&d, "root");
+}
