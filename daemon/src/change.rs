@@ -50,7 +50,9 @@ impl Daemon {
         let hasher = self.live().hasher.clone();
         let hashed = self
             .pool
-            .run(true, move || hasher.hash(new.expose().as_bytes()));
+            .run(&self.lane(peer, None), move || {
+                hasher.hash(new.expose().as_bytes())
+            });
         let hash = match hashed {
             Err(_busy) => return Reply::Busy,
             Ok(Err(e)) => return internal(e),
@@ -159,7 +161,7 @@ impl Daemon {
         let Some(account) = self.target_account(peer, &req.user)? else {
             // The same hashing work as for an account, so the reply time tells nothing.
             if let Some(old) = old {
-                self.dummy_verify(peer, old);
+                self.dummy_verify(&self.lane(peer, None), old);
             }
             return Err(Reply::UnknownUser);
         };

@@ -224,7 +224,9 @@ impl Daemon {
         let hasher = self.live().hasher.clone();
         match self
             .pool
-            .run(true, move || hasher.hash(password.expose().as_bytes()))
+            .run(&crate::pool::Lane::Local, move || {
+                hasher.hash(password.expose().as_bytes())
+            })
         {
             Err(_busy) => Err(Reply::Busy),
             Ok(Err(e)) => Err(internal(e)),

@@ -52,7 +52,7 @@ impl Daemon {
         let (outcome, audited) = match target {
             Some(account) => self.authenticate_account(peer, &account, secret, &req, now),
             None => (
-                self.authenticate_unknown(peer, &req.user, secret, now),
+                self.authenticate_unknown(peer, &req, secret, now),
                 false,
             ),
         };
@@ -223,14 +223,15 @@ impl Daemon {
         (reply, false)
     }
 
-    fn authenticate_unknown(&self, peer: Peer, name: &str, secret: Secret, now: i64) -> Reply {
+    fn authenticate_unknown(&self, peer: Peer, req: &AuthRequest, secret: Secret, now: i64) -> Reply {
+        let (name, rhost) = (req.user.as_str(), req.rhost.as_deref());
         if let Err(until) = self.unknown_names.begin(name, &self.live().lockout, now) {
             return Reply::Locked {
                 until: until.map(rfc3339),
                 unknown: true,
             };
         }
-        if self.dummy_verify(peer, secret) {
+        if self.dummy_verify(&self.lane(peer, rhost), secret) {
             self.unknown_names
                 .failed(name, &self.live().lockout, now_unix());
             Reply::UnknownUser

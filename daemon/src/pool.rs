@@ -1,13 +1,22 @@
-//! The bounded hashing pool.
+//! The bounded hashing pool, shared fairly between sources.
 //!
-//! PBKDF2 at 600 000 iterations costs tens of milliseconds of CPU; a peer must not be able to make
-//! the daemon queue that work without limit. Jobs run on a fixed set of threads; at most
-//! `capacity` jobs may be queued or running, of which the last quarter is kept for root peers
-//! (sshd, login, su) so that a local user flooding the socket cannot starve real logins. Past the
-//! bound the caller gets [`Busy`] at once. Cheap requests never enter the pool.
+//! PBKDF2 at 600 000 iterations costs tens of milliseconds of CPU; no source may make the daemon
+//! queue that work without limit, nor crowd out everybody else's logins (R7: 100 concurrent sshd
+//! guesses at unknown names used to leave 0 of 8 real logins, the console's included, with
+//! `Busy`). Every job runs for a [`Lane`]: the console and other local services of root, one lane
+//! per remote address, one per local uid. Admission:
+//!
+//! - at most `capacity` jobs queued or running in all; the last quarter only for [`Lane::Local`]
+//!   (console logins, credctl), so that no network or local user flood can take the console's
+//!   share;
+//! - remote lanes together, and user lanes together, at most half of `capacity` each;
+//! - one lane at most an eighth of `capacity` (at least one job).
+//!
+//! Waiting jobs run local first, then one job per lane in turn, so a lane with a hundred waiting
+//! jobs delays another lane's one job by at most one job per worker. Past a bound the caller gets
+//! [`Busy`] at once. Cheap requests never enter the pool.
 
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::{HashMap, VecDeque};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
@@ -18,65 +27,138 @@ type Job = Box<dyn FnOnce() + Send + 'static>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Busy;
 
-/// Waiting jobs. Root's jobs are taken first: a reserve of admission slots alone would still let
-/// a root login wait behind every queued job of a flooding user.
+/// Whose work a job is.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Lane {
+    /// Callers root through and through without a remote host: login on a console, local
+    /// services, credctl's administrative work.
+    Local,
+    /// A caller root through and through (sshd, Dovecot) for one claimed remote host.
+    Remote(String),
+    /// Any other caller, by its real uid (`su`, `sudo`, screen lockers).
+    User(u32),
+}
+
+impl Lane {
+    fn class(&self) -> Class {
+        match self {
+            Lane::Local => Class::Local,
+            Lane::Remote(_) => Class::Remote,
+            Lane::User(_) => Class::User,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    Local,
+    Remote,
+    User,
+}
+
+/// Admission counts and waiting jobs, under one lock.
 #[derive(Default)]
-struct Queues {
-    root: VecDeque<Job>,
-    others: VecDeque<Job>,
+struct State {
+    total: usize,
+    remote: usize,
+    users: usize,
+    per_lane: HashMap<Lane, usize>,
+    local_jobs: VecDeque<Job>,
+    lane_jobs: HashMap<Lane, VecDeque<Job>>,
+    /// Lanes with waiting jobs, in the order they are served next.
+    rotation: VecDeque<Lane>,
     closed: bool,
 }
 
+impl State {
+    fn class_count(&mut self, class: Class) -> Option<&mut usize> {
+        match class {
+            Class::Local => None,
+            Class::Remote => Some(&mut self.remote),
+            Class::User => Some(&mut self.users),
+        }
+    }
+
+    fn release(&mut self, lane: &Lane) {
+        self.total -= 1;
+        if let Some(n) = self.class_count(lane.class()) {
+            *n -= 1;
+        }
+        if let Some(n) = self.per_lane.get_mut(lane) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_lane.remove(lane);
+            }
+        }
+    }
+
+    #[cfg(test)]
+    fn waiting(&self) -> usize {
+        self.local_jobs.len() + self.lane_jobs.values().map(VecDeque::len).sum::<usize>()
+    }
+}
+
 struct Shared {
-    queues: Mutex<Queues>,
+    state: Mutex<State>,
     ready: Condvar,
 }
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Queues> {
-        self.queues.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The next job, root's first; `None` once the pool is closed and drained.
+    /// The next job: local first, then the lanes in turn; `None` once closed and drained.
     fn next_job(&self) -> Option<Job> {
-        let mut queues = self.lock();
+        let mut state = self.lock();
         loop {
-            if let Some(job) = queues
-                .root
-                .pop_front()
-                .or_else(|| queues.others.pop_front())
-            {
+            if let Some(job) = state.local_jobs.pop_front() {
                 return Some(job);
             }
-            if queues.closed {
+            while let Some(lane) = state.rotation.pop_front() {
+                let Some(queue) = state.lane_jobs.get_mut(&lane) else {
+                    continue;
+                };
+                let job = queue.pop_front();
+                if queue.is_empty() {
+                    state.lane_jobs.remove(&lane);
+                } else {
+                    state.rotation.push_back(lane);
+                }
+                if let Some(job) = job {
+                    return Some(job);
+                }
+            }
+            if state.closed {
                 return None;
             }
-            queues = self.ready.wait(queues).unwrap_or_else(|p| p.into_inner());
+            state = self.ready.wait(state).unwrap_or_else(|p| p.into_inner());
         }
     }
 }
 
 pub struct HashPool {
     shared: Arc<Shared>,
-    in_flight: Arc<AtomicUsize>,
     capacity: usize,
-    reserved_for_root: usize,
     workers: Mutex<Vec<thread::JoinHandle<()>>>,
 }
 
-/// Decrements the in-flight count however the job ends (even by panic).
-struct Slot(Arc<AtomicUsize>);
+/// Gives the admission back however the job ends (even by panic).
+struct Slot {
+    shared: Arc<Shared>,
+    lane: Lane,
+}
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        self.shared.lock().release(&self.lane);
     }
 }
 
 impl HashPool {
     pub fn new(threads: usize, capacity: usize) -> HashPool {
         let shared = Arc::new(Shared {
-            queues: Mutex::new(Queues::default()),
+            state: Mutex::new(State::default()),
             ready: Condvar::new(),
         });
         let workers = (0..threads.max(1))
@@ -97,51 +179,67 @@ impl HashPool {
             .collect();
         HashPool {
             shared,
-            in_flight: Arc::new(AtomicUsize::new(0)),
-            capacity,
-            reserved_for_root: capacity / 4,
+            capacity: capacity.max(1),
             workers: Mutex::new(workers),
         }
     }
 
-    /// Runs `work` on the pool and waits for its result, or answers [`Busy`] immediately.
-    pub fn run<T, F>(&self, privileged: bool, work: F) -> Result<T, Busy>
+    /// Whether `lane` may add a job now; counts it when it may.
+    fn admit(&self, state: &mut State, lane: &Lane) -> bool {
+        let c = self.capacity;
+        let class = lane.class();
+        let total_limit = if class == Class::Local { c } else { c - c / 4 };
+        let lane_limit = (c / 8).max(1);
+        let class_limit = (c / 2).max(1);
+        let in_lane = state.per_lane.get(lane).copied().unwrap_or(0);
+        let class_ok = match state.class_count(class) {
+            None => true,
+            Some(n) => *n < class_limit,
+        };
+        let lane_ok = class == Class::Local || in_lane < lane_limit;
+        if state.total >= total_limit || !class_ok || !lane_ok {
+            return false;
+        }
+        state.total += 1;
+        if let Some(n) = state.class_count(class) {
+            *n += 1;
+        }
+        *state.per_lane.entry(lane.clone()).or_insert(0) += 1;
+        true
+    }
+
+    /// Runs `work` on the pool for `lane` and waits for its result, or answers [`Busy`]
+    /// immediately.
+    pub fn run<T, F>(&self, lane: &Lane, work: F) -> Result<T, Busy>
     where
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
-        let limit = if privileged {
-            self.capacity
-        } else {
-            self.capacity - self.reserved_for_root
-        };
-        let admitted = self
-            .in_flight
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < limit).then_some(n + 1)
-            })
-            .is_ok();
-        if !admitted {
-            return Err(Busy);
-        }
-        let slot = Slot(Arc::clone(&self.in_flight));
         let (tx, rx) = mpsc::sync_channel(1);
-        let job: Job = Box::new(move || {
-            let result = work();
-            // Free the slot before the caller wakes up, so that a caller who sees its result
-            // also sees the capacity it held returned. A panic in `work` drops it while unwinding.
-            drop(slot);
-            let _ = tx.send(result);
-        });
         {
-            let mut queues = self.shared.lock();
-            if queues.closed {
+            let mut state = self.shared.lock();
+            if state.closed || !self.admit(&mut state, lane) {
                 return Err(Busy);
             }
-            if privileged {
-                queues.root.push_back(job);
+            let slot = Slot {
+                shared: Arc::clone(&self.shared),
+                lane: lane.clone(),
+            };
+            let job: Job = Box::new(move || {
+                let result = work();
+                // Free the slot before the caller wakes up, so that a caller who sees its result
+                // also sees the capacity it held returned. A panic in `work` drops it while
+                // unwinding.
+                drop(slot);
+                let _ = tx.send(result);
+            });
+            if *lane == Lane::Local {
+                state.local_jobs.push_back(job);
             } else {
-                queues.others.push_back(job);
+                if !state.lane_jobs.contains_key(lane) {
+                    state.rotation.push_back(lane.clone());
+                }
+                state.lane_jobs.entry(lane.clone()).or_default().push_back(job);
             }
         }
         self.shared.ready.notify_one();
@@ -150,7 +248,7 @@ impl HashPool {
 
     #[cfg(test)]
     pub fn in_flight(&self) -> usize {
-        self.in_flight.load(Ordering::Acquire)
+        self.shared.lock().total
     }
 
     /// Lets queued jobs finish, then stops the threads.
@@ -185,10 +283,14 @@ mod tests {
     use super::*;
     use std::sync::Barrier;
 
+    fn remote(h: &str) -> Lane {
+        Lane::Remote(h.to_owned())
+    }
+
     #[test]
     fn runs_jobs_and_returns_results() {
         let pool = HashPool::new(2, 8);
-        assert_eq!(pool.run(false, || 6 * 7), Ok(42));
+        assert_eq!(pool.run(&Lane::User(1000), || 6 * 7), Ok(42));
         assert_eq!(pool.in_flight(), 0);
     }
 
@@ -198,50 +300,80 @@ mod tests {
         // SAFETY: getpriority of the calling thread.
         let ours = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
         let theirs = pool
-            .run(true, || unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) })
+            .run(&Lane::Local, || unsafe {
+                libc::getpriority(libc::PRIO_PROCESS, 0)
+            })
             .unwrap();
         assert_eq!(theirs, (ours + HASH_NICE).min(19));
     }
 
-    #[test]
-    fn full_pool_answers_busy_and_keeps_room_for_root() {
-        // capacity 4: 3 for anyone, the 4th only for root.
-        let pool = Arc::new(HashPool::new(4, 4));
-        let release = Arc::new(Barrier::new(4));
-        let started = Arc::new(Barrier::new(4));
+    /// Holds `n` jobs of `lane` running until the returned closure is called.
+    fn hold(pool: &Arc<HashPool>, lane: Lane, n: usize) -> impl FnOnce() {
+        let release = Arc::new(Barrier::new(n + 1));
+        let started = Arc::new(Barrier::new(n + 1));
         let mut blockers = Vec::new();
-        for _ in 0..3 {
-            let pool = Arc::clone(&pool);
+        for _ in 0..n {
+            let pool = Arc::clone(pool);
+            let lane = lane.clone();
             let (release, started) = (Arc::clone(&release), Arc::clone(&started));
             blockers.push(thread::spawn(move || {
-                pool.run(false, move || {
+                pool.run(&lane, move || {
                     started.wait();
                     release.wait();
                 })
             }));
         }
         started.wait();
-        assert_eq!(pool.run(false, || ()), Err(Busy));
-        assert_eq!(pool.run(true, || "root"), Ok("root"));
-        release.wait();
-        for b in blockers {
-            assert_eq!(b.join().unwrap(), Ok(()));
+        move || {
+            release.wait();
+            for b in blockers {
+                assert_eq!(b.join().unwrap(), Ok(()));
+            }
         }
-        assert_eq!(pool.run(false, || 1), Ok(1));
     }
 
     #[test]
-    fn root_jobs_overtake_queued_jobs_of_others() {
-        // One worker, held busy; then two jobs of others and one of root are queued. Root's
-        // must run first.
-        let pool = Arc::new(HashPool::new(1, 8));
+    fn one_source_gets_an_eighth_and_the_console_keeps_a_quarter() {
+        // capacity 16: two per lane, eight per class, twelve for anything but the console.
+        let pool = Arc::new(HashPool::new(16, 16));
+        let flood = hold(&pool, remote("198.51.100.1"), 2);
+        assert_eq!(pool.run(&remote("198.51.100.1"), || ()), Err(Busy));
+        assert_eq!(pool.run(&remote("192.0.2.7"), || "another address"), Ok("another address"));
+        assert_eq!(pool.run(&Lane::User(1000), || "a user"), Ok("a user"));
+        assert_eq!(pool.run(&Lane::Local, || "console"), Ok("console"));
+        flood();
+        // Many addresses fill the remote half; users and the console still get in.
+        let mut floods = Vec::new();
+        for i in 0..4 {
+            floods.push(hold(&pool, remote(&format!("203.0.113.{i}")), 2));
+        }
+        assert_eq!(pool.run(&remote("192.0.2.8"), || ()), Err(Busy));
+        assert_eq!(pool.run(&Lane::User(1000), || 1), Ok(1));
+        assert_eq!(pool.run(&Lane::Local, || 2), Ok(2));
+        // And users take what is left but the console's quarter, which stays the console's.
+        for uid in 0..2 {
+            floods.push(hold(&pool, Lane::User(2000 + uid), 2));
+        }
+        assert_eq!(pool.run(&Lane::User(3000), || ()), Err(Busy));
+        assert_eq!(pool.run(&Lane::Local, || 3), Ok(3));
+        for f in floods {
+            f();
+        }
+        assert_eq!(pool.in_flight(), 0);
+    }
+
+    #[test]
+    fn waiting_lanes_take_turns_and_the_console_goes_first() {
+        // One worker, held busy; then three jobs of one address, one of another and one of the
+        // console are queued. The console's runs first, the other address's second.
+        let pool = Arc::new(HashPool::new(1, 64));
         let order = Arc::new(Mutex::new(Vec::new()));
         let (hold_tx, hold_rx) = mpsc::channel::<()>();
         let (started_tx, started_rx) = mpsc::channel::<()>();
         let blocker = {
             let pool = Arc::clone(&pool);
             thread::spawn(move || {
-                pool.run(false, move || {
+                pool.run(&Lane::User(1), move || {
                     started_tx.send(()).unwrap();
                     hold_rx.recv().unwrap();
                 })
@@ -249,17 +381,19 @@ mod tests {
         };
         started_rx.recv().unwrap();
         let mut waiting = Vec::new();
-        for (who, privileged) in [("other-1", false), ("other-2", false), ("root", true)] {
+        for (who, lane) in [
+            ("flood-1", remote("198.51.100.1")),
+            ("flood-2", remote("198.51.100.1")),
+            ("flood-3", remote("198.51.100.1")),
+            ("other", remote("192.0.2.7")),
+            ("console", Lane::Local),
+        ] {
             let (p, order) = (Arc::clone(&pool), Arc::clone(&order));
             waiting.push(thread::spawn(move || {
-                p.run(privileged, move || order.lock().unwrap().push(who))
+                p.run(&lane, move || order.lock().unwrap().push(who))
             }));
             // Wait until the job is queued before submitting the next one.
-            while {
-                let q = pool.shared.lock();
-                q.root.len() + q.others.len()
-            } < waiting.len()
-            {
+            while pool.shared.lock().waiting() < waiting.len() {
                 thread::yield_now();
             }
         }
@@ -268,13 +402,19 @@ mod tests {
         for w in waiting {
             w.join().unwrap().unwrap();
         }
-        assert_eq!(order.lock().unwrap()[0], "root");
+        let order = order.lock().unwrap();
+        assert_eq!(order[0], "console", "{order:?}");
+        assert_eq!(order[1], "flood-1", "{order:?}");
+        assert_eq!(order[2], "other", "turns, not arrival order: {order:?}");
     }
 
     #[test]
     fn panicking_job_frees_its_slot() {
         let pool = HashPool::new(1, 1);
-        assert_eq!(pool.run(true, || -> u8 { panic!("boom") }), Err(Busy));
+        assert_eq!(
+            pool.run(&Lane::Local, || -> u8 { panic!("boom") }),
+            Err(Busy)
+        );
         assert_eq!(pool.in_flight(), 0);
     }
 }

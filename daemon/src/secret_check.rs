@@ -8,6 +8,7 @@ use crate::audit::Event;
 use crate::codes::{self, CodeState};
 use crate::handlers::internal;
 use crate::peer::Peer;
+use crate::pool::Lane;
 use crate::state::Daemon;
 use crate::store::{Account, AttemptSource, Begin, CodeRow, Succeeded, Success};
 use credd_proto::Reply;
@@ -41,6 +42,18 @@ struct Verified {
 }
 
 impl Daemon {
+    /// The hashing pool's lane of a caller (pool.rs): rhost is believed only from callers that
+    /// are root through and through, as for the rate limits.
+    pub(crate) fn lane(&self, peer: Peer, rhost: Option<&str>) -> Lane {
+        if !peer.has_root_budget() {
+            return Lane::User(peer.budget_uid());
+        }
+        match rhost.filter(|h| !h.is_empty()) {
+            Some(h) => Lane::Remote(h.to_owned()),
+            None => Lane::Local,
+        }
+    }
+
     /// `login`: the audit event of the login a right password makes, written in the transaction
     /// that records the success (and upgrades the hash); `None` outside a login (a password
     /// change checking the old password records its own events).
@@ -59,7 +72,7 @@ impl Daemon {
         };
         let secret = match (code, codes::normalize(secret.expose())) {
             (Some(code), Some(typed)) => {
-                match self.check_code(peer, account, &code, &typed, source.peer_uid, now) {
+                match self.check_code(peer, account, &code, &typed, source, now) {
                     Some(outcome) => return outcome,
                     None => secret,
                 }
@@ -81,16 +94,17 @@ impl Daemon {
         account: &Account,
         code: &CodeRow,
         typed: &str,
-        peer_uid: u32,
+        source: &AttemptSource<'_>,
         now: i64,
     ) -> Option<Checked> {
+        let peer_uid = source.peer_uid;
         match self.store().admin_locked(&account.name) {
             Err(e) => return Some(Checked::Failed(internal(e))),
             Ok(true) => return Some(Checked::Locked(None)),
             Ok(false) => {}
         }
         // The same PBKDF2 work as a password check, so timing does not tell that a code is pending.
-        if !self.dummy_verify(peer, Secret::new(typed.to_owned())) {
+        if !self.dummy_verify(&self.lane(peer, source.rhost), Secret::new(typed.to_owned())) {
             return Some(Checked::Busy);
         }
         let active = codes::state(code.expires_at, now) == CodeState::Active;
@@ -166,7 +180,7 @@ impl Daemon {
         };
         let too_long = secret.len() > self.live().config.password.max_length;
         let stored = account.hash.clone().filter(|_| !too_long);
-        let verified = self.verify(peer, secret, stored);
+        let verified = self.verify(&self.lane(peer, source.rhost), secret, stored);
         let now = crate::timefmt::now_unix();
         let mut store = self.store();
         match verified {
@@ -209,16 +223,16 @@ impl Daemon {
     }
 
     /// A dummy verification of the configured cost; `false` when the pool was full.
-    pub(crate) fn dummy_verify(&self, peer: Peer, secret: Secret) -> bool {
-        self.verify(peer, secret, None).is_some()
+    pub(crate) fn dummy_verify(&self, lane: &Lane, secret: Secret) -> bool {
+        self.verify(lane, secret, None).is_some()
     }
 
     /// One PBKDF2 on the pool at the configured strength, whatever `stored` holds: without a
     /// hash (unknown name, account without password, over-long secret) a dummy of the same cost
     /// runs and fails. `None`: the pool was full and nothing ran.
-    fn verify(&self, peer: Peer, secret: Secret, stored: Option<String>) -> Option<Verified> {
+    fn verify(&self, lane: &Lane, secret: Secret, stored: Option<String>) -> Option<Verified> {
         let hasher = self.live().hasher.clone();
-        let result = self.pool.run(peer.has_root_budget(), move || match stored {
+        let result = self.pool.run(lane, move || match stored {
             Some(hash) => {
                 let ok = hasher.verify(secret.expose().as_bytes(), &hash);
                 // DESIGN §5: a login under weaker parameters than the policy, or with a crypt(3)

@@ -10,7 +10,8 @@
 //! | hook | credd says | return code |
 //! |---|---|---|
 //! | authenticate | `Ok`, `MustChange` | `PAM_SUCCESS` (acct_mgmt enforces the change; on `MustChange` the secret is remembered for chauthtok) |
-//! | authenticate | `Denied`, `Locked`, `Busy`, `Disabled`, `RateLimited` | `PAM_AUTH_ERR` (`Locked`, `Disabled` and `RateLimited` say so unless silent) |
+//! | authenticate | `Denied`, `Locked`, `Disabled`, `RateLimited` | `PAM_AUTH_ERR` (`Locked`, `Disabled` and `RateLimited` say so unless silent) |
+//! | authenticate | `Busy` (no password checked) | `PAM_AUTHINFO_UNAVAIL` (`PAM_IGNORE` with `ignore_authinfo_unavail`), logged, so the break-glass applies |
 //! | auth, account, chauthtok | `UnknownUser`, or a name credd cannot hold | `PAM_USER_UNKNOWN` (`PAM_IGNORE` with `ignore_unknown_user`) |
 //! | auth, account, chauthtok | daemon unreachable | `PAM_AUTHINFO_UNAVAIL` (`PAM_IGNORE` with `ignore_authinfo_unavail`) |
 //! | auth, account, chauthtok | `Error` `unavailable` (credd cannot write its store) | `PAM_AUTHINFO_UNAVAIL`, logged, as if unreachable |
@@ -71,6 +72,8 @@ pub const MUST_CHANGE_MESSAGE: &str =
     "You are required to change your password immediately (administrator enforced)";
 pub const DISABLED_MESSAGE: &str =
     "Your account has been disabled; please contact your system administrator.";
+/// credd's hashing capacity for this caller's source is taken (R7): no verdict on the password.
+pub const BUSY_MESSAGE: &str = "The credential service is busy; try again in a moment.";
 pub const LOCKED_MESSAGE: &str =
     "Your account is locked; please contact your system administrator.";
 
@@ -360,7 +363,22 @@ pub fn authenticate(
             }
             PamResultCode::PAM_SUCCESS
         }
-        Reply::Denied | Reply::Busy => PamResultCode::PAM_AUTH_ERR,
+        Reply::Denied => PamResultCode::PAM_AUTH_ERR,
+        // No password was checked: as good as unreachable for this login, so that the documented
+        // break-glass (authinfo_unavail) applies while a flood holds the hashing capacity (R7).
+        Reply::Busy => {
+            if !ctx.quiet() {
+                conv.error(BUSY_MESSAGE);
+            }
+            ctx.log.error(
+                "credd is busy (its hashing capacity for this source is taken); no password was checked",
+            );
+            if ctx.args.ignore_authinfo_unavail {
+                PamResultCode::PAM_IGNORE
+            } else {
+                PamResultCode::PAM_AUTHINFO_UNAVAIL
+            }
+        }
         Reply::Disabled => {
             ctx.tell_disabled(conv);
             PamResultCode::PAM_AUTH_ERR
@@ -889,7 +907,12 @@ fn change_refused(
                 PamResultCode::PAM_AUTHTOK_ERR
             }
         }
-        Reply::Busy => PamResultCode::PAM_AUTHTOK_ERR,
+        Reply::Busy => {
+            if !ctx.quiet() {
+                conv.error(BUSY_MESSAGE);
+            }
+            PamResultCode::PAM_AUTHTOK_ERR
+        }
         Reply::Error {
             kind: ErrorKind::Unavailable,
             message,

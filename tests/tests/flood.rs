@@ -290,3 +290,107 @@ fn on_a_full_volume_refusals_are_dropped_and_a_right_password_is_authinfo_unavai
         d.log().join("\n")
     );
 }
+
+/// Issue 15, R7: 100 concurrent sshd-style guesses at unknown names from one address (root
+/// callers, as sshd is) used to take the whole hashing pool: 0 of 8 real logins got in, the
+/// console's included. The pool now gives each source (remote address, local uid, the console)
+/// at most an eighth and serves waiting sources in turn, so logins from the console and from other
+/// addresses go through while the flood runs. Rate limits are off here, so that every guess
+/// reaches the pool (the harshest case).
+#[test]
+fn a_remote_flood_of_unknown_names_leaves_console_and_other_addresses_their_logins() {
+    if skip_unless_root(
+        "a_remote_flood_of_unknown_names_leaves_console_and_other_addresses_their_logins",
+    ) {
+        return;
+    }
+    let d = TestDaemon::start_with(
+        "[hashing]\niterations = 10000\n[audit]\nsyslog = \"none\"\n\
+         [lockout]\ndeny = 0\n\
+         [rate]\naccount = { burst = 0, per_minute = 0 }\nhost = { burst = 0, per_minute = 0 }\n\
+         local_uid = { burst = 0, per_minute = 0 }\nrequests = { burst = 0, per_minute = 0 }\n",
+    );
+    d.add_user(USER, PASSWORD, &["--uid", "5403"]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let busy = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let guesses = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let flood: Vec<_> = (0..100)
+        .map(|i| {
+            let (stop, busy, guesses) =
+                (Arc::clone(&stop), Arc::clone(&busy), Arc::clone(&guesses));
+            let socket = d.pam_socket();
+            thread::spawn(move || {
+                let mut n = 0u64;
+                while !stop.load(Ordering::SeqCst) {
+                    n += 1;
+                    let Ok(mut c) = credd_proto::Client::connect(&socket, Duration::from_secs(20))
+                    else {
+                        continue;
+                    };
+                    let req = credd_proto::Request::Authenticate(credd_proto::AuthRequest {
+                        user: format!("ghost-{i}-{n}"),
+                        secret: credd_proto::Secret::new("a guess".into()),
+                        service: "sshd".into(),
+                        rhost: Some("198.51.100.66".into()),
+                        tty: Some("ssh".into()),
+                        ruser: None,
+                    });
+                    match c.call(&req) {
+                        Ok(credd_proto::Reply::Busy) => busy.fetch_add(1, Ordering::Relaxed),
+                        _ => guesses.fetch_add(1, Ordering::Relaxed),
+                    };
+                }
+            })
+        })
+        .collect();
+    // Let the flood fill the pool: the first Busy reply says it is full for that address.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while busy.load(Ordering::Relaxed) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the flood never filled its share"
+        );
+        thread::yield_now();
+    }
+
+    let stack = PamStack::new(
+        "sshd",
+        &[
+            d.module_line("auth", "required", "nodelay"),
+            d.module_line("account", "required", ""),
+        ],
+    );
+    let mut outcomes = Vec::new();
+    for (who, rhost) in [
+        ("console", None),
+        ("ssh from 192.0.2.10", Some("192.0.2.10")),
+    ] {
+        for _ in 0..8 {
+            let conv = Conversation::new().answer(Some("Password: "), PASSWORD);
+            let mut s = stack.start(USER, conv).unwrap();
+            if let Some(rhost) = rhost {
+                s.set_item_str(credd_e2e::libpam::items::PAM_RHOST, rhost);
+            }
+            let start = Instant::now();
+            let rc = s.authenticate(0);
+            outcomes.push((who, codes::name(rc), start.elapsed()));
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    for t in flood {
+        t.join().unwrap();
+    }
+    let ok = outcomes
+        .iter()
+        .filter(|(_, rc, _)| *rc == "PAM_SUCCESS")
+        .count();
+    eprintln!(
+        "R7: {ok} of {} logins succeeded during a flood of {} guesses ({} answered Busy); slowest {:?}",
+        outcomes.len(),
+        guesses.load(Ordering::Relaxed),
+        busy.load(Ordering::Relaxed),
+        outcomes.iter().map(|o| o.2).max().unwrap()
+    );
+    assert_eq!(ok, outcomes.len(), "{outcomes:?}");
+    assert!(busy.load(Ordering::Relaxed) > 0);
+}

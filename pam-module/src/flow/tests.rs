@@ -471,14 +471,28 @@ fn auth_must_change_succeeds_so_acct_mgmt_can_enforce_the_change() {
 }
 
 #[test]
-fn auth_denied_busy_disabled_and_rate_limited_are_auth_err() {
-    for reply in [Reply::Denied, Reply::Busy] {
-        assert_eq!(
-            auth_with_reply(&[], reply.clone()),
-            PamResultCode::PAM_AUTH_ERR,
-            "{reply:?}"
-        );
-    }
+fn auth_denied_disabled_and_rate_limited_are_auth_err_and_busy_is_authinfo_unavail() {
+    assert_eq!(
+        auth_with_reply(&[], Reply::Denied),
+        PamResultCode::PAM_AUTH_ERR
+    );
+    // Busy: no password was checked, so no verdict: the break-glass of an unreachable daemon
+    // applies (R7), with a message unless silent, and the operator learns of it in the log.
+    let ctx = ctx(&[], 0);
+    let mut conv = ScriptedConversation::new(vec![
+        Step::Prompt("Password: ", Ok(Some(PASSWORD))),
+        Step::Error(BUSY_MESSAGE),
+    ]);
+    let mut transport = ScriptedTransport::replying(Reply::Busy);
+    assert_eq!(
+        authenticate(&ctx, &mut conv, &mut transport),
+        PamResultCode::PAM_AUTHINFO_UNAVAIL
+    );
+    assert_eq!(errors_logged(&ctx).len(), 1);
+    assert_eq!(
+        auth_with_conversation(&["silent", "ignore_authinfo_unavail"], Reply::Busy, vec![]),
+        PamResultCode::PAM_IGNORE
+    );
     // These tell the user what happened; a guesser learns nothing from them (credd answers
     // Disabled only for a right password, and rate-limits unknown names alike).
     for (reply, message) in [
@@ -1270,7 +1284,11 @@ fn chauthtok_replies_map_like_authenticate() {
             PamResultCode::PAM_AUTHTOK_ERR,
             vec![Step::Error("Too many attempts; try again later.")],
         ),
-        (Reply::Busy, PamResultCode::PAM_AUTHTOK_ERR, vec![]),
+        (
+            Reply::Busy,
+            PamResultCode::PAM_AUTHTOK_ERR,
+            vec![Step::Error(BUSY_MESSAGE)],
+        ),
         (Reply::MustChange, PamResultCode::PAM_AUTHTOK_ERR, vec![]),
         (
             Reply::Disabled,
