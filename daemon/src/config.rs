@@ -437,7 +437,7 @@ fn one_line(message: &str) -> String {
     for c in message.trim().chars() {
         match c {
             '\n' => out.push(' '),
-            c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') => {
+            c if credd_proto::is_unsafe_char(c) => {
                 out.extend(c.escape_default());
             }
             c => out.push(c),

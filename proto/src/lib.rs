@@ -32,5 +32,8 @@ pub use message::{
     PROTOCOL_VERSION, Reply, Request, ResetIssued, SessionInfo, SessionRequest, ShadowOptions,
     ShadowRow, Target, UserInfo,
 };
-pub use names::{MAX_FIELD_LEN, MAX_NAME_LEN, MAX_SECRET_LEN, validate_field, validate_user_name};
+pub use names::{
+    MAX_FIELD_LEN, MAX_NAME_LEN, MAX_SECRET_LEN, escape_unsafe, is_format_or_separator,
+    is_unsafe_char, validate_field, validate_user_name,
+};
 pub use secret::Secret;
