@@ -304,6 +304,29 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
+    /// Every account whose stored hash asks for more work than `hasher`'s cost caps, with why,
+    /// and the number of accounts looked at: for `credctl check` and the report at start.
+    pub fn accounts_over_cap(
+        &self,
+        hasher: &crate::hashing::Hasher,
+    ) -> Result<(u64, Vec<(String, String)>)> {
+        let mut over = Vec::new();
+        let mut seen = 0u64;
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.accounts_page(after.as_deref(), 1000)?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.name.clone());
+            for account in &page {
+                seen += 1;
+                if let Some(why) = account.hash.as_deref().and_then(|h| hasher.over_cap(h)) {
+                    over.push((account.name.clone(), why));
+                }
+            }
+        }
+        Ok((seen, over))
+    }
+
     pub fn insert_account(
         &mut self,
         name: &str,
