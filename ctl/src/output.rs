@@ -30,20 +30,10 @@ const GAP: &str = "  ";
 const NONE: &str = "-";
 
 /// Text from the daemon made safe for a terminal and a single line: control characters (a
-/// newline, an escape sequence) are shown escaped instead of being obeyed.
+/// newline, an escape sequence) and Unicode format and separator characters (a bidi override,
+/// a zero-width space, U+2028) are shown escaped instead of being obeyed.
 pub fn one_line(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(char::is_control) {
-        return Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        if c.is_control() {
-            let _ = write!(out, "{}", c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    Cow::Owned(out)
+    credd_proto::escape_unsafe(text)
 }
 
 fn yes_no(flag: bool) -> &'static str {
@@ -130,11 +120,24 @@ pub fn field(value: &str) -> Cow<'_, str> {
     if !value.is_empty()
         && !value
             .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || c == '"')
+            .any(|c| c.is_whitespace() || credd_proto::is_unsafe_char(c) || c == '"')
     {
         Cow::Borrowed(value)
     } else {
-        Cow::Owned(format!("{value:?}"))
+        let mut out = String::with_capacity(value.len() + 2);
+        out.push('"');
+        for c in value.chars() {
+            match c {
+                '"' | '\\' => {
+                    out.push('\\');
+                    out.push(c);
+                }
+                c if credd_proto::is_unsafe_char(c) => out.extend(c.escape_default()),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        Cow::Owned(out)
     }
 }
 
@@ -1577,6 +1580,27 @@ mod tests {
              id=0123456789abcdef0123456789abcdef a\\nb\\u{1b}[2J"
         );
         assert!(!line.contains('\n') && !line.contains('\x1b'));
+    }
+
+    /// Issue 15 R11: a bidi override, a zero-width space or a line separator in a row (an older
+    /// database, a detail) is shown escaped, and a field holding one is quoted.
+    #[test]
+    fn audit_lines_escape_format_and_separator_characters() {
+        let mut e = event(4);
+        e.user = Some("alice\u{202e}nimda".into());
+        e.rhost = Some("203.0.113.9\u{200b}".into());
+        e.detail = "reason=x\u{2028}5 forged line\u{2029}".into();
+        let line = audit_line(&e);
+        assert_eq!(
+            line,
+            "4 2026-01-02T03:04:05Z login_failure outcome=denied user=\"alice\\u{202e}nimda\" \
+             actor_uid=0 service=sshd rhost=\"203.0.113.9\\u{200b}\" tty=ssh \
+             id=0123456789abcdef0123456789abcdef reason=x\\u{2028}5 forged line\\u{2029}"
+        );
+        for c in ['\u{202e}', '\u{200b}', '\u{2028}', '\u{2029}'] {
+            assert!(!line.contains(c), "{line:?}");
+        }
+        assert_eq!(one_line("a\u{2066}b\u{feff}"), "a\\u{2066}b\\u{feff}");
     }
 
     #[test]

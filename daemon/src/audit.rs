@@ -364,7 +364,9 @@ impl Chain {
     }
 }
 
-/// Rows written before the chain existed (schema 3) get their MACs, in order, once.
+/// Rows written before the chain existed (schema 3) get their MACs, in order, once: called only by
+/// the migration to the chain's schema, in its transaction. A NULL MAC found later is a finding
+/// of [`verify`], never sealed.
 pub fn seal_unsealed(conn: &Connection, key: &AuditKey) -> rusqlite::Result<usize> {
     let mut stmt = conn.prepare(
         "SELECT seq, event_id, time, event, actor_uid, target, service, rhost, tty, outcome, detail
@@ -508,6 +510,13 @@ pub fn verify(conn: &Connection, key: &AuditKey) -> rusqlite::Result<AuditReport
                     row.seq
                 ),
             ))
+        } else if row.mac.is_none() || row.prev_mac.is_none() {
+            // Only the migration that introduced the chain seals rows; an unsealed row since
+            // then was edited or forged by someone without the key.
+            Some((
+                row.seq,
+                "it has no MAC (unsealed: the row was edited or forged)".into(),
+            ))
         } else if row
             .prev_mac
             .as_deref()
@@ -647,6 +656,19 @@ mod tests {
         .unwrap();
         let report = verify(&conn, &key).unwrap();
         assert_eq!(report.first_bad_seq, Some(2));
+    }
+
+    #[test]
+    fn a_row_without_a_mac_is_named() {
+        let (_d, conn, key) = chain(4);
+        conn.execute(
+            "UPDATE audit SET detail = 'forged', mac = NULL WHERE seq = 4",
+            [],
+        )
+        .unwrap();
+        let report = verify(&conn, &key).unwrap();
+        assert_eq!(report.first_bad_seq, Some(4));
+        assert!(report.problem.unwrap().contains("no MAC"));
     }
 
     #[test]

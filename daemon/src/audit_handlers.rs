@@ -58,8 +58,15 @@ impl Daemon {
     pub(crate) fn check(&self) -> Reply {
         self.flush_audit();
         // Bound first: the store lock must be released before `integrity_failure` records.
-        let checked = self.store().check(&self.audit_key_path);
-        let (checks, findings) = match checked {
+        let hasher = self.live().hasher.clone();
+        let checked = {
+            let store = self.store();
+            store.check(&self.audit_key_path).and_then(|found| {
+                let over = store.accounts_over_cap(&hasher)?;
+                Ok((found, over))
+            })
+        };
+        let ((mut checks, mut findings), (accounts, over)) = match checked {
             Ok(result) => result,
             Err(e) => {
                 // A database too damaged to be checked is itself the finding.
@@ -71,6 +78,16 @@ impl Daemon {
                 }));
             }
         };
+        // Issue 15 R3: hashes that logins would refuse to run (they fail every time).
+        checks.push(format!(
+            "hash costs within the [hashing] caps: {accounts} accounts"
+        ));
+        findings.extend(over.into_iter().map(|(name, why)| {
+            format!(
+                "account {name}: its hash is over the cost cap ({why}); its logins fail until it \
+                 gets a new password (credctl passwd or reset)"
+            )
+        }));
         for finding in &findings {
             self.integrity_failure(finding.clone());
         }

@@ -292,6 +292,7 @@ pub fn event_code(name: &str) -> u32 {
         "pepper_applied" => 29,
         "backup_taken" => 30,
         "config_reloaded" => 31,
+        "hash_over_cap" => 32,
         _ => 99,
     }
 }
@@ -300,7 +301,7 @@ fn severity(event: &str, outcome: &str) -> Severity {
     match event {
         "integrity_failure" => Severity::LOG_CRIT,
         "login_failure" | "account_locked" | "code_rejected" | "code_burned" | "rate_limited"
-        | "peer_refused" | "syslog_dropped" => Severity::LOG_WARNING,
+        | "peer_refused" | "syslog_dropped" | "hash_over_cap" => Severity::LOG_WARNING,
         "reset_issued" | "admin_lock" | "password_changed" | "user_removed" | "pepper_applied"
         | "backup_taken" => Severity::LOG_NOTICE,
         _ if outcome == "ok" => Severity::LOG_INFO,
@@ -317,8 +318,8 @@ fn sentence(event: &str) -> String {
     }
 }
 
-/// `key=value`, quoted when the value holds a space, quote or backslash. Values never hold
-/// control characters: names and PAM fields are validated on the way in.
+/// `key=value`, quoted when the value holds a space, quote or backslash. Values hold no control,
+/// format or separator characters: validated on the way in, and escaped by [`fields`].
 fn kv(out: &mut String, key: &str, value: &str) {
     out.push(' ');
     out.push_str(key);
@@ -337,7 +338,20 @@ fn kv(out: &mut String, key: &str, value: &str) {
     }
 }
 
+/// Every value escaped ([`credd_proto::escape_unsafe`]): names and PAM fields refuse control,
+/// format and separator characters on the way in, but a row of an older database, or a detail
+/// credd composed from something else, must still not reorder, hide or break a syslog line.
 fn fields(p: &Published) -> Vec<(&'static str, String)> {
+    fields_raw(p)
+        .into_iter()
+        .map(|(k, v)| match credd_proto::escape_unsafe(&v) {
+            std::borrow::Cow::Borrowed(_) => (k, v),
+            std::borrow::Cow::Owned(escaped) => (k, escaped),
+        })
+        .collect()
+}
+
+fn fields_raw(p: &Published) -> Vec<(&'static str, String)> {
     let e = &p.entry;
     // The event's own time: a message delivered after an outage is stamped with its send time.
     let mut f = vec![
@@ -501,6 +515,28 @@ mod tests {
         );
         assert!(text.contains("user=bob"), "{text}");
         assert!(text.contains("detail=\"a detail with spaces\""), "{text}");
+    }
+
+    /// Issue 15 R11: whatever got into a row, a bidi override or a line separator reaches syslog
+    /// (and credd's standard error) escaped, in both formats.
+    #[test]
+    fn format_and_separator_characters_reach_syslog_escaped() {
+        let mut p = published("login_failure", Some("bob\u{202e}"));
+        p.entry.detail = "x\u{2028}forged".into();
+        for format in [Format::Rfc3164, Format::Rfc5424] {
+            let msgs = render(&Outgoing::Event(Box::new(p.clone())), format, None);
+            let text = String::from_utf8(msgs[0].clone()).unwrap();
+            assert!(
+                !text.contains('\u{202e}') && !text.contains('\u{2028}'),
+                "{text:?}"
+            );
+            assert!(
+                text.contains("u{202e}") && text.contains("u{2028}"),
+                "{text}"
+            );
+        }
+        let line = describe(&p);
+        assert!(line.contains("user=\"bob\\\\u{202e}\""), "{line}");
     }
 
     #[test]

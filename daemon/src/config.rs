@@ -227,6 +227,45 @@ pub struct Hashing {
     /// Off by default: they fall to a GPU in hours (descrypt reads only 8 characters), so an
     /// account still holding one is better reset than logged into with it.
     pub accept_legacy: bool,
+    /// Cost caps (issue 15 R3): a stored or imported hash that asks for more work than these is
+    /// refused at import, reported by `credctl check` and at start, and never run at login (a
+    /// dummy of the configured cost runs instead and the attempt fails). PBKDF2: unset means
+    /// [`Hashing::max_iterations`]'s default.
+    pub max_iterations: Option<u32>,
+    /// sha512crypt and sha256crypt `rounds=`, bsdicrypt's count.
+    pub max_crypt_rounds: u64,
+    /// bcrypt's cost (each step doubles the work).
+    pub max_bcrypt_cost: u32,
+    /// yescrypt, gost-yescrypt and scrypt: 128 × N × r × p × (t + 1) bytes, in MiB.
+    pub max_memory_mib: u64,
+}
+
+/// The default PBKDF2 cap: four times the policy, and never below four times its default, so that
+/// lowering `iterations` does not lock out every account hashed under the old value.
+pub const MIN_DEFAULT_MAX_ITERATIONS: u32 = 2_400_000;
+/// rounds=5000 is what sha512crypt and sha256crypt mean without `rounds=`.
+pub const MIN_MAX_CRYPT_ROUNDS: u64 = 5_000;
+/// Debian's default yescrypt (`$y$j9T$`, N = 4096, r = 32).
+pub const MIN_MAX_MEMORY_MIB: u64 = 16;
+
+impl Hashing {
+    /// `max_iterations`, or 4 × `iterations` and at least 2 400 000.
+    pub fn max_iterations(&self) -> u32 {
+        self.max_iterations.unwrap_or_else(|| {
+            self.iterations
+                .saturating_mul(4)
+                .max(MIN_DEFAULT_MAX_ITERATIONS)
+        })
+    }
+
+    pub fn cost_caps(&self) -> crate::hashing::CostCaps {
+        crate::hashing::CostCaps {
+            max_iterations: self.max_iterations(),
+            max_crypt_rounds: self.max_crypt_rounds,
+            max_bcrypt_cost: self.max_bcrypt_cost,
+            max_memory_mib: self.max_memory_mib,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -261,6 +300,10 @@ impl Default for Hashing {
             iterations: 600_000,
             pepper_file: None,
             accept_legacy: false,
+            max_iterations: None,
+            max_crypt_rounds: 1_000_000,
+            max_bcrypt_cost: 13,
+            max_memory_mib: 128,
         }
     }
 }
@@ -344,6 +387,35 @@ impl Config {
             return Err(format!(
                 "hashing.iterations: {} is below the minimum of {MIN_ITERATIONS}",
                 self.hashing.iterations
+            ));
+        }
+        let h = &self.hashing;
+        if h.max_iterations() < h.iterations {
+            return Err(format!(
+                "hashing.max_iterations: {} is below hashing.iterations ({}): credd would refuse \
+                 the hashes it writes",
+                h.max_iterations(),
+                h.iterations
+            ));
+        }
+        if h.max_crypt_rounds < MIN_MAX_CRYPT_ROUNDS {
+            return Err(format!(
+                "hashing.max_crypt_rounds: {} is below {MIN_MAX_CRYPT_ROUNDS}, the rounds of a \
+                 sha512crypt hash without rounds=",
+                h.max_crypt_rounds
+            ));
+        }
+        if !(4..=31).contains(&h.max_bcrypt_cost) {
+            return Err(format!(
+                "hashing.max_bcrypt_cost: {} is outside bcrypt's costs 4 to 31",
+                h.max_bcrypt_cost
+            ));
+        }
+        if h.max_memory_mib < MIN_MAX_MEMORY_MIB {
+            return Err(format!(
+                "hashing.max_memory_mib: {} is below {MIN_MAX_MEMORY_MIB}, Debian's default \
+                 yescrypt",
+                h.max_memory_mib
             ));
         }
         let p = &self.password;
@@ -450,7 +522,7 @@ fn one_line(message: &str) -> String {
     for c in message.trim().chars() {
         match c {
             '\n' => out.push(' '),
-            c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') => {
+            c if credd_proto::is_unsafe_char(c) => {
                 out.extend(c.escape_default());
             }
             c => out.push(c),
@@ -494,6 +566,40 @@ mod tests {
         assert_eq!(c.hashing.iterations, 600_000);
         assert_eq!(c.limits.idle_timeout, Duration::from_secs(10));
         assert!(!c.hashing.accept_legacy);
+    }
+
+    #[test]
+    fn cost_caps_default_to_about_four_times_the_policy_and_are_checked() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.hashing.max_iterations(), 2_400_000);
+        assert_eq!(
+            (
+                c.hashing.max_crypt_rounds,
+                c.hashing.max_bcrypt_cost,
+                c.hashing.max_memory_mib
+            ),
+            (1_000_000, 13, 128)
+        );
+        let c = Config::parse("[hashing]\niterations = 1000000\n").unwrap();
+        assert_eq!(c.hashing.max_iterations(), 4_000_000);
+        let c = Config::parse("[hashing]\niterations = 1000\n").unwrap();
+        assert_eq!(
+            c.hashing.max_iterations(),
+            2_400_000,
+            "never below the floor"
+        );
+        let c = Config::parse("[hashing]\nmax_iterations = 700000\n").unwrap();
+        assert_eq!(c.hashing.cost_caps().max_iterations, 700_000);
+        for (text, key) in [
+            ("max_iterations = 1000", "hashing.max_iterations"),
+            ("max_crypt_rounds = 4999", "hashing.max_crypt_rounds"),
+            ("max_bcrypt_cost = 32", "hashing.max_bcrypt_cost"),
+            ("max_bcrypt_cost = 3", "hashing.max_bcrypt_cost"),
+            ("max_memory_mib = 8", "hashing.max_memory_mib"),
+        ] {
+            let err = Config::parse(&format!("[hashing]\n{text}\n")).unwrap_err();
+            assert!(err.contains(key), "{text}: {err}");
+        }
     }
 
     #[test]

@@ -125,13 +125,37 @@ impl Pepper {
     }
 }
 
-/// Hashes and verifies under the configured policy: iteration count, optional pepper, and
-/// whether legacy crypt(3) schemes are verified.
+/// The most work a stored hash may ask for (`[hashing] max_iterations`, `max_crypt_rounds`,
+/// `max_bcrypt_cost`, `max_memory_mib`). A hash over them is refused at import, reported by
+/// `credctl check` and at start, and never run at login: one verification of it could otherwise
+/// hold a hashing thread for hours (bcrypt cost 31, PBKDF2 at 2^32 − 1 iterations).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CostCaps {
+    pub max_iterations: u32,
+    pub max_crypt_rounds: u64,
+    pub max_bcrypt_cost: u32,
+    pub max_memory_mib: u64,
+}
+
+impl CostCaps {
+    /// The configuration's defaults for a policy of `iterations`.
+    pub fn defaults_for(iterations: u32) -> CostCaps {
+        crate::config::Hashing {
+            iterations,
+            ..Default::default()
+        }
+        .cost_caps()
+    }
+}
+
+/// Hashes and verifies under the configured policy: iteration count, optional pepper, whether
+/// legacy crypt(3) schemes are verified, and the cost caps.
 #[derive(Clone, Debug)]
 pub struct Hasher {
     iterations: u32,
     pepper: Option<Arc<Pepper>>,
     accept_legacy: bool,
+    caps: CostCaps,
 }
 
 /// Why credd will not take a hash string.
@@ -163,6 +187,63 @@ impl Hasher {
             iterations,
             pepper: pepper.map(Arc::new),
             accept_legacy: false,
+            caps: CostCaps::defaults_for(iterations),
+        }
+    }
+
+    /// `[hashing]`'s cost caps.
+    pub fn with_caps(mut self, caps: CostCaps) -> Hasher {
+        self.caps = caps;
+        self
+    }
+
+    /// Why `stored` asks for more work than the caps allow, naming the parameter and the key
+    /// (never the hash); `None` when it is within them or is not a hash credd would run at all.
+    pub fn over_cap(&self, stored: &str) -> Option<String> {
+        use credd_proto::CryptCost;
+        let caps = &self.caps;
+        match HashScheme::of(stored) {
+            Some(scheme) if scheme.is_crypt() => match credd_proto::crypt_cost(scheme, stored)? {
+                CryptCost::Rounds(n) if n > caps.max_crypt_rounds => {
+                    let what = if scheme == HashScheme::BsdiCrypt {
+                        "count"
+                    } else {
+                        "rounds"
+                    };
+                    Some(format!(
+                        "{scheme} {what}={n} is above [hashing] max_crypt_rounds = {}",
+                        caps.max_crypt_rounds
+                    ))
+                }
+                CryptCost::BcryptCost(cost) if cost > caps.max_bcrypt_cost => Some(format!(
+                    "bcrypt cost {cost} is above [hashing] max_bcrypt_cost = {}",
+                    caps.max_bcrypt_cost
+                )),
+                CryptCost::Memory(bytes) if bytes > u128::from(caps.max_memory_mib) << 20 => {
+                    Some(format!(
+                        "{scheme} parameters ask for {} MiB (128 × N × r × p × (t + 1) bytes), \
+                             above [hashing] max_memory_mib = {}",
+                        bytes.div_ceil(1 << 20),
+                        caps.max_memory_mib
+                    ))
+                }
+                _ => None,
+            },
+            _ => {
+                let parts = Parts::parse(stored)?;
+                (parts.iterations > caps.max_iterations).then(|| {
+                    format!(
+                        "{} i={} is above [hashing] max_iterations = {}",
+                        if parts.key_id.is_some() {
+                            PEPPERED_SCHEME
+                        } else {
+                            SCHEME
+                        },
+                        parts.iterations,
+                        caps.max_iterations
+                    )
+                })
+            }
         }
     }
 
@@ -174,6 +255,7 @@ impl Hasher {
             iterations,
             pepper: self.pepper.clone(),
             accept_legacy: self.accept_legacy,
+            caps: self.caps.clone(),
         }
     }
 
@@ -207,6 +289,12 @@ impl Hasher {
     /// anyway. Such a hash still costs a dummy verification, so that its reply takes no less time
     /// than an unknown user's.
     pub fn verify(&self, password: &[u8], stored: &str) -> bool {
+        // Over the cost caps: never run (it could hold this thread for hours), and answered in
+        // the time of a wrong password for an unknown name.
+        if self.over_cap(stored).is_some() {
+            self.dummy(password);
+            return false;
+        }
         match HashScheme::of(stored) {
             Some(scheme) if scheme.is_crypt() => {
                 if self.check(stored).is_ok() {
@@ -301,7 +389,7 @@ impl Hasher {
                 if scheme.is_legacy() && !self.accept_legacy {
                     return Err(Refusal::Legacy(scheme));
                 }
-                Ok(())
+                self.within_caps(stored)
             }
             _ => {
                 let Some(parts) = Parts::parse(stored) else {
@@ -312,13 +400,23 @@ impl Hasher {
                     ));
                 };
                 match (parts.key_id.as_deref(), self.pepper_id()) {
-                    (None, _) => Ok(()),
-                    (Some(k), Some(ours)) if k == ours => Ok(()),
+                    (None, _) => self.within_caps(stored),
+                    (Some(k), Some(ours)) if k == ours => self.within_caps(stored),
                     (Some(k), _) => unusable(format!(
                         "peppered with key id {k}, not with this host's pepper_file"
                     )),
                 }
             }
+        }
+    }
+
+    fn within_caps(&self, stored: &str) -> std::result::Result<(), Refusal> {
+        match self.over_cap(stored) {
+            None => Ok(()),
+            Some(why) => Err(Refusal::Unusable(format!(
+                "{why}: credd would never verify it (raise the cap in credd.toml if the cost \
+                 is meant)"
+            ))),
         }
     }
 }
@@ -652,6 +750,65 @@ mod tests {
         }
         let message = hasher.accepts("plaintext-password").unwrap_err();
         assert!(message.contains("yescrypt, gost-yescrypt"), "{message}");
+    }
+
+    /// Issue 15 R3: a hash asking for unbounded work is refused at import and never run.
+    #[test]
+    fn hashes_over_the_cost_caps_are_refused_and_never_run() {
+        let hasher = plain().accepting_legacy(true);
+        assert_eq!(hasher.caps, CostCaps::defaults_for(1000));
+        let pbkdf2 = crate::hashing::hash_password(b"x", 1000)
+            .unwrap()
+            .replace("i=1000,", "i=4294967295,");
+        for (stored, why) in [
+            (
+                pbkdf2.as_str(),
+                "pbkdf2-sha256 i=4294967295 is above [hashing] max_iterations = 2400000",
+            ),
+            (
+                "$2b$31$NzcK69dQNcjq3h/FVdt6jO4QDbAMK3ZbxQtRWFR5JBhfqwKVW25U6",
+                "bcrypt cost 31 is above [hashing] max_bcrypt_cost = 13",
+            ),
+            (
+                "$6$rounds=999999999$BUoJ6R44k7teooiV$SbQqs/iR4z.DBPIPPm48sq7EXy.hDy.WzGqYLCxg1nlOEibKHgbUNJHABP4ZA7QF8vRlOIbzq871VDnUUVw1m/",
+                "sha512crypt rounds=999999999 is above [hashing] max_crypt_rounds = 1000000",
+            ),
+            (
+                "$y$jDT$vypctDWvjt8GSQF8qmVAk0$GFHqUuo8YaYzywFxg.ZlCJRbe3slY40nMR4ldjXMIl7",
+                "yescrypt parameters ask for 256 MiB",
+            ),
+            ("_zzzzv63EiGu6HwNtrvw", "bsdicrypt count=16777215 is above"),
+        ] {
+            assert_eq!(
+                hasher
+                    .over_cap(stored)
+                    .as_deref()
+                    .map(|m| m.starts_with(why)),
+                Some(true),
+                "{stored}: {:?}",
+                hasher.over_cap(stored)
+            );
+            let Err(Refusal::Unusable(message)) = hasher.check(stored) else {
+                panic!("{stored} was accepted")
+            };
+            assert!(message.starts_with(why), "{message}");
+            assert!(!message.contains(stored), "{message}");
+            // Never run: this returns in the time of one dummy at 1000 iterations.
+            let started = std::time::Instant::now();
+            assert!(!hasher.verify(b"x", stored));
+            assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        }
+        // Within the caps, and caps that are raised, accept them again.
+        assert_eq!(hasher.over_cap(SHA512CRYPT), None);
+        assert_eq!(hasher.over_cap(YESCRYPT), None);
+        let raised = hasher.clone().with_caps(CostCaps {
+            max_bcrypt_cost: 31,
+            ..CostCaps::defaults_for(1000)
+        });
+        assert_eq!(
+            raised.over_cap("$2b$31$NzcK69dQNcjq3h/FVdt6jO4QDbAMK3ZbxQtRWFR5JBhfqwKVW25U6"),
+            None
+        );
     }
 
     #[test]

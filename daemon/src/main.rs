@@ -106,6 +106,7 @@ fn run(args: &Args) -> Result<()> {
     };
     let pepper = apply_pepper(&config, &mut store)?;
     warn_of_legacy_hashes(&config, &store);
+    warn_of_hashes_over_cap(&config, &store);
     let daemon = Arc::new(Daemon::new(
         config,
         store,
@@ -336,6 +337,36 @@ fn warn_of_legacy_hashes(config: &Config, store: &Store) {
              accept_legacy = false: {}; reset them (credctl reset) or turn it on",
             legacy.join(", ")
         );
+    }
+}
+
+/// Accounts whose stored hash asks for more work than `[hashing]`'s cost caps (issue 15 R3): their
+/// logins fail without running it. Said at start, as `credctl check` says it.
+fn warn_of_hashes_over_cap(config: &Config, store: &Store) {
+    let hasher = Hasher::new(config.hashing.iterations, None)
+        .accepting_legacy(config.hashing.accept_legacy)
+        .with_caps(config.hashing.cost_caps());
+    match store.accounts_over_cap(&hasher) {
+        Ok((_, over)) if over.is_empty() => {}
+        Ok((_, over)) => {
+            let mut names: Vec<&str> = over
+                .iter()
+                .take(20)
+                .map(|(name, _)| name.as_str())
+                .collect();
+            if over.len() > 20 {
+                names.push("…");
+            }
+            eprintln!(
+                "credd: {} accounts have hashes over the [hashing] cost caps, which logins never \
+                 run (they fail): {}; the first: {}; give them new passwords (credctl passwd or \
+                 reset) or raise the cap; credctl check lists them",
+                over.len(),
+                names.join(", "),
+                over[0].1
+            );
+        }
+        Err(e) => eprintln!("credd: cannot check the stored hashes' costs: {e}"),
     }
 }
 

@@ -39,6 +39,9 @@ struct Verified {
     /// (old hash, new hash) when a success under weaker parameters, or with a crypt(3) hash
     /// taken over from a shadow file, was rehashed.
     rehashed: Option<(String, String)>,
+    /// The stored hash asks for more work than `[hashing]`'s caps allow: it was not run (a dummy
+    /// of the configured cost was), and this says why, for the audit trail.
+    over_cap: Option<String>,
 }
 
 impl Daemon {
@@ -188,7 +191,9 @@ impl Daemon {
                 Err(e) => Checked::Failed(internal(e)),
                 Ok(()) => Checked::Busy,
             },
-            Some(Verified { ok: true, rehashed }) => {
+            Some(Verified {
+                ok: true, rehashed, ..
+            }) => {
                 // A disabled account's right password is no successful login: its hash is
                 // upgraded at the first login that succeeds.
                 let rehash = rehashed
@@ -210,7 +215,25 @@ impl Daemon {
                     },
                 }
             }
-            Some(Verified { ok: false, .. }) => {
+            Some(Verified {
+                ok: false,
+                over_cap,
+                ..
+            }) => {
+                // A hash over the cost caps fails like a wrong password (same answer, same dummy
+                // work, counted toward the lock) and is audited, so an administrator learns
+                // which account needs a new password.
+                if let Some(why) = over_cap {
+                    self.record(&Event {
+                        name: "hash_over_cap",
+                        actor_uid: Some(peer.uid),
+                        target: Some(&account.name),
+                        service: Some(source.service),
+                        outcome: "refused",
+                        detail: format!("{why}; not verified"),
+                        ..Default::default()
+                    });
+                }
                 // A lock this failure sets is audited (account_locked) in the same transaction.
                 if let Err(e) =
                     store.attempt_failed(&account.name, root_account, &self.live().lockout, now)
@@ -228,29 +251,38 @@ impl Daemon {
     }
 
     /// One PBKDF2 on the pool at the configured strength, whatever `stored` holds: without a
-    /// hash (unknown name, account without password, over-long secret) a dummy of the same cost
-    /// runs and fails. `None`: the pool was full and nothing ran.
+    /// hash (unknown name, account without password, over-long secret), or with one over the
+    /// cost caps, a dummy of the same cost runs and fails. `None`: the pool was full and nothing ran.
     fn verify(&self, lane: &Lane, secret: Secret, stored: Option<String>) -> Option<Verified> {
         let hasher = self.live().hasher.clone();
-        let result = self.pool.run(lane, move || match stored {
-            Some(hash) => {
-                let ok = hasher.verify(secret.expose().as_bytes(), &hash);
-                // DESIGN §5: a login under weaker parameters than the policy, or with a crypt(3)
-                // hash taken over from a shadow file, rehashes in the same job while the password
-                // is at hand. Only after a success: a failure's timing stays that of one
-                // verification.
-                let rehashed = (ok && hasher.needs_rehash(&hash))
-                    .then(|| hasher.hash(secret.expose().as_bytes()).ok())
-                    .flatten()
-                    .map(|new| (hash, new));
-                Verified { ok, rehashed }
-            }
-            None => {
-                let bytes = secret.expose().as_bytes();
-                hasher.dummy(&bytes[..bytes.len().min(DUMMY_SECRET_BYTES)]);
-                Verified {
-                    ok: false,
-                    rehashed: None,
+        let result = self.pool.run(lane, move || {
+            let over_cap = stored.as_deref().and_then(|hash| hasher.over_cap(hash));
+            match stored {
+                // Over the caps: the dummy below runs instead of the stored hash's work.
+                Some(hash) if over_cap.is_none() => {
+                    let ok = hasher.verify(secret.expose().as_bytes(), &hash);
+                    // DESIGN §5: a login under weaker parameters than the policy, or with a
+                    // crypt(3) hash taken over from a shadow file, rehashes in the same job while
+                    // the password is at hand. Only after a success: a failure's timing stays
+                    // that of one verification.
+                    let rehashed = (ok && hasher.needs_rehash(&hash))
+                        .then(|| hasher.hash(secret.expose().as_bytes()).ok())
+                        .flatten()
+                        .map(|new| (hash, new));
+                    Verified {
+                        ok,
+                        rehashed,
+                        over_cap: None,
+                    }
+                }
+                _ => {
+                    let bytes = secret.expose().as_bytes();
+                    hasher.dummy(&bytes[..bytes.len().min(DUMMY_SECRET_BYTES)]);
+                    Verified {
+                        ok: false,
+                        rehashed: None,
+                        over_cap,
+                    }
                 }
             }
         });

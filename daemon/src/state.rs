@@ -101,7 +101,8 @@ impl Daemon {
             config: config.clone(),
             quality: Quality::from_config(&config.password)?,
             hasher: Hasher::new(config.hashing.iterations, pepper)
-                .accepting_legacy(config.hashing.accept_legacy),
+                .accepting_legacy(config.hashing.accept_legacy)
+                .with_caps(config.hashing.cost_caps()),
             lockout: Policy::from_config(&config.lockout),
         };
         Ok(Daemon {
@@ -302,7 +303,8 @@ impl Daemon {
             hasher: current
                 .hasher
                 .with_iterations(new.hashing.iterations)
-                .accepting_legacy(new.hashing.accept_legacy),
+                .accepting_legacy(new.hashing.accept_legacy)
+                .with_caps(new.hashing.cost_caps()),
             lockout: Policy::from_config(&new.lockout),
             config: new,
         };

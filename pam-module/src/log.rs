@@ -136,11 +136,13 @@ fn tag(service: &str, kind: HookKind) -> String {
     format!("pam_credd({service}:{})", kind.as_str())
 }
 
-/// Escapes control characters (newlines, NUL, escape sequences) so one call is one log line.
+/// Escapes control characters (newlines, NUL, escape sequences) and Unicode format and
+/// separator characters (bidi overrides, zero-width characters, U+2028) so one call is one log
+/// line that reads as it is.
 pub fn sanitize(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        if c.is_control() {
+        if credd_proto::is_unsafe_char(c) {
             out.extend(c.escape_default());
         } else {
             out.push(c);

@@ -230,6 +230,109 @@ pub fn crypt_rounds(scheme: HashScheme, hash: &str) -> Option<u32> {
     })
 }
 
+/// The work a crypt(3) string asks of libxcrypt, as its parameters state it (what credd caps:
+/// `[hashing] max_crypt_rounds`, `max_bcrypt_cost`, `max_memory_mib`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CryptCost {
+    /// sha512crypt and sha256crypt `rounds=` (5000 when absent, clamped as libxcrypt does), and
+    /// bsdicrypt's count: iterations of one hash or cipher each.
+    Rounds(u64),
+    /// bcrypt's cost: 2^cost rounds of its key schedule.
+    BcryptCost(u32),
+    /// yescrypt, gost-yescrypt and scrypt: 128 × N × r × p × (t + 1) bytes, the memory they fill
+    /// times the passes they make (saturating; `t` is yescrypt's time parameter, 0 for scrypt).
+    Memory(u128),
+    /// md5crypt and descrypt: a fixed cost, small.
+    Fixed,
+}
+
+/// yescrypt's variable-length little-endian number (libxcrypt's `decode64_uint32`): one to six
+/// characters of crypt64, the first telling how many follow. `None` for a character outside it.
+fn yescrypt_number(src: &mut std::str::Chars<'_>, min: u32) -> Option<u64> {
+    let index = |c: char| CRYPT64.find(c).map(|i| i as u64);
+    let mut c = index(src.next()?)?;
+    let (mut start, mut end, mut chars, mut bits) = (0u64, 47u64, 1u32, 0u32);
+    let mut value = u64::from(min);
+    while c > end {
+        value += (end + 1 - start) << bits;
+        start = end + 1;
+        end = start + (62 - end) / 2;
+        chars += 1;
+        bits += 6;
+    }
+    value += (c - start) << bits;
+    while chars > 1 {
+        chars -= 1;
+        c = index(src.next()?)?;
+        bits -= 6;
+        value += c << bits;
+    }
+    Some(value)
+}
+
+/// A fixed-width little-endian number of `chars` crypt64 characters (scrypt's r and p).
+fn fixed_number(src: &mut std::str::Chars<'_>, chars: u32) -> Option<u64> {
+    let mut value = 0u64;
+    for i in 0..chars {
+        value |= (CRYPT64.find(src.next()?)? as u64) << (6 * i);
+    }
+    Some(value)
+}
+
+/// The cost `hash` (of `scheme`, already of its shape: [`check_shape`]) states; `None` for
+/// credd's own PBKDF2 strings, or parameters libxcrypt could not read either.
+pub fn crypt_cost(scheme: HashScheme, hash: &str) -> Option<CryptCost> {
+    let params = hash.split('$').nth(2).unwrap_or("");
+    match scheme {
+        HashScheme::Pbkdf2Sha256 | HashScheme::Pbkdf2Sha256Peppered => None,
+        HashScheme::Sha512Crypt | HashScheme::Sha256Crypt => {
+            crypt_rounds(scheme, hash).map(|r| CryptCost::Rounds(r.into()))
+        }
+        HashScheme::BsdiCrypt => {
+            let mut chars = hash.get(1..5)?.chars();
+            fixed_number(&mut chars, 4).map(CryptCost::Rounds)
+        }
+        HashScheme::Bcrypt => params.parse().ok().map(CryptCost::BcryptCost),
+        HashScheme::Md5Crypt | HashScheme::DesCrypt => Some(CryptCost::Fixed),
+        HashScheme::Scrypt => {
+            let mut chars = params.chars();
+            let n_log2 = CRYPT64.find(chars.next()?)? as u32;
+            let r = fixed_number(&mut chars, 5)?;
+            let p = fixed_number(&mut chars, 5)?;
+            Some(CryptCost::Memory(memory(n_log2, r, p, 0)))
+        }
+        HashScheme::Yescrypt | HashScheme::GostYescrypt => {
+            let mut chars = params.chars();
+            let _flavor = yescrypt_number(&mut chars, 0)?;
+            let n_log2 = yescrypt_number(&mut chars, 1)?;
+            let r = yescrypt_number(&mut chars, 1)?;
+            let (mut p, mut t) = (1, 0);
+            if chars.clone().next().is_some() {
+                let have = yescrypt_number(&mut chars, 1)?;
+                if have & 1 != 0 {
+                    p = yescrypt_number(&mut chars, 2)?;
+                }
+                if have & 2 != 0 {
+                    t = yescrypt_number(&mut chars, 1)?;
+                }
+            }
+            if n_log2 > 63 {
+                return None;
+            }
+            Some(CryptCost::Memory(memory(n_log2 as u32, r, p, t)))
+        }
+    }
+}
+
+/// 128 × 2^n_log2 × r × p × (t + 1), saturating.
+fn memory(n_log2: u32, r: u64, p: u64, t: u64) -> u128 {
+    128u128
+        .saturating_mul(1u128.checked_shl(n_log2).unwrap_or(u128::MAX))
+        .saturating_mul(r.into())
+        .saturating_mul(p.into())
+        .saturating_mul(u128::from(t) + 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -379,6 +482,58 @@ mod tests {
             assert!(err.contains(why), "{hash}: {err}");
             assert!(!err.contains(hash), "{err}");
         }
+    }
+
+    #[test]
+    fn costs_as_libxcrypt_reads_them() {
+        const MIB: u128 = 1 << 20;
+        // mkpasswd -m yescrypt -R 5 (Debian's default), -R 8; scrypt's default (N=2^14, r=32).
+        assert_eq!(
+            crypt_cost(HashScheme::Yescrypt, SAMPLES[0].0),
+            Some(CryptCost::Memory(16 * MIB))
+        );
+        assert_eq!(
+            crypt_cost(
+                HashScheme::Yescrypt,
+                "$y$jCT$ixYs9YvpyA3Cww/Jey/zM1$.AN9GJnMhg55Mj97xnaDNU/Uaphc7SwqwyCAvTocblC"
+            ),
+            Some(CryptCost::Memory(128 * MIB))
+        );
+        assert_eq!(
+            crypt_cost(HashScheme::GostYescrypt, SAMPLES[1].0),
+            Some(CryptCost::Memory(16 * MIB))
+        );
+        assert_eq!(
+            crypt_cost(HashScheme::Scrypt, SAMPLES[2].0),
+            Some(CryptCost::Memory(64 * MIB))
+        );
+        // N = 2^48 (the largest one-character N): 2^60 bytes, no overflow.
+        let huge = "$y$jjT$ixYs9YvpyA3Cww/Jey/zM1$.AN9GJnMhg55Mj97xnaDNU/Uaphc7SwqwyCAvTocblC";
+        assert!(
+            matches!(crypt_cost(HashScheme::Yescrypt, huge), Some(CryptCost::Memory(m)) if m == 1 << 60)
+        );
+        assert_eq!(
+            crypt_cost(HashScheme::Bcrypt, SAMPLES[3].0),
+            Some(CryptCost::BcryptCost(5))
+        );
+        assert_eq!(
+            crypt_cost(HashScheme::Sha512Crypt, "$6$rounds=999999999$salt$x"),
+            Some(CryptCost::Rounds(999_999_999))
+        );
+        assert_eq!(
+            crypt_cost(HashScheme::BsdiCrypt, SAMPLES[8].0),
+            Some(CryptCost::Rounds(725))
+        );
+        assert_eq!(
+            crypt_cost(HashScheme::Md5Crypt, SAMPLES[7].0),
+            Some(CryptCost::Fixed)
+        );
+        assert_eq!(crypt_cost(HashScheme::Pbkdf2Sha256, SAMPLES[10].0), None);
+    }
+
+    #[test]
+    fn memory_saturates() {
+        assert_eq!(memory(63, u64::MAX, u64::MAX, u64::MAX), u128::MAX);
     }
 
     #[test]

@@ -24,7 +24,9 @@ pub use frame::{
     decode_request_versioned, encode_reply, encode_reply_as, encode_request,
     encode_request_with_id, read_frame, valid_request_id, write_frame,
 };
-pub use hashes::{HashScheme, MODERN_CRYPT_SCHEMES, check_shape, crypt_rounds};
+pub use hashes::{
+    CryptCost, HashScheme, MODERN_CRYPT_SCHEMES, check_shape, crypt_cost, crypt_rounds,
+};
 pub use message::{
     AccountRequest, AccountStatus, AuditEntry, AuditReport, AuthRequest, ChangeRequest,
     CheckReport, DaemonCounters, ErrorKind, FailureInfo, ImportAction, ImportOptions,
@@ -32,5 +34,8 @@ pub use message::{
     PROTOCOL_VERSION, Reply, Request, ResetIssued, SessionInfo, SessionRequest, ShadowOptions,
     ShadowRow, Target, UserInfo,
 };
-pub use names::{MAX_FIELD_LEN, MAX_NAME_LEN, MAX_SECRET_LEN, validate_field, validate_user_name};
+pub use names::{
+    MAX_FIELD_LEN, MAX_NAME_LEN, MAX_SECRET_LEN, escape_unsafe, is_format_or_separator,
+    is_unsafe_char, validate_field, validate_user_name,
+};
 pub use secret::Secret;

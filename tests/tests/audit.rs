@@ -406,6 +406,47 @@ fn editing_deleting_or_reordering_audit_rows_is_detected_and_named() {
     }
 }
 
+/// A NULL MAC is no licence to reseal (R4): credd used to compute a fresh MAC, with the real key,
+/// for every row whose MAC was NULL at each start, so a row edited and then unsealed verified as
+/// intact. Only the migration that introduced the chain seals rows; afterwards a NULL MAC is a
+/// finding of `audit verify` and `check`, named by its row.
+#[test]
+fn a_row_whose_mac_was_nulled_is_a_finding_not_resealed_at_start() {
+    let mut d = TestDaemon::start();
+    for name in ["u1", "u2", "u3", "u4"] {
+        ctl_ok(&d, &["user", "add", name]);
+    }
+    assert_eq!(verify(&d).0, Some(0), "intact before");
+    // Row 3 edited, then it and every later row unsealed (so that a reseal in order would
+    // rebuild a chain that fits).
+    tamper(
+        &mut d,
+        "UPDATE audit SET detail = 'forged', target = 'mallory' WHERE seq = 3;
+         UPDATE audit SET mac = NULL WHERE seq >= 3;",
+    );
+    let (code, message) = verify(&d);
+    assert_eq!(code, Some(3), "{message}");
+    assert!(
+        !d.log().iter().any(|l| l.contains("sealed")),
+        "nothing was resealed at start: {:?}",
+        d.log()
+    );
+    assert!(
+        message.contains("row 3") && message.contains("no MAC"),
+        "{message}"
+    );
+    let out = d.ctl(&["check"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{stdout}");
+    assert!(
+        stdout.contains("FINDING: audit chain broken at row 3") && stdout.contains("no MAC"),
+        "{stdout}"
+    );
+    // And it stays a finding across another restart.
+    d.restart();
+    assert_eq!(verify(&d).0, Some(3));
+}
+
 #[test]
 fn a_corrupted_database_is_reported_by_check_while_logins_go_on() {
     let mut d = TestDaemon::start();

@@ -162,3 +162,36 @@ fn unreachable_daemon_names_the_socket() {
     );
     assert_eq!(err.lines().count(), 1, "{err}");
 }
+
+/// Issue 15 R11: a name holding a bidi override (shown as `alicenimda` reversed, i.e. another
+/// name) or a zero-width space is refused with a message naming the field and the character,
+/// escaped; nothing is stored and no raw character reaches credctl's output or credd's log.
+#[test]
+fn a_user_name_with_a_bidi_override_or_a_zero_width_space_is_refused() {
+    let d = TestDaemon::start();
+    for (name, shown) in [
+        ("alice\u{202e}nimda", "'\\u{202e}'"),
+        ("al\u{200b}ice", "'\\u{200b}'"),
+        ("bob\u{2028}", "'\\u{2028}'"),
+    ] {
+        let out = d.ctl(&["user", "add", name]);
+        let err = stderr(&out);
+        assert_ne!(out.status.code(), Some(0), "{name:?} was accepted");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.contains(&format!("user name contains the character {shown}")),
+            "{name:?}: {err}"
+        );
+        let bad = name.chars().find(|c| !c.is_ascii()).unwrap();
+        assert!(!err.contains(bad), "{err:?}");
+        let out = d.ctl(&["user", "list"]);
+        assert!(!stdout(&out).contains(bad), "{}", stdout(&out));
+    }
+    assert!(
+        !d.log()
+            .join("\n")
+            .contains(['\u{202e}', '\u{200b}', '\u{2028}']),
+        "{:?}",
+        d.log()
+    );
+}

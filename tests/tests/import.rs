@@ -378,3 +378,127 @@ fn sigkill_during_a_large_import_leaves_none_or_all_of_it() {
         eprintln!("{phase}: {n} rows applied after the kill");
     }
 }
+
+/// A bcrypt string of cost 31 (shape only: no password verifies it), and a sha512crypt one of the
+/// largest rounds libxcrypt runs: about 31 hours and a minute of one hashing thread each.
+const BCRYPT_31: &str = "$2b$31$NzcK69dQNcjq3h/FVdt6jO4QDbAMK3ZbxQtRWFR5JBhfqwKVW25U6";
+const SHA512_ROUNDS_MAX: &str = "$6$rounds=999999999$BUoJ6R44k7teooiV$SbQqs/iR4z.DBPIPPm48sq7EXy.hDy.WzGqYLCxg1nlOEibKHgbUNJHABP4ZA7QF8vRlOIbzq871VDnUUVw1m/";
+
+/// Issue 15 R3: an administrator (a member of the admin group, say) imported hashes of unbounded
+/// cost, and every login of those accounts then held a hashing thread for minutes or hours. Each
+/// such row is now refused, naming its line and field and the cap; nothing is stored.
+#[test]
+fn hashes_over_the_cost_caps_are_refused_at_import_by_line_and_field() {
+    let d = TestDaemon::start();
+    d.add_user("existing", "an older passphrase", &["--uid", "6001"]);
+    let dir = tempfile::tempdir().unwrap();
+    let fine = phc_hash(PASSWORD, 1000);
+    let pbkdf2_max = fine.replace("i=1000,", "i=4294967295,");
+    let file = write(
+        dir.path(),
+        "costly.csv",
+        &format!(
+            "user,action,password_hash\n\
+             newbie,add,\"{fine}\"\n\
+             existing,set-hash,\"{pbkdf2_max}\"\n\
+             other,add,{BCRYPT_31}\n\
+             third,add,{SHA512_ROUNDS_MAX}\n"
+        ),
+    );
+    let before = dump(&d);
+    let out = d.ctl(&["import", file.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    for expected in [
+        ":3: password_hash: pbkdf2-sha256 i=4294967295 is above [hashing] max_iterations = 2400000",
+        ":4: password_hash: bcrypt cost 31 is above [hashing] max_bcrypt_cost = 13",
+        ":5: password_hash: sha512crypt rounds=999999999 is above [hashing] max_crypt_rounds = 1000000",
+    ] {
+        assert!(err.contains(expected), "{expected}\n{err}");
+    }
+    assert!(
+        !err.contains(BCRYPT_31) && !err.contains(&pbkdf2_max),
+        "{err}"
+    );
+    assert_eq!(
+        dump(&d),
+        before,
+        "nothing was stored, newbie's good row included"
+    );
+}
+
+/// Issue 15 R3: a hash over the caps that is already in the database (written there by hand, or
+/// imported before the caps existed) is never run at login: the attempt does a dummy of the
+/// configured cost, fails like a wrong password and is audited as `hash_over_cap`; `credctl check`
+/// and the start report name the account.
+#[test]
+fn a_hash_over_the_cost_caps_in_the_database_is_never_run_and_is_reported() {
+    use credd_proto::{AuthRequest, Client, Reply, Request, Secret};
+    let mut d = TestDaemon::start();
+    d.add_user("alice", PASSWORD, &["--uid", "6001"]);
+    d.add_user("bob", PASSWORD, &["--uid", "6002"]);
+    d.stop();
+    let conn = rusqlite::Connection::open(d.state_dir().join("credd.db")).unwrap();
+    conn.execute(
+        "UPDATE users SET hash = ?1 WHERE name = 'alice'",
+        [BCRYPT_31],
+    )
+    .unwrap();
+    drop(conn);
+    d.restart();
+    // Bounded: the old code ran bcrypt at cost 31 here (about 31 hours); the client gives up
+    // after 10 s.
+    let started = std::time::Instant::now();
+    let mut c = Client::connect(&d.pam_socket(), Duration::from_secs(10)).unwrap();
+    let reply = c
+        .call(&Request::Authenticate(AuthRequest {
+            user: "alice".into(),
+            secret: Secret::new(PASSWORD.into()),
+            service: "sshd".into(),
+            rhost: Some("192.0.2.7".into()),
+            tty: None,
+            ruser: None,
+        }))
+        .expect("an answer within the timeout");
+    assert_eq!(reply, Reply::Denied, "{reply:?}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(
+        d.log()
+            .iter()
+            .any(|l| l.contains("over the [hashing] cost caps") && l.contains("alice")),
+        "reported at start: {:?}",
+        d.log()
+    );
+    // Other logins are untouched.
+    assert_eq!(login(&d, "bob", PASSWORD), codes::PAM_SUCCESS);
+    let out = d.ctl(&["audit", "--user", "alice", "--json"]);
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let over: Vec<_> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["event"] == "hash_over_cap")
+        .collect();
+    assert_eq!(over.len(), 1, "{rows:#}");
+    assert_eq!(over[0]["outcome"], "refused");
+    assert_eq!(over[0]["service"], "sshd");
+    assert!(
+        over[0]["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("bcrypt cost 31 is above [hashing] max_bcrypt_cost = 13"),
+        "{:#}",
+        over[0]
+    );
+    let out = d.ctl(&["check"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{stdout}");
+    assert!(
+        stdout.contains("ok: hash costs within the [hashing] caps: 2 accounts")
+            && stdout.contains(
+                "FINDING: account alice: its hash is over the cost cap (bcrypt cost 31 is above"
+            )
+            && !stdout.contains("account bob"),
+        "{stdout}"
+    );
+}

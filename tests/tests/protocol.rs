@@ -149,6 +149,72 @@ fn control_characters_in_names_are_refused() {
     assert!(!d.log().join("\n").contains("forged log line"));
 }
 
+/// Issue 15 R11: format and separator characters in the user name or a claimed PAM item (a bidi
+/// override in rhost, a line separator in tty) are refused like control characters, before
+/// anything is logged.
+#[test]
+fn format_and_separator_characters_in_names_and_pam_items_are_refused() {
+    let d = TestDaemon::start();
+    let mut c = Client::connect(&d.pam_socket(), Duration::from_secs(5)).unwrap();
+    let base = credd_proto::AuthRequest {
+        user: "alice".into(),
+        secret: credd_proto::Secret::new("x".into()),
+        service: "sshd".into(),
+        rhost: None,
+        tty: None,
+        ruser: None,
+    };
+    for (what, req) in [
+        (
+            "user name",
+            credd_proto::AuthRequest {
+                user: "alice\u{202e}nimda".into(),
+                ..base.clone()
+            },
+        ),
+        (
+            "rhost",
+            credd_proto::AuthRequest {
+                rhost: Some("192.0.2.1\u{202e}9.2.0.291".into()),
+                ..base.clone()
+            },
+        ),
+        (
+            "tty",
+            credd_proto::AuthRequest {
+                tty: Some("ssh\u{2028}forged".into()),
+                ..base.clone()
+            },
+        ),
+        (
+            "ruser",
+            credd_proto::AuthRequest {
+                ruser: Some("root\u{200b}".into()),
+                ..base.clone()
+            },
+        ),
+    ] {
+        let reply = c.call(&Request::Authenticate(req)).unwrap();
+        match &reply {
+            Reply::Error {
+                kind: ErrorKind::BadRequest,
+                message,
+            } => assert!(
+                message.starts_with(&format!("{what} contains the character '\\u{{")),
+                "{what}: {message}"
+            ),
+            other => panic!("{what}: {other:?}"),
+        }
+    }
+    assert!(
+        !d.log()
+            .join("\n")
+            .contains(['\u{202e}', '\u{200b}', '\u{2028}']),
+        "{:?}",
+        d.log()
+    );
+}
+
 #[test]
 fn one_connection_carries_several_requests() {
     let d = TestDaemon::start();

@@ -113,6 +113,10 @@ pub(super) const FAILURES_KEPT_PER_ACCOUNT: i64 = 200;
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
+/// The schema version whose migration introduced the audit chain (MACs): the only step that may
+/// seal rows, those written before it.
+const CHAIN_VERSION: i64 = 4;
+
 /// One account as stored. The hash never leaves the daemon.
 #[derive(Clone)]
 pub struct Account {
@@ -237,10 +241,6 @@ impl Store {
         // a critical event by the caller.
         store.damage = store.quick_check()?;
         store.migrate()?;
-        let sealed = audit::seal_unsealed(&store.conn, &store.audit_key)?;
-        if sealed > 0 {
-            eprintln!("credd: sealed {sealed} audit rows written before the chain existed");
-        }
         Ok(store)
     }
 
@@ -260,6 +260,16 @@ impl Store {
         let tx = self.conn.transaction()?;
         for (version, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
             tx.execute_batch(sql)?;
+            // The rows written before the chain existed are sealed by the migration that
+            // introduces it, once, in its transaction. Never afterwards: a NULL MAC on a chained
+            // database is tampering (an edited row unsealed to be resealed), which `audit verify`
+            // names; resealing it at start would launder the edit with the real key.
+            if version as i64 + 1 == CHAIN_VERSION {
+                let sealed = audit::seal_unsealed(&tx, &self.audit_key)?;
+                if sealed > 0 {
+                    eprintln!("credd: sealed {sealed} audit rows written before the chain existed");
+                }
+            }
             tx.pragma_update(None, "user_version", version as i64 + 1)?;
         }
         tx.commit()?;
@@ -304,6 +314,29 @@ impl Store {
         let mut stmt = self.conn.prepare_cached(&sql)?;
         let rows = stmt.query_map(params![after, limit as i64], account_from_row)?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// Every account whose stored hash asks for more work than `hasher`'s cost caps, with why,
+    /// and the number of accounts looked at: for `credctl check` and the report at start.
+    pub fn accounts_over_cap(
+        &self,
+        hasher: &crate::hashing::Hasher,
+    ) -> Result<(u64, Vec<(String, String)>)> {
+        let mut over = Vec::new();
+        let mut seen = 0u64;
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.accounts_page(after.as_deref(), 1000)?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.name.clone());
+            for account in &page {
+                seen += 1;
+                if let Some(why) = account.hash.as_deref().and_then(|h| hasher.over_cap(h)) {
+                    over.push((account.name.clone(), why));
+                }
+            }
+        }
+        Ok((seen, over))
     }
 
     pub fn insert_account(
@@ -805,6 +838,41 @@ pub(crate) mod tests {
         assert_eq!(seen.len(), 25);
         assert_eq!(seen.first().unwrap(), "u00");
         assert_eq!(seen.last().unwrap(), "u24");
+    }
+
+    #[test]
+    fn only_the_chain_migration_seals_rows_and_a_nulled_mac_stays_a_finding() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("credd.db");
+        {
+            // A schema-3 database (before the chain) with two rows.
+            let c = Connection::open(&path).unwrap();
+            let tx = c.unchecked_transaction().unwrap();
+            for sql in &MIGRATIONS[..3] {
+                tx.execute_batch(sql).unwrap();
+            }
+            tx.pragma_update(None, "user_version", 3).unwrap();
+            tx.execute_batch(
+                "INSERT INTO audit (seq, time, event, outcome) VALUES (1, 10, 'user_added', 'ok');
+                 INSERT INTO audit (seq, time, event, outcome) VALUES (2, 11, 'user_added', 'ok');",
+            )
+            .unwrap();
+            tx.commit().unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let store = open(&path).unwrap();
+        let report = store.audit_verify().unwrap();
+        assert_eq!((report.rows_checked, report.first_bad_seq), (2, None));
+        drop(store);
+        // After the migration: an edited row whose MAC was NULLed is not resealed.
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch("UPDATE audit SET detail = 'forged', mac = NULL WHERE seq = 2;")
+            .unwrap();
+        drop(c);
+        let store = open(&path).unwrap();
+        let report = store.audit_verify().unwrap();
+        assert_eq!(report.first_bad_seq, Some(2), "{report:?}");
+        assert!(report.problem.unwrap().contains("no MAC"));
     }
 
     #[test]
