@@ -20,6 +20,7 @@ mod import;
 mod lockout;
 mod pepper;
 mod reader;
+pub mod schema;
 mod sessions;
 
 pub use codes::CodeRow;
@@ -200,6 +201,8 @@ impl Store {
                 | rusqlite::OpenFlags::SQLITE_OPEN_URI
                 | rusqlite::OpenFlags::SQLITE_OPEN_NOFOLLOW,
         )?;
+        // Before the first statement: nothing the file's schema names may run with our rights.
+        schema::harden(&conn)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
@@ -245,13 +248,28 @@ impl Store {
                 ),
             });
         }
+        // Exactly the schema of its version before migrating it, and of ours after.
+        self.verify_schema(current)?;
         let tx = self.conn.transaction()?;
         for (version, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
             tx.execute_batch(sql)?;
             tx.pragma_update(None, "user_version", version as i64 + 1)?;
         }
         tx.commit()?;
-        Ok(())
+        self.verify_schema(SCHEMA_VERSION)
+    }
+
+    /// Refuses a database whose schema is not exactly what the migrations up to `version`
+    /// create, naming every unexpected, missing or altered object.
+    fn verify_schema(&self, version: i64) -> Result<()> {
+        schema::verify(&self.conn, version)?.map_err(|problems| DaemonError::StoreSetup {
+            path: self.path.clone(),
+            message: format!(
+                "its schema is not the one credd creates: {}; refusing to open it \
+                 (restore a backup taken by `credctl backup`)",
+                problems.join("; ")
+            ),
+        })
     }
 
     #[cfg(test)]
@@ -263,6 +281,11 @@ impl Store {
 
     pub fn account(&self, name: &str) -> Result<Option<Account>> {
         reader::account_in(&self.conn, name)
+    }
+
+    /// The audit chain's key (it also keys the MAC of backups).
+    pub fn audit_key(&self) -> &AuditKey {
+        &self.audit_key
     }
 
     /// The database file.
@@ -793,6 +816,62 @@ pub(crate) mod tests {
         assert_eq!(seen.len(), 25);
         assert_eq!(seen.first().unwrap(), "u00");
         assert_eq!(seen.last().unwrap(), "u24");
+    }
+
+    #[test]
+    fn a_trigger_or_a_view_in_the_file_is_refused_by_name() {
+        for (planted, named) in [
+            (
+                "CREATE TRIGGER keep AFTER UPDATE OF hash ON users
+                 BEGIN UPDATE users SET hash = '$attacker' WHERE name = NEW.name; END;",
+                "unexpected trigger \"keep\" on \"users\"",
+            ),
+            (
+                "DROP TABLE reset_codes;
+                 CREATE VIEW reset_codes AS SELECT name AS user, x'00' AS digest, 0 AS issued_at,
+                   9999999999 AS expires_at, 0 AS attempts, 0 AS issued_by FROM users;",
+                "unexpected view \"reset_codes\"",
+            ),
+            ("CREATE TABLE extra (x);", "unexpected table \"extra\""),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("credd.db");
+            drop(open(&path).unwrap());
+            Connection::open(&path)
+                .unwrap()
+                .execute_batch(planted)
+                .unwrap();
+            let err = open(&path)
+                .err()
+                .expect("opened a doctored database")
+                .to_string();
+            assert!(err.contains(named), "{err}");
+        }
+    }
+
+    #[test]
+    fn removing_an_account_still_cascades_with_triggers_off() {
+        let (_d, mut s) = temp_store();
+        s.insert_account("a", None, None, false, 0)
+            .unwrap()
+            .unwrap();
+        let digest = crate::codes::digest("AAAA");
+        s.issue_reset(&ResetOrder {
+            user: "a",
+            digest: &digest,
+            expires_at: 900,
+            keep_password: false,
+            admin_uid: 0,
+            now: 0,
+        })
+        .unwrap()
+        .unwrap();
+        s.remove_account("a", 0).unwrap().unwrap();
+        let left: i64 = s
+            .conn
+            .query_row("SELECT count(*) FROM reset_codes", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 0);
     }
 
     #[test]
