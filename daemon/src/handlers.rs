@@ -191,7 +191,9 @@ impl Daemon {
                     uid.map_or(String::new(), |u| u.to_string())
                 ),
             ),
-            Ok(Err(WriteConflict::NotFound)) => internal("insert reported a missing row"),
+            Ok(Err(WriteConflict::NotFound | WriteConflict::Changed)) => {
+                internal("insert reported a missing or changed row")
+            }
             Ok(Ok(account)) => Reply::User(Box::new(user_info(&account))),
         }
     }

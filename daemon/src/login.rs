@@ -214,11 +214,13 @@ impl Daemon {
                 unknown: false,
             },
             Checked::Wrong => Reply::Denied,
+            // Reset (or changed) while this login was verified: the reset wins.
+            Checked::Changed => Reply::Denied,
             Checked::Password { audited } => return (if_right, audited),
             _ if account.disabled => Reply::Disabled,
             // A valid reset code gets in only as far as the forced change: acct_mgmt answers
             // must-change, and chauthtok consumes the code when the new password is stored.
-            Checked::Code => Reply::MustChange,
+            Checked::Code(_) => Reply::MustChange,
         };
         (reply, false)
     }

@@ -23,8 +23,12 @@ pub enum Checked {
     Password {
         audited: bool,
     },
-    /// The pending reset code (not consumed: a password change consumes it).
-    Code,
+    /// The pending reset code, by its digest (not consumed: a password change consumes it,
+    /// deleting exactly this code).
+    Code(Vec<u8>),
+    /// The secret was right for the account as it was read, but its credentials changed before
+    /// the success could be recorded (a reset, a password change): refused, not counted.
+    Changed,
     Wrong,
     /// No secret was checked; `until` as the lock says.
     Locked(Option<i64>),
@@ -103,15 +107,15 @@ impl Daemon {
             if let Err(e) = self.store().clear_failures(&account.name) {
                 return Some(Checked::Failed(internal(e)));
             }
-            return Some(Checked::Code);
+            return Some(Checked::Code(code.digest.clone()));
         }
         if active {
             // Counted even when the account kept its password (`reset --keep-password`), so that a
             // pending code burns after max_attempts whatever else the user types.
             let max = self.live().config.codes.max_attempts;
-            if let Err(e) = self
-                .store()
-                .code_rejected(&account.name, max, peer_uid, now)
+            if let Err(e) =
+                self.store()
+                    .code_rejected(&account.name, &code.digest, max, peer_uid, now)
             {
                 return Some(Checked::Failed(internal(e)));
             }
@@ -184,6 +188,7 @@ impl Daemon {
                 let success = Success {
                     rehash,
                     event: login,
+                    generation: Some(account.generation),
                 };
                 match store.attempt_succeeded(&account.name, now, &success) {
                     Err(e) => Checked::Failed(internal(e)),
@@ -191,6 +196,12 @@ impl Daemon {
                     // and the answer is the one a wrong guess got, so it confirms nothing to a
                     // guesser who sent several passwords at once.
                     Ok(Succeeded::LockedMeanwhile { .. }) => Checked::Wrong,
+                    // Reset or changed meanwhile: the password verified is a stale one. Not a
+                    // wrong guess, so the reservation does not count as a failure.
+                    Ok(Succeeded::ChangedMeanwhile) => match store.cancel_attempt(reservation) {
+                        Err(e) => Checked::Failed(internal(e)),
+                        Ok(()) => Checked::Changed,
+                    },
                     Ok(Succeeded::Recorded { .. }) => Checked::Password {
                         audited: login.is_some(),
                     },

@@ -106,6 +106,9 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE audit ADD COLUMN mac BLOB;
     CREATE UNIQUE INDEX audit_by_event_id ON audit(event_id);
     CREATE INDEX audit_by_target ON audit(target, seq);",
+    // 5: a generation per account, bumped by every change of its credentials (reset, password
+    // set or changed, code redeemed): a write proven against one state is refused once it moved.
+    "ALTER TABLE users ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// Failure rows kept per account (newest first): enough for `status`, and far above
@@ -124,6 +127,9 @@ pub struct Account {
     pub must_change: bool,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Bumped by every change of the account's credentials: a password change or login proven
+    /// against one generation is written only while it is still the account's.
+    pub generation: i64,
 }
 
 impl std::fmt::Debug for Account {
@@ -134,6 +140,7 @@ impl std::fmt::Debug for Account {
             .field("hash", &self.hash.as_ref().map(|_| "***"))
             .field("disabled", &self.disabled)
             .field("must_change", &self.must_change)
+            .field("generation", &self.generation)
             .finish()
     }
 }
@@ -144,6 +151,9 @@ pub enum WriteConflict {
     NameTaken,
     UidTaken(String),
     NotFound,
+    /// The account's credentials changed after the secret was proven (a reset, another change):
+    /// the write was refused and nothing was changed.
+    Changed,
 }
 
 /// A row written after the reply, by the daemon's audit writer (see `Daemon::record`).
@@ -174,7 +184,7 @@ pub struct Store {
 }
 
 pub(super) const ACCOUNT_COLUMNS: &str =
-    "name, uid, hash, disabled, must_change, created_at, updated_at";
+    "name, uid, hash, disabled, must_change, created_at, updated_at, generation";
 
 pub(super) fn account_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Account> {
     Ok(Account {
@@ -185,6 +195,7 @@ pub(super) fn account_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Acco
         must_change: row.get(4)?,
         created_at: row.get(5)?,
         updated_at: row.get(6)?,
+        generation: row.get(7)?,
     })
 }
 
@@ -378,6 +389,7 @@ impl Store {
             must_change,
             created_at: now,
             updated_at: now,
+            generation: 0,
         }))
     }
 
@@ -448,7 +460,9 @@ impl Store {
         let mut out = Vec::new();
         let now = now_unix();
         let n = tx.execute(
-            "UPDATE users SET hash = ?2, must_change = ?3, updated_at = ?4 WHERE name = ?1",
+            "UPDATE users SET hash = ?2, must_change = ?3, updated_at = ?4,
+                              generation = generation + 1
+             WHERE name = ?1",
             params![name, hash, must_change, now],
         )?;
         if n != 1 {
@@ -872,6 +886,28 @@ pub(crate) mod tests {
             .query_row("SELECT count(*) FROM reset_codes", [], |r| r.get(0))
             .unwrap();
         assert_eq!(left, 0);
+    }
+
+    #[test]
+    fn accounts_of_schema_version_4_get_generation_0() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("credd.db");
+        {
+            let c = Connection::open(&path).unwrap();
+            for sql in &MIGRATIONS[..4] {
+                c.execute_batch(sql).unwrap();
+            }
+            c.pragma_update(None, "user_version", 4).unwrap();
+            c.execute(
+                "INSERT INTO users (name, hash, created_at, updated_at) VALUES ('a', '$h', 0, 0)",
+                [],
+            )
+            .unwrap();
+        }
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let s = open(&path).unwrap();
+        assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
+        assert_eq!(s.account("a").unwrap().unwrap().generation, 0);
     }
 
     #[test]
