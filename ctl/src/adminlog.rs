@@ -74,6 +74,8 @@ pub enum Verb {
     Unlock,
     Import,
     Restore,
+    /// `restore --force-foreign` of a copy that is not provably this host's.
+    RestoreForced,
 }
 
 impl Verb {
@@ -89,6 +91,7 @@ impl Verb {
             Verb::Unlock => "unlock",
             Verb::Import => "import",
             Verb::Restore => "restore",
+            Verb::RestoreForced => "restore_forced",
         }
     }
 
@@ -97,6 +100,7 @@ impl Verb {
     fn severity(self) -> Severity {
         match self {
             Verb::Reset | Verb::Lock | Verb::Import => Severity::LOG_NOTICE,
+            Verb::RestoreForced => Severity::LOG_WARNING,
             _ => Severity::LOG_INFO,
         }
     }

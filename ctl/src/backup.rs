@@ -5,7 +5,10 @@
 //! existing file, and a copy whose size or SHA-256 differs from what credd announced is removed.
 //! A restore replaces the database only after checking the copy, only while no credd holds the
 //! state directory (and holding its lock meanwhile, so none can start), and atomically: a crash
-//! leaves the old database or the new one.
+//! leaves the old database or the new one. The checks are credd's own
+//! ([`credd::backup::examine_copy`]): SQLite's integrity check, exactly the schema credd creates
+//! (never overridable), and, unless `--force-foreign`, the backup's HMAC and the audit chain under
+//! this host's audit key.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -18,7 +21,12 @@ use base64ct::{Base64, Encoding};
 use credd_proto::{Client, Reply, Request, paths};
 use sha2::{Digest, Sha256};
 
+use credd::audit::AuditKey;
+
 use crate::error::CtlError;
+
+/// credd's audit key, beside the database in the state directory.
+const AUDIT_KEY_NAME: &str = "audit.key";
 
 /// A backup of a large store is a few seconds of `VACUUM INTO` before the first byte.
 const BACKUP_TIMEOUT: Duration = Duration::from_secs(300);
@@ -100,7 +108,19 @@ pub fn backup(socket: &Path, file: &Path, out: &mut impl Write) -> Result<(), Ct
     .map_err(CtlError::Output)
 }
 
-pub fn restore(file: &Path, state_dir: &Path, out: &mut impl Write) -> Result<(), CtlError> {
+use credd::backup::RESTORE_NOTE_NAME;
+
+/// What `restore` did, for credctl's own log line.
+pub struct Restored {
+    pub forced: bool,
+}
+
+pub fn restore(
+    file: &Path,
+    state_dir: &Path,
+    force_foreign: bool,
+    out: &mut impl Write,
+) -> Result<Restored, CtlError> {
     let fail = |message: String| CtlError::Restore(message);
     // While we hold the lock no credd can start on this directory; if we cannot take it, one runs.
     let lock_path = state_dir.join(paths::LOCK_NAME);
@@ -117,13 +137,17 @@ pub fn restore(file: &Path, state_dir: &Path, out: &mut impl Write) -> Result<()
             state_dir.display()
         )));
     }
-    check_copy(file)
-        .map_err(|why| fail(format!("{}: {why}; nothing was changed", file.display())))?;
+    let key_path = state_dir.join(AUDIT_KEY_NAME);
+    let key = AuditKey::load_existing(&key_path).map_err(|e| fail(e.to_string()))?;
 
     let db = state_dir.join(paths::DATABASE_NAME);
     let staged: PathBuf = state_dir.join(format!(".{}.restore", paths::DATABASE_NAME));
     let _ = std::fs::remove_file(&staged);
     let mut source = File::open(file).map_err(|e| file_error(file, e))?;
+    // The database's own bytes go to the staged copy, the trailer with the backup's HMAC stays
+    // behind: every check below reads exactly what would be put in place.
+    let (db_len, mac) =
+        credd::backup::read_trailer(&mut source).map_err(|e| file_error(file, e))?;
     let mut copy = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -131,12 +155,44 @@ pub fn restore(file: &Path, state_dir: &Path, out: &mut impl Write) -> Result<()
         .custom_flags(libc::O_NOFOLLOW)
         .open(&staged)
         .map_err(|e| file_error(&staged, e))?;
-    let copied = io::copy(&mut source, &mut copy)
+    let unstage = |e: CtlError| {
+        let _ = std::fs::remove_file(&staged);
+        e
+    };
+    let copied = io::copy(&mut io::Read::take(&mut source, db_len), &mut copy)
         .and_then(|n| copy.sync_all().map(|()| n))
-        .map_err(|e| {
-            let _ = std::fs::remove_file(&staged);
-            file_error(&staged, e)
-        })?;
+        .map_err(|e| unstage(file_error(&staged, e)))?;
+    drop(copy);
+    let examined = credd::backup::examine_copy(&staged, mac, key.as_ref()).map_err(|why| {
+        unstage(fail(format!(
+            "{}: {why}; nothing was changed",
+            file.display()
+        )))
+    })?;
+    let forced = !examined.foreign.is_empty();
+    if forced && !force_foreign {
+        return Err(unstage(fail(format!(
+            "{}: {}; nothing was changed (if you know where this copy comes from, restore it with \
+             --force-foreign: the restore is then audited as forced)",
+            file.display(),
+            examined.foreign.join("; ")
+        ))));
+    }
+    // credd audits the restore at its next start, in its own chain (credctl has no chain to
+    // write to while credd is stopped); written before the swap, so a restore is never
+    // unrecorded.
+    let note = format!(
+        "file={:?} bytes={copied} schema_version={} forced={forced}{}",
+        file.display().to_string(),
+        examined.version,
+        if forced {
+            format!(" why={:?}", examined.foreign.join("; "))
+        } else {
+            String::new()
+        }
+    );
+    write_note(state_dir, &note).map_err(&unstage)?;
+
     // The old log and index belong to the old database: SQLite must never apply them to the new
     // one. They go first; a crash before the rename leaves the old database, whole (credd
     // truncates its log at every clean stop).
@@ -146,48 +202,50 @@ pub fn restore(file: &Path, state_dir: &Path, out: &mut impl Write) -> Result<()
         match std::fs::remove_file(&name) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(file_error(Path::new(&name), e)),
+            Err(e) => return Err(unstage(file_error(Path::new(&name), e))),
         }
     }
-    std::fs::rename(&staged, &db).map_err(|e| file_error(&db, e))?;
+    std::fs::rename(&staged, &db).map_err(|e| {
+        let _ = std::fs::remove_file(state_dir.join(RESTORE_NOTE_NAME));
+        unstage(file_error(&db, e))
+    })?;
     File::open(state_dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| file_error(state_dir, e))?;
     drop(lock);
+    if forced {
+        writeln!(
+            out,
+            "warning: restored a copy that is not provably this host's, as asked (--force-foreign): {}",
+            examined.foreign.join("; ")
+        )
+        .map_err(CtlError::Output)?;
+    }
     writeln!(
         out,
         "restored {} ({copied} bytes) into {}; start credd, then run `credctl audit verify`",
         file.display(),
         db.display()
     )
-    .map_err(CtlError::Output)
+    .map_err(CtlError::Output)?;
+    Ok(Restored { forced })
 }
 
-/// A copy credd can use: SQLite opens it read-only, `integrity_check` says ok, and it has
-/// credd's tables.
-fn check_copy(file: &Path) -> Result<(), String> {
-    let conn = rusqlite::Connection::open_with_flags(
-        file,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NOFOLLOW,
-    )
-    .map_err(|e| format!("cannot open it as a database: {e}"))?;
-    let verdict: String = conn
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .map_err(|e| format!("not a database credd can read: {e}"))?;
-    if verdict != "ok" {
-        return Err(format!("it fails SQLite's integrity check: {verdict}"));
+/// The note credd turns into a `backup_restored` audit row at its next start: created 0600, never
+/// through a link, replacing an older one not yet read.
+fn write_note(state_dir: &Path, note: &str) -> Result<(), CtlError> {
+    let path = state_dir.join(RESTORE_NOTE_NAME);
+    if std::fs::symlink_metadata(&path).is_ok() {
+        std::fs::remove_file(&path).map_err(|e| file_error(&path, e))?;
     }
-    for table in ["users", "audit", "locks", "failures"] {
-        let found: bool = conn
-            .query_row(
-                "SELECT EXISTS(SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)",
-                [table],
-                |r| r.get(0),
-            )
-            .map_err(|e| format!("cannot read its schema: {e}"))?;
-        if !found {
-            return Err(format!("it has no {table} table: not a credd database"));
-        }
-    }
-    Ok(())
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&path)
+        .map_err(|e| file_error(&path, e))?;
+    file.write_all(note.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| file_error(&path, e))
 }

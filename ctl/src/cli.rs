@@ -136,8 +136,10 @@ pub enum Command {
     Backup(BackupArgs),
     /// Replace the database with a backup, credd stopped (docs/operations.md)
     ///
-    /// The copy is checked (SQLite's integrity check, credd's tables) and put in place atomically;
-    /// refused while a credd holds the state directory.
+    /// The copy is checked — SQLite's integrity check; exactly the schema credd creates, no
+    /// trigger, view or extra table or index; the backup's HMAC and the audit chain under this
+    /// host's audit key — and put in place atomically; refused while a credd holds the state
+    /// directory. credd records the restore (`backup_restored`) at its next start.
     Restore(RestoreArgs),
 }
 
@@ -154,6 +156,11 @@ pub struct RestoreArgs {
     /// credd's state directory
     #[arg(long, default_value = credd_proto::paths::DEFAULT_STATE_DIR)]
     pub state_dir: std::path::PathBuf,
+    /// Restore a copy whose HMAC or audit chain does not verify under this host's audit key
+    /// (another host's backup, an edited one, or a plain copy of credd.db); audited as forced.
+    /// A copy whose schema is not credd's is refused even so
+    #[arg(long)]
+    pub force_foreign: bool,
 }
 
 impl Command {

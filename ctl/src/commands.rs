@@ -62,16 +62,22 @@ pub fn run(cli: &Invocation) -> Result<(), CtlError> {
         Command::Passwd(args) => passwd(socket, log, args, &mut out),
         Command::Backup(args) => crate::backup::backup(socket, &args.file, &mut out),
         Command::Restore(args) => {
-            let restored = crate::backup::restore(&args.file, &args.state_dir, &mut out);
+            let restored =
+                crate::backup::restore(&args.file, &args.state_dir, args.force_foreign, &mut out);
+            let forced = matches!(&restored, Ok(r) if r.forced);
             log.record(
                 &Action {
-                    verb: Verb::Restore,
+                    verb: if forced {
+                        Verb::RestoreForced
+                    } else {
+                        Verb::Restore
+                    },
                     target: Target::Name("(database)".into()),
                 },
                 Outcome::of(&restored),
                 &crate::adminlog::request_id().unwrap_or_default(),
             );
-            restored
+            restored.map(|_| ())
         }
         Command::Status(args) => status(socket, args, &mut out),
         Command::Lock(args) => lock(socket, log, args, &mut out),

@@ -83,9 +83,34 @@ impl AuditKey {
         }
     }
 
+    /// Loads an existing key and never creates one (`credctl restore`, which must not invent this
+    /// host's key). `None`: there is no key file.
+    pub fn load_existing(path: &Path) -> Result<Option<AuditKey>> {
+        if std::fs::symlink_metadata(path).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+        {
+            return Ok(None);
+        }
+        Self::load_or_create_reporting(path).map(|(key, _)| Some(key))
+    }
+
+    /// The keyed MAC of a backup file (`credctl backup`): HMAC-SHA256 under a key derived from
+    /// the chain key for this one purpose, so a backup's MAC is never a valid row MAC.
+    pub fn backup_mac(&self) -> Hmac<Sha256> {
+        let mut derive =
+            <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0).expect("any key length");
+        derive.update(b"credd backup file v1");
+        let subkey = derive.finalize().into_bytes();
+        <Hmac<Sha256> as KeyInit>::new_from_slice(&subkey).expect("any key length")
+    }
+
     #[cfg(test)]
     pub fn for_tests() -> AuditKey {
         AuditKey([7u8; KEY_LEN])
+    }
+
+    #[cfg(test)]
+    pub fn other_for_tests() -> AuditKey {
+        AuditKey([9u8; KEY_LEN])
     }
 }
 

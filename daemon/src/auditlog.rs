@@ -293,6 +293,7 @@ pub fn event_code(name: &str) -> u32 {
         "backup_taken" => 30,
         "config_reloaded" => 31,
         "hash_over_cap" => 32,
+        "backup_restored" => 33,
         _ => 99,
     }
 }
@@ -300,10 +301,11 @@ pub fn event_code(name: &str) -> u32 {
 fn severity(event: &str, outcome: &str) -> Severity {
     match event {
         "integrity_failure" => Severity::LOG_CRIT,
+        "backup_restored" if outcome == "forced" => Severity::LOG_WARNING,
         "login_failure" | "account_locked" | "code_rejected" | "code_burned" | "rate_limited"
         | "peer_refused" | "syslog_dropped" | "hash_over_cap" => Severity::LOG_WARNING,
         "reset_issued" | "admin_lock" | "password_changed" | "user_removed" | "pepper_applied"
-        | "backup_taken" => Severity::LOG_NOTICE,
+        | "backup_taken" | "backup_restored" => Severity::LOG_NOTICE,
         _ if outcome == "ok" => Severity::LOG_INFO,
         _ => Severity::LOG_NOTICE,
     }

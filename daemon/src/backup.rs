@@ -4,8 +4,13 @@
 //! logins go on (it reads through a connection of its own, so the store lock is not held). The
 //! snapshot is checked with `PRAGMA integrity_check` before a byte is sent, streamed in chunks
 //! that fit a frame, and deleted; the client checks the size and SHA-256 sent at the end.
+//!
+//! The last chunk is a trailer after the database's pages: HMAC-SHA256 of those pages under a key
+//! derived from this host's audit key ([`AuditKey::backup_mac`]). `credctl restore` checks it
+//! with [`examine_copy`], together with the copy's schema and audit chain, so that a backup of
+//! another host, or one edited since it was taken, is never put in place unnoticed.
 
-use std::io::Read;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -13,7 +18,9 @@ use base64ct::{Base64, Encoding};
 use credd_proto::{ErrorKind, ProtoError, Reply};
 use sha2::{Digest, Sha256};
 
-use crate::audit::Event;
+use hmac::Mac;
+
+use crate::audit::{AuditKey, Event};
 use crate::handlers::{Respond, error, internal};
 use crate::peer::Peer;
 use crate::state::Daemon;
@@ -60,6 +67,7 @@ impl Daemon {
             Err(e) => return respond(&internal(e)),
         };
         let mut hasher = Sha256::new();
+        let mut mac = self.store().audit_key().backup_mac();
         let mut bytes = 0u64;
         let mut buf = vec![0u8; CHUNK];
         loop {
@@ -69,11 +77,18 @@ impl Daemon {
                 Err(e) => return respond(&internal(e)),
             };
             hasher.update(&buf[..n]);
+            mac.update(&buf[..n]);
             bytes += n as u64;
             respond(&Reply::BackupChunk {
                 data: Base64::encode_string(&buf[..n]),
             })?;
         }
+        let trailer = trailer(&mac.finalize().into_bytes());
+        hasher.update(&trailer);
+        bytes += trailer.len() as u64;
+        respond(&Reply::BackupChunk {
+            data: Base64::encode_string(&trailer),
+        })?;
         let sha256: String = hasher
             .finalize()
             .iter()
@@ -99,6 +114,7 @@ fn snapshot_into(db: &Path, target: &Path) -> crate::error::Result<()> {
             | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX
             | rusqlite::OpenFlags::SQLITE_OPEN_NOFOLLOW,
     )?;
+    crate::store::schema::harden(&conn)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     let target_str = target.to_str().ok_or_else(|| {
         crate::error::DaemonError::Startup("state directory path is not UTF-8".into())
@@ -109,6 +125,7 @@ fn snapshot_into(db: &Path, target: &Path) -> crate::error::Result<()> {
         target,
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NOFOLLOW,
     )?;
+    crate::store::schema::harden(&copy)?;
     let verdict: String = copy.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
     if verdict != "ok" {
         return Err(crate::error::DaemonError::StoreSetup {
@@ -117,4 +134,274 @@ fn snapshot_into(db: &Path, target: &Path) -> crate::error::Result<()> {
         });
     }
     Ok(())
+}
+
+/// Written by `credctl restore` into the state directory; turned into a `backup_restored` audit
+/// row at the next start ([`record_restore_note`]), then removed.
+pub const RESTORE_NOTE_NAME: &str = "restore.note";
+
+/// Audits a restore that `credctl restore` left a note of (it runs while credd is stopped, with
+/// no chain of its own to write to): one `backup_restored` row, outcome `forced` for a copy that
+/// was not provably this host's. The note is removed once the row is committed.
+pub fn record_restore_note(
+    state_dir: &Path,
+    store: &mut crate::store::Store,
+) -> crate::error::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = state_dir.join(RESTORE_NOTE_NAME);
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&path);
+    let mut file = match opened {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(crate::error::DaemonError::io(&path, e)),
+    };
+    let mut raw = Vec::new();
+    file.by_ref()
+        .take(4096)
+        .read_to_end(&mut raw)
+        .map_err(|e| crate::error::DaemonError::io(&path, e))?;
+    let detail: String = String::from_utf8_lossy(&raw)
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let forced = detail.contains("forced=true");
+    let event = Event {
+        name: "backup_restored",
+        outcome: if forced { "forced" } else { "ok" },
+        detail,
+        ..Default::default()
+    };
+    store.write_deferred(&[crate::store::Deferred::Event(
+        crate::audit::QueuedEvent::capture(&event, crate::timefmt::now_unix()),
+    )])?;
+    std::fs::remove_file(&path).map_err(|e| crate::error::DaemonError::io(&path, e))
+}
+
+/// What ends a backup file, after the database's own bytes.
+pub const TRAILER_MAGIC: &[u8] = b"\ncredd-backup-hmac-sha256:";
+/// The magic, 64 hex digits and a newline.
+pub const TRAILER_LEN: usize = TRAILER_MAGIC.len() + 64 + 1;
+
+fn trailer(mac: &[u8]) -> Vec<u8> {
+    let mut out = TRAILER_MAGIC.to_vec();
+    out.extend(crate::audit::hex(mac).into_bytes());
+    out.push(b'\n');
+    out
+}
+
+/// The length of the database in a backup file, and the MAC its trailer carries (`None`: the file
+/// has no trailer, e.g. a copy of `credd.db` or a backup of an older credctl).
+pub fn read_trailer(file: &mut std::fs::File) -> std::io::Result<(u64, Option<[u8; 32]>)> {
+    let len = file.metadata()?.len();
+    if len < TRAILER_LEN as u64 {
+        return Ok((len, None));
+    }
+    file.seek(SeekFrom::Start(len - TRAILER_LEN as u64))?;
+    let mut tail = vec![0u8; TRAILER_LEN];
+    file.read_exact(&mut tail)?;
+    file.seek(SeekFrom::Start(0))?;
+    let Some(hex) = tail
+        .strip_prefix(TRAILER_MAGIC)
+        .and_then(|rest| rest.strip_suffix(b"\n"))
+    else {
+        return Ok((len, None));
+    };
+    let mut mac = [0u8; 32];
+    for (i, pair) in hex.chunks(2).enumerate() {
+        let digit = |c: u8| (c as char).to_digit(16);
+        match (digit(pair[0]), digit(pair[1])) {
+            (Some(h), Some(l)) => mac[i] = (h * 16 + l) as u8,
+            _ => return Ok((len, None)),
+        }
+    }
+    Ok((len - TRAILER_LEN as u64, Some(mac)))
+}
+
+/// What `credctl restore` learns of a copy (the database bytes of a backup, staged).
+#[derive(Debug)]
+pub struct Examined {
+    /// Its schema version (credd migrates an older one forward at start).
+    pub version: i64,
+    /// Why it cannot be shown to be this host's, intact: no HMAC, an HMAC that does not match
+    /// under this host's audit key, or an audit chain that does not verify under it. Empty: it is.
+    /// Restoring it anyway takes `--force-foreign`.
+    pub foreign: Vec<String>,
+}
+
+/// Checks a staged copy before it replaces the database. `Err`: it must never be put in place
+/// (not a database, damaged, a newer schema, or a schema that is not exactly the one credd
+/// creates, whatever the flags). `key`: this host's audit key, if it has one; `mac`: the MAC the
+/// backup's trailer carries.
+pub fn examine_copy(
+    staged: &Path,
+    mac: Option<[u8; 32]>,
+    key: Option<&AuditKey>,
+) -> Result<Examined, String> {
+    let conn = rusqlite::Connection::open_with_flags(
+        staged,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NOFOLLOW,
+    )
+    .map_err(|e| format!("cannot open it as a database: {e}"))?;
+    crate::store::schema::harden(&conn).map_err(|e| format!("cannot open it safely: {e}"))?;
+    let verdict: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .map_err(|e| format!("not a database credd can read: {e}"))?;
+    if verdict != "ok" {
+        return Err(format!("it fails SQLite's integrity check: {verdict}"));
+    }
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|e| format!("cannot read its schema version: {e}"))?;
+    let current = crate::store::SCHEMA_VERSION;
+    if version < 1 {
+        return Err("schema version 0: not a credd database".into());
+    }
+    if version > current {
+        return Err(format!(
+            "its schema version {version} is newer than this credd understands ({current})"
+        ));
+    }
+    match crate::store::schema::verify(&conn, version) {
+        Err(e) => return Err(format!("cannot read its schema: {e}")),
+        Ok(Err(problems)) => {
+            return Err(format!(
+                "its schema is not the one credd creates (schema version {version}): {}; \
+                 not a credd database as credd wrote it",
+                problems.join("; ")
+            ));
+        }
+        Ok(Ok(())) => {}
+    }
+    let mut foreign = Vec::new();
+    let Some(key) = key else {
+        foreign.push("this host has no audit key to check it with".to_string());
+        return Ok(Examined { version, foreign });
+    };
+    match mac {
+        None => foreign.push(
+            "it carries no HMAC (not a file written by `credctl backup` of this version)".into(),
+        ),
+        Some(expected) => {
+            let mut m = key.backup_mac();
+            let mut file = std::fs::File::open(staged).map_err(|e| e.to_string())?;
+            let mut buf = vec![0u8; CHUNK];
+            loop {
+                let n = file.read(&mut buf).map_err(|e| e.to_string())?;
+                if n == 0 {
+                    break;
+                }
+                m.update(&buf[..n]);
+            }
+            if m.verify_slice(&expected).is_err() {
+                foreign.push(
+                    "its HMAC does not match under this host's audit key (a backup of another \
+                     host, or edited since it was taken)"
+                        .into(),
+                );
+            }
+        }
+    }
+    // The chain came with schema version 4.
+    if version >= 4 {
+        let report = crate::audit::verify(&conn, key)
+            .map_err(|e| format!("cannot read its audit table: {e}"))?;
+        if let (Some(seq), Some(problem)) = (report.first_bad_seq, report.problem) {
+            foreign.push(format!(
+                "its audit chain does not verify under this host's audit key at row {seq}: {problem}"
+            ));
+        }
+    }
+    Ok(Examined { version, foreign })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// A database of the current schema with one account and one audit row, and a backup file of
+    /// it (trailer included) under `key`.
+    fn backup_file(dir: &Path, key: AuditKey) -> PathBuf {
+        let db = dir.join("credd.db");
+        let mut store = crate::store::Store::open(
+            &db,
+            AuditKey::for_tests(),
+            crate::auditlog::Sink::disabled(),
+        )
+        .unwrap();
+        store
+            .insert_account("alice", Some(1000), Some("$pbkdf2-sha256$x"), false, 0)
+            .unwrap()
+            .unwrap();
+        store.truncate_wal().unwrap();
+        drop(store);
+        let bytes = std::fs::read(&db).unwrap();
+        let mut m = key.backup_mac();
+        m.update(&bytes);
+        let file = dir.join("backup.db");
+        let mut f = std::fs::File::create(&file).unwrap();
+        f.write_all(&bytes).unwrap();
+        f.write_all(&trailer(&m.finalize().into_bytes())).unwrap();
+        file
+    }
+
+    fn examine(file: &Path, key: Option<&AuditKey>) -> Result<Examined, String> {
+        let mut f = std::fs::File::open(file).unwrap();
+        let (len, mac) = read_trailer(&mut f).unwrap();
+        let staged = file.with_extension("staged");
+        let mut bytes = std::fs::read(file).unwrap();
+        bytes.truncate(len as usize);
+        std::fs::write(&staged, bytes).unwrap();
+        examine_copy(&staged, mac, key)
+    }
+
+    #[test]
+    fn this_hosts_backup_is_authentic_and_another_key_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = backup_file(dir.path(), AuditKey::for_tests());
+        let ok = examine(&file, Some(&AuditKey::for_tests())).unwrap();
+        assert!(ok.foreign.is_empty(), "{:?}", ok.foreign);
+        let other = examine(&file, Some(&AuditKey::other_for_tests())).unwrap();
+        let text = other.foreign.join("; ");
+        assert!(text.contains("HMAC does not match"), "{text}");
+        assert!(text.contains("audit chain does not verify"), "{text}");
+        assert!(!examine(&file, None).unwrap().foreign.is_empty());
+    }
+
+    #[test]
+    fn one_byte_changed_in_a_row_fails_the_hmac() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = backup_file(dir.path(), AuditKey::for_tests());
+        let mut bytes = std::fs::read(&file).unwrap();
+        let at = bytes
+            .windows(16)
+            .position(|w| w == b"$pbkdf2-sha256$x")
+            .unwrap();
+        bytes[at + 15] = b'y';
+        std::fs::write(&file, bytes).unwrap();
+        let edited = examine(&file, Some(&AuditKey::for_tests())).unwrap();
+        assert!(
+            edited.foreign.join("; ").contains("HMAC does not match"),
+            "{:?}",
+            edited.foreign
+        );
+    }
+
+    #[test]
+    fn a_copy_without_a_trailer_carries_no_hmac() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = backup_file(dir.path(), AuditKey::for_tests());
+        let mut bytes = std::fs::read(&file).unwrap();
+        bytes.truncate(bytes.len() - TRAILER_LEN);
+        std::fs::write(&file, bytes).unwrap();
+        let bare = examine(&file, Some(&AuditKey::for_tests())).unwrap();
+        assert!(
+            bare.foreign.join("; ").contains("no HMAC"),
+            "{:?}",
+            bare.foreign
+        );
+    }
 }

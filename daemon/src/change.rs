@@ -12,13 +12,14 @@ use crate::peer::Peer;
 use crate::procinfo;
 use crate::secret_check::Checked;
 use crate::state::Daemon;
-use crate::store::{Account, AttemptSource, PasswordChange};
+use crate::store::{Account, AttemptSource, PasswordChange, WriteConflict};
 use crate::timefmt::{now_unix, rfc3339};
 
 /// How the old secret was proven.
 enum Proof {
     Password,
-    Code,
+    /// A reset code, by its digest: the change deletes exactly that code.
+    Code(Vec<u8>),
     /// Real root: no old secret needed.
     Root,
 }
@@ -48,21 +49,26 @@ impl Daemon {
             return error(ErrorKind::InvalidArgument, why);
         }
         let hasher = self.live().hasher.clone();
-        let hashed = self
-            .pool
-            .run(&self.lane(peer, None), move || {
-                hasher.hash(new.expose().as_bytes())
-            });
+        let hashed = self.pool.run(&self.lane(peer, None), move || {
+            hasher.hash(new.expose().as_bytes())
+        });
         let hash = match hashed {
             Err(_busy) => return Reply::Busy,
             Ok(Err(e)) => return internal(e),
             Ok(Ok(hash)) => hash,
         };
         let now = now_unix();
+        // Written only if the account is still as it was when the old secret was proven (its
+        // generation, and for a code that very code): a reset issued while this change was
+        // hashing is never undone, and a code redeems one change however many race for it.
         let changed = self.store().change_password(&PasswordChange {
             user: &account.name,
             new_hash: &hash,
-            with_code: matches!(proof, Proof::Code),
+            generation: account.generation,
+            code_digest: match &proof {
+                Proof::Code(digest) => Some(digest.as_slice()),
+                _ => None,
+            },
             by: if matches!(proof, Proof::Root) {
                 "root"
             } else {
@@ -76,6 +82,20 @@ impl Daemon {
         });
         match changed {
             Err(e) => internal(e),
+            Ok(Err(WriteConflict::Changed)) => {
+                self.record(&crate::audit::Event {
+                    name: "password_changed",
+                    actor_uid: Some(peer.uid),
+                    target: Some(&account.name),
+                    service: Some(&req.service),
+                    outcome: "refused",
+                    detail: "the account was reset or its password changed while this change was \
+                             in flight; nothing was changed"
+                        .into(),
+                    ..Default::default()
+                });
+                Reply::Denied
+            }
             Ok(Err(_)) => Reply::UnknownUser,
             Ok(Ok(revoked)) => {
                 self.end_sessions(revoked);
@@ -183,7 +203,8 @@ impl Daemon {
         };
         match self.check_secret(peer, &account, old, &source, now_unix(), None) {
             Checked::Password { .. } => Ok((account, Proof::Password)),
-            Checked::Code => Ok((account, Proof::Code)),
+            Checked::Code(digest) => Ok((account, Proof::Code(digest))),
+            Checked::Changed => Err(Reply::Denied),
             Checked::Wrong => {
                 self.record(&crate::audit::Event {
                     name: "login_failure",

@@ -222,12 +222,9 @@ impl Daemon {
             .check(user, password.expose())
             .map_err(|why| error(ErrorKind::InvalidArgument, why))?;
         let hasher = self.live().hasher.clone();
-        match self
-            .pool
-            .run(&crate::pool::Lane::Local, move || {
-                hasher.hash(password.expose().as_bytes())
-            })
-        {
+        match self.pool.run(&crate::pool::Lane::Local, move || {
+            hasher.hash(password.expose().as_bytes())
+        }) {
             Err(_busy) => Err(Reply::Busy),
             Ok(Err(e)) => Err(internal(e)),
             Ok(Ok(hash)) => Ok(hash),
@@ -272,7 +269,9 @@ impl Daemon {
                     uid.map_or(String::new(), |u| u.to_string())
                 ),
             ),
-            Ok(Err(WriteConflict::NotFound)) => internal("insert reported a missing row"),
+            Ok(Err(WriteConflict::NotFound | WriteConflict::Changed)) => {
+                internal("insert reported a missing or changed row")
+            }
             Ok(Ok(account)) => Reply::User(Box::new(user_info(&account))),
         }
     }

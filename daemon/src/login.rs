@@ -51,10 +51,7 @@ impl Daemon {
         let secret = std::mem::take(&mut req.secret);
         let (outcome, audited) = match target {
             Some(account) => self.authenticate_account(peer, &account, secret, &req, now),
-            None => (
-                self.authenticate_unknown(peer, &req, secret, now),
-                false,
-            ),
+            None => (self.authenticate_unknown(peer, &req, secret, now), false),
         };
         match outcome {
             // The secret was right (a disabled account's too: no guess failed), or nothing was
@@ -214,16 +211,24 @@ impl Daemon {
                 unknown: false,
             },
             Checked::Wrong => Reply::Denied,
+            // Reset (or changed) while this login was verified: the reset wins.
+            Checked::Changed => Reply::Denied,
             Checked::Password { audited } => return (if_right, audited),
             _ if account.disabled => Reply::Disabled,
             // A valid reset code gets in only as far as the forced change: acct_mgmt answers
             // must-change, and chauthtok consumes the code when the new password is stored.
-            Checked::Code => Reply::MustChange,
+            Checked::Code(_) => Reply::MustChange,
         };
         (reply, false)
     }
 
-    fn authenticate_unknown(&self, peer: Peer, req: &AuthRequest, secret: Secret, now: i64) -> Reply {
+    fn authenticate_unknown(
+        &self,
+        peer: Peer,
+        req: &AuthRequest,
+        secret: Secret,
+        now: i64,
+    ) -> Reply {
         let (name, rhost) = (req.user.as_str(), req.rhost.as_deref());
         if let Err(until) = self.unknown_names.begin(name, &self.live().lockout, now) {
             return Reply::Locked {

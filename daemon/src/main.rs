@@ -97,6 +97,8 @@ fn run(args: &Args) -> Result<()> {
         }
     };
 
+    // A restore made while credd was stopped is audited now, in this chain.
+    credd::backup::record_restore_note(&args.state_dir, &mut store)?;
     let damage = store.damage().map(str::to_owned);
     // A fresh key over an existing chain: the old key is gone and the old rows unverifiable.
     let orphaned = if key_created {

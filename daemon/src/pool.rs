@@ -239,7 +239,11 @@ impl HashPool {
                 if !state.lane_jobs.contains_key(lane) {
                     state.rotation.push_back(lane.clone());
                 }
-                state.lane_jobs.entry(lane.clone()).or_default().push_back(job);
+                state
+                    .lane_jobs
+                    .entry(lane.clone())
+                    .or_default()
+                    .push_back(job);
             }
         }
         self.shared.ready.notify_one();
@@ -338,7 +342,10 @@ mod tests {
         let pool = Arc::new(HashPool::new(16, 16));
         let flood = hold(&pool, remote("198.51.100.1"), 2);
         assert_eq!(pool.run(&remote("198.51.100.1"), || ()), Err(Busy));
-        assert_eq!(pool.run(&remote("192.0.2.7"), || "another address"), Ok("another address"));
+        assert_eq!(
+            pool.run(&remote("192.0.2.7"), || "another address"),
+            Ok("another address")
+        );
         assert_eq!(pool.run(&Lane::User(1000), || "a user"), Ok("a user"));
         assert_eq!(pool.run(&Lane::Local, || "console"), Ok("console"));
         flood();

@@ -24,8 +24,12 @@ pub enum Checked {
     Password {
         audited: bool,
     },
-    /// The pending reset code (not consumed: a password change consumes it).
-    Code,
+    /// The pending reset code, by its digest (not consumed: a password change consumes it,
+    /// deleting exactly this code).
+    Code(Vec<u8>),
+    /// The secret was right for the account as it was read, but its credentials changed before
+    /// the success could be recorded (a reset, a password change): refused, not counted.
+    Changed,
     Wrong,
     /// No secret was checked; `until` as the lock says.
     Locked(Option<i64>),
@@ -107,7 +111,10 @@ impl Daemon {
             Ok(false) => {}
         }
         // The same PBKDF2 work as a password check, so timing does not tell that a code is pending.
-        if !self.dummy_verify(&self.lane(peer, source.rhost), Secret::new(typed.to_owned())) {
+        if !self.dummy_verify(
+            &self.lane(peer, source.rhost),
+            Secret::new(typed.to_owned()),
+        ) {
             return Some(Checked::Busy);
         }
         let active = codes::state(code.expires_at, now) == CodeState::Active;
@@ -120,15 +127,15 @@ impl Daemon {
             if let Err(e) = self.store().clear_failures(&account.name) {
                 return Some(Checked::Failed(internal(e)));
             }
-            return Some(Checked::Code);
+            return Some(Checked::Code(code.digest.clone()));
         }
         if active {
             // Counted even when the account kept its password (`reset --keep-password`), so that a
             // pending code burns after max_attempts whatever else the user types.
             let max = self.live().config.codes.max_attempts;
-            if let Err(e) = self
-                .store()
-                .code_rejected(&account.name, max, peer_uid, now)
+            if let Err(e) =
+                self.store()
+                    .code_rejected(&account.name, &code.digest, max, peer_uid, now)
             {
                 return Some(Checked::Failed(internal(e)));
             }
@@ -203,6 +210,7 @@ impl Daemon {
                 let success = Success {
                     rehash,
                     event: login,
+                    generation: Some(account.generation),
                 };
                 match store.attempt_succeeded(&account.name, now, &success) {
                     Err(e) => Checked::Failed(internal(e)),
@@ -210,6 +218,12 @@ impl Daemon {
                     // and the answer is the one a wrong guess got, so it confirms nothing to a
                     // guesser who sent several passwords at once.
                     Ok(Succeeded::LockedMeanwhile { .. }) => Checked::Wrong,
+                    // Reset or changed meanwhile: the password verified is a stale one. Not a
+                    // wrong guess, so the reservation does not count as a failure.
+                    Ok(Succeeded::ChangedMeanwhile) => match store.cancel_attempt(reservation) {
+                        Err(e) => Checked::Failed(internal(e)),
+                        Ok(()) => Checked::Changed,
+                    },
                     Ok(Succeeded::Recorded { .. }) => Checked::Password {
                         audited: login.is_some(),
                     },

@@ -363,8 +363,7 @@ impl DiskReserve {
                 .is_ok()
         {
             let low = nix::sys::statvfs::statvfs(&self.dir).is_ok_and(|v| {
-                v.blocks_available().saturating_mul(v.fragment_size())
-                    < self.reserve_bytes
+                v.blocks_available().saturating_mul(v.fragment_size()) < self.reserve_bytes
             });
             self.low.store(low, Ordering::Relaxed);
         }

@@ -82,12 +82,15 @@ impl Store {
         )?;
         if order.keep_password {
             tx.execute(
-                "UPDATE users SET must_change = 1, updated_at = ?2 WHERE name = ?1",
+                "UPDATE users SET must_change = 1, updated_at = ?2, generation = generation + 1
+                 WHERE name = ?1",
                 params![order.user, order.now],
             )?;
         } else {
             tx.execute(
-                "UPDATE users SET hash = NULL, must_change = 1, updated_at = ?2 WHERE name = ?1",
+                "UPDATE users SET hash = NULL, must_change = 1, updated_at = ?2,
+                                  generation = generation + 1
+                 WHERE name = ?1",
                 params![order.user, order.now],
             )?;
         }
@@ -118,9 +121,11 @@ impl Store {
 
     /// A wrong code: counts the attempt and burns the code at `max_attempts`. Returns whether
     /// it burned.
+    /// `digest`: the code that was checked; a code that replaced it meanwhile is not charged.
     pub fn code_rejected(
         &mut self,
         user: &str,
+        digest: &[u8],
         max_attempts: u32,
         peer_uid: u32,
         now: i64,
@@ -129,13 +134,14 @@ impl Store {
         let mut out = Vec::new();
         let attempts: Option<u32> = tx
             .query_row(
-                "UPDATE reset_codes SET attempts = attempts + 1 WHERE user = ?1 RETURNING attempts",
-                params![user],
+                "UPDATE reset_codes SET attempts = attempts + 1 WHERE user = ?1 AND digest = ?2
+                 RETURNING attempts",
+                params![user, digest],
                 |r| r.get(0),
             )
             .optional()?;
         let Some(attempts) = attempts else {
-            return Ok(false); // consumed or purged meanwhile
+            return Ok(false); // consumed, purged or replaced meanwhile
         };
         let burned = crate::codes::burned(attempts, max_attempts);
         out.push(audit::record(
@@ -152,7 +158,10 @@ impl Store {
             },
         )?);
         if burned {
-            tx.execute("DELETE FROM reset_codes WHERE user = ?1", params![user])?;
+            tx.execute(
+                "DELETE FROM reset_codes WHERE user = ?1 AND digest = ?2",
+                params![user, digest],
+            )?;
             out.push(audit::record(
                 &tx,
                 &self.audit_key,
@@ -205,6 +214,11 @@ impl Store {
 
     /// A verified password change: new hash, must-change cleared, the code consumed (if the change
     /// was made with one), failures and failures-locks cleared, other sessions revoked.
+    ///
+    /// Only if nothing changed the account's credentials since the old secret was proven: the
+    /// account must still be at `change.generation`, and a change made with a code must delete
+    /// exactly that code (by its digest). Otherwise [`WriteConflict::Changed`] and nothing is
+    /// written: a reset issued meanwhile is never undone, and one code redeems one change.
     pub fn change_password(
         &mut self,
         change: &PasswordChange<'_>,
@@ -212,17 +226,37 @@ impl Store {
         let tx = self.conn.transaction()?;
         let mut out = Vec::new();
         let n = tx.execute(
-            "UPDATE users SET hash = ?2, must_change = 0, updated_at = ?3 WHERE name = ?1",
-            params![change.user, change.new_hash, change.now],
+            "UPDATE users SET hash = ?2, must_change = 0, updated_at = ?3,
+                              generation = generation + 1
+             WHERE name = ?1 AND generation = ?4",
+            params![change.user, change.new_hash, change.now, change.generation],
         )?;
         if n != 1 {
-            return Ok(Err(WriteConflict::NotFound));
+            return Ok(Err(if exists(&tx, change.user)? {
+                WriteConflict::Changed
+            } else {
+                WriteConflict::NotFound
+            }));
         }
-        let consumed = tx.execute(
-            "DELETE FROM reset_codes WHERE user = ?1",
-            params![change.user],
-        )?;
-        if change.with_code && consumed == 1 {
+        let consumed = match change.code_digest {
+            Some(digest) => {
+                let n = tx.execute(
+                    "DELETE FROM reset_codes WHERE user = ?1 AND digest = ?2",
+                    params![change.user, digest],
+                )?;
+                if n != 1 {
+                    // Dropping the transaction rolls the hash back.
+                    return Ok(Err(WriteConflict::Changed));
+                }
+                n
+            }
+            // A change proven by the password (or by root) voids a pending code too.
+            None => tx.execute(
+                "DELETE FROM reset_codes WHERE user = ?1",
+                params![change.user],
+            )?,
+        };
+        if change.code_digest.is_some() && consumed == 1 {
             out.push(audit::record(
                 &tx,
                 &self.audit_key,
@@ -273,7 +307,10 @@ impl Store {
 pub struct PasswordChange<'a> {
     pub user: &'a str,
     pub new_hash: &'a str,
-    pub with_code: bool,
+    /// The account's generation when the old secret was proven.
+    pub generation: i64,
+    /// The digest of the code that proved it, for a change made with a reset code.
+    pub code_digest: Option<&'a [u8]>,
     pub by: &'static str,
     pub service: &'a str,
     pub peer_uid: u32,
@@ -324,9 +361,9 @@ mod tests {
             .unwrap();
         let digest = crate::codes::digest("AAAA");
         s.issue_reset(&order("a", &digest, 0)).unwrap().unwrap();
-        assert!(!s.code_rejected("a", 3, 0, 1).unwrap());
-        assert!(!s.code_rejected("a", 3, 0, 2).unwrap());
-        assert!(s.code_rejected("a", 3, 0, 3).unwrap());
+        assert!(!s.code_rejected("a", &digest, 3, 0, 1).unwrap());
+        assert!(!s.code_rejected("a", &digest, 3, 0, 2).unwrap());
+        assert!(s.code_rejected("a", &digest, 3, 0, 3).unwrap());
         assert!(s.code_of("a").unwrap().is_none());
     }
 
@@ -358,10 +395,12 @@ mod tests {
             .unwrap();
         let digest = crate::codes::digest("AAAA");
         s.issue_reset(&order("a", &digest, 0)).unwrap().unwrap();
+        let generation = s.account("a").unwrap().unwrap().generation;
         s.change_password(&PasswordChange {
             user: "a",
             new_hash: "$new",
-            with_code: true,
+            generation,
+            code_digest: Some(&digest[..]),
             by: "self",
             service: "sshd",
             peer_uid: 0,
@@ -377,6 +416,119 @@ mod tests {
         assert_eq!(
             audit::count_since(&s.conn, "code_redeemed", Some("a"), None, 0).unwrap(),
             1
+        );
+    }
+
+    fn change<'a>(
+        user: &'a str,
+        hash: &'a str,
+        generation: i64,
+        code: Option<&'a [u8]>,
+    ) -> PasswordChange<'a> {
+        PasswordChange {
+            user,
+            new_hash: hash,
+            generation,
+            code_digest: code,
+            by: "self",
+            service: "passwd",
+            peer_uid: 0,
+            except_audit_session: None,
+            now: 5,
+        }
+    }
+
+    #[test]
+    fn a_reset_after_the_proof_refuses_the_change_and_stays() {
+        let (_d, mut s) = temp_store();
+        s.insert_account("a", None, Some("$old"), false, 0)
+            .unwrap()
+            .unwrap();
+        // The old password is proven at this generation; the reset comes while the new one hashes.
+        let proven = s.account("a").unwrap().unwrap().generation;
+        let digest = crate::codes::digest("AAAA");
+        s.issue_reset(&order("a", &digest, 1)).unwrap().unwrap();
+        assert_eq!(
+            s.change_password(&change("a", "$new", proven, None))
+                .unwrap()
+                .unwrap_err(),
+            WriteConflict::Changed
+        );
+        let account = s.account("a").unwrap().unwrap();
+        assert!(account.hash.is_none() && account.must_change);
+        assert_eq!(s.code_of("a").unwrap().unwrap().digest, digest.to_vec());
+        // An administrator's password set moves the generation too.
+        let proven = s.account("a").unwrap().unwrap().generation;
+        s.set_hash("a", "$admin", false, 0).unwrap().unwrap();
+        assert_eq!(
+            s.change_password(&change("a", "$new", proven, None))
+                .unwrap()
+                .unwrap_err(),
+            WriteConflict::Changed
+        );
+        assert_eq!(
+            s.account("a").unwrap().unwrap().hash.as_deref(),
+            Some("$admin")
+        );
+    }
+
+    #[test]
+    fn one_code_redeems_one_change_and_only_its_own() {
+        let (_d, mut s) = temp_store();
+        s.insert_account("a", None, None, false, 0)
+            .unwrap()
+            .unwrap();
+        let first = crate::codes::digest("AAAA");
+        s.issue_reset(&order("a", &first, 0)).unwrap().unwrap();
+        let proven = s.account("a").unwrap().unwrap().generation;
+        // Two changes proven with the same code at the same generation: the first wins.
+        s.change_password(&change("a", "$one", proven, Some(&first[..])))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            s.change_password(&change("a", "$two", proven, Some(&first[..])))
+                .unwrap()
+                .unwrap_err(),
+            WriteConflict::Changed
+        );
+        assert_eq!(
+            s.account("a").unwrap().unwrap().hash.as_deref(),
+            Some("$one")
+        );
+        // A code replaced by a new reset does not delete the new one, even at the new generation.
+        let second = crate::codes::digest("BBBB");
+        s.issue_reset(&order("a", &second, 10)).unwrap().unwrap();
+        let now_at = s.account("a").unwrap().unwrap().generation;
+        assert_eq!(
+            s.change_password(&change("a", "$stale", now_at, Some(&first[..])))
+                .unwrap()
+                .unwrap_err(),
+            WriteConflict::Changed
+        );
+        let account = s.account("a").unwrap().unwrap();
+        assert!(account.hash.is_none() && account.must_change);
+        assert_eq!(s.code_of("a").unwrap().unwrap().digest, second.to_vec());
+        // A wrong code charged against a replaced code is not counted on the new one.
+        assert!(!s.code_rejected("a", &first, 1, 0, 11).unwrap());
+        assert!(s.code_of("a").unwrap().is_some());
+    }
+
+    #[test]
+    fn a_login_verified_before_a_reset_does_not_count_after_it() {
+        let (_d, mut s) = temp_store();
+        s.insert_account("a", None, Some("$old"), false, 0)
+            .unwrap()
+            .unwrap();
+        let proven = s.account("a").unwrap().unwrap().generation;
+        let digest = crate::codes::digest("AAAA");
+        s.issue_reset(&order("a", &digest, 1)).unwrap().unwrap();
+        let success = crate::store::Success {
+            generation: Some(proven),
+            ..Default::default()
+        };
+        assert_eq!(
+            s.attempt_succeeded("a", 2, &success).unwrap(),
+            crate::store::Succeeded::ChangedMeanwhile
         );
     }
 }

@@ -278,7 +278,9 @@ fn apply_row(
             )?
             .execute(params![name, &digest[..], now, expires_at])?;
             tx.prepare_cached(
-                "UPDATE users SET hash = NULL, must_change = 1, updated_at = ?2 WHERE name = ?1",
+                "UPDATE users SET hash = NULL, must_change = 1, updated_at = ?2,
+                                  generation = generation + 1
+                 WHERE name = ?1",
             )?
             .execute(params![name, now])?;
             clear("locks", &pending.locks, name)?;
@@ -329,7 +331,7 @@ fn apply_row(
         } => {
             tx.prepare_cached(
                 "UPDATE users SET hash = ?2, must_change = ?3, updated_at = ?4,
-                                  disabled = disabled OR ?5
+                                  disabled = disabled OR ?5, generation = generation + 1
                  WHERE name = ?1",
             )?
             .execute(params![name, hash, must_change, now, disable])?;

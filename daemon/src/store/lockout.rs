@@ -92,6 +92,10 @@ pub struct Success<'a> {
     pub rehash: Option<(&'a str, &'a str)>,
     /// The audit row of the login this success decides.
     pub event: Option<&'a Event<'a>>,
+    /// The account's generation when its password was read: the success counts only while the
+    /// account is still there (a reset or a password change meanwhile makes the password that
+    /// was verified a stale one). `None`: not checked.
+    pub generation: Option<i64>,
 }
 
 /// The outcome of recording a right password.
@@ -101,6 +105,9 @@ pub enum Succeeded {
     Recorded { upgraded: bool },
     /// Locked meanwhile by a parallel failing attempt: nothing was recorded or replaced.
     LockedMeanwhile { until: Option<i64> },
+    /// The account's credentials changed after its password was read (a reset, a password
+    /// change): the password verified is no longer the account's; nothing was recorded.
+    ChangedMeanwhile,
 }
 
 /// Lockout state of one account.
@@ -275,6 +282,18 @@ impl Store {
         success: &Success<'_>,
     ) -> Result<Succeeded> {
         let tx = self.conn.transaction()?;
+        if let Some(proven) = success.generation {
+            let current: Option<i64> = tx
+                .query_row(
+                    "SELECT generation FROM users WHERE name = ?1",
+                    params![user],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if current != Some(proven) {
+                return Ok(Succeeded::ChangedMeanwhile);
+            }
+        }
         if let Gate::Locked { until } = lockout::gate(lock_of(&tx, user)?.as_ref(), now) {
             tx.commit()?;
             return Ok(Succeeded::LockedMeanwhile { until });
@@ -730,6 +749,7 @@ mod tests {
         let success = Success {
             rehash: Some((YESCRYPT, &new)),
             event: Some(&login),
+            generation: None,
         };
         let before = events(&s).len();
         assert_eq!(
@@ -756,6 +776,7 @@ mod tests {
         let success = Success {
             rehash: Some((YESCRYPT, &other)),
             event: Some(&login),
+            generation: None,
         };
         assert_eq!(
             s.attempt_succeeded("a", 2, &success).unwrap(),
@@ -786,6 +807,7 @@ mod tests {
         let success = Success {
             rehash: Some((YESCRYPT, &new)),
             event: Some(&login),
+            generation: None,
         };
         assert_eq!(
             s.attempt_succeeded("a", 1, &success).unwrap(),

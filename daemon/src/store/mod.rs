@@ -20,6 +20,7 @@ mod import;
 mod lockout;
 mod pepper;
 mod reader;
+pub mod schema;
 mod sessions;
 
 pub use codes::CodeRow;
@@ -105,6 +106,9 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE audit ADD COLUMN mac BLOB;
     CREATE UNIQUE INDEX audit_by_event_id ON audit(event_id);
     CREATE INDEX audit_by_target ON audit(target, seq);",
+    // 5: a generation per account, bumped by every change of its credentials (reset, password
+    // set or changed, code redeemed): a write proven against one state is refused once it moved.
+    "ALTER TABLE users ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// Failure rows kept per account (newest first): enough for `status`, and far above
@@ -127,6 +131,9 @@ pub struct Account {
     pub must_change: bool,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Bumped by every change of the account's credentials: a password change or login proven
+    /// against one generation is written only while it is still the account's.
+    pub generation: i64,
 }
 
 impl std::fmt::Debug for Account {
@@ -137,6 +144,7 @@ impl std::fmt::Debug for Account {
             .field("hash", &self.hash.as_ref().map(|_| "***"))
             .field("disabled", &self.disabled)
             .field("must_change", &self.must_change)
+            .field("generation", &self.generation)
             .finish()
     }
 }
@@ -147,6 +155,9 @@ pub enum WriteConflict {
     NameTaken,
     UidTaken(String),
     NotFound,
+    /// The account's credentials changed after the secret was proven (a reset, another change):
+    /// the write was refused and nothing was changed.
+    Changed,
 }
 
 /// A row written after the reply, by the daemon's audit writer (see `Daemon::record`).
@@ -189,7 +200,7 @@ pub struct Store {
 }
 
 pub(super) const ACCOUNT_COLUMNS: &str =
-    "name, uid, hash, disabled, must_change, created_at, updated_at";
+    "name, uid, hash, disabled, must_change, created_at, updated_at, generation";
 
 pub(super) fn account_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Account> {
     Ok(Account {
@@ -200,6 +211,7 @@ pub(super) fn account_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Acco
         must_change: row.get(4)?,
         created_at: row.get(5)?,
         updated_at: row.get(6)?,
+        generation: row.get(7)?,
     })
 }
 
@@ -216,6 +228,8 @@ impl Store {
                 | rusqlite::OpenFlags::SQLITE_OPEN_URI
                 | rusqlite::OpenFlags::SQLITE_OPEN_NOFOLLOW,
         )?;
+        // Before the first statement: nothing the file's schema names may run with our rights.
+        schema::harden(&conn)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
@@ -257,6 +271,8 @@ impl Store {
                 ),
             });
         }
+        // Exactly the schema of its version before migrating it, and of ours after.
+        self.verify_schema(current)?;
         let tx = self.conn.transaction()?;
         for (version, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
             tx.execute_batch(sql)?;
@@ -273,7 +289,20 @@ impl Store {
             tx.pragma_update(None, "user_version", version as i64 + 1)?;
         }
         tx.commit()?;
-        Ok(())
+        self.verify_schema(SCHEMA_VERSION)
+    }
+
+    /// Refuses a database whose schema is not exactly what the migrations up to `version`
+    /// create, naming every unexpected, missing or altered object.
+    fn verify_schema(&self, version: i64) -> Result<()> {
+        schema::verify(&self.conn, version)?.map_err(|problems| DaemonError::StoreSetup {
+            path: self.path.clone(),
+            message: format!(
+                "its schema is not the one credd creates: {}; refusing to open it \
+                 (restore a backup taken by `credctl backup`)",
+                problems.join("; ")
+            ),
+        })
     }
 
     #[cfg(test)]
@@ -285,6 +314,11 @@ impl Store {
 
     pub fn account(&self, name: &str) -> Result<Option<Account>> {
         reader::account_in(&self.conn, name)
+    }
+
+    /// The audit chain's key (it also keys the MAC of backups).
+    pub fn audit_key(&self) -> &AuditKey {
+        &self.audit_key
     }
 
     /// The database file.
@@ -400,6 +434,7 @@ impl Store {
             must_change,
             created_at: now,
             updated_at: now,
+            generation: 0,
         }))
     }
 
@@ -470,7 +505,9 @@ impl Store {
         let mut out = Vec::new();
         let now = now_unix();
         let n = tx.execute(
-            "UPDATE users SET hash = ?2, must_change = ?3, updated_at = ?4 WHERE name = ?1",
+            "UPDATE users SET hash = ?2, must_change = ?3, updated_at = ?4,
+                              generation = generation + 1
+             WHERE name = ?1",
             params![name, hash, must_change, now],
         )?;
         if n != 1 {
@@ -873,6 +910,84 @@ pub(crate) mod tests {
         let report = store.audit_verify().unwrap();
         assert_eq!(report.first_bad_seq, Some(2), "{report:?}");
         assert!(report.problem.unwrap().contains("no MAC"));
+    }
+
+    #[test]
+    fn a_trigger_or_a_view_in_the_file_is_refused_by_name() {
+        for (planted, named) in [
+            (
+                "CREATE TRIGGER keep AFTER UPDATE OF hash ON users
+                 BEGIN UPDATE users SET hash = '$attacker' WHERE name = NEW.name; END;",
+                "unexpected trigger \"keep\" on \"users\"",
+            ),
+            (
+                "DROP TABLE reset_codes;
+                 CREATE VIEW reset_codes AS SELECT name AS user, x'00' AS digest, 0 AS issued_at,
+                   9999999999 AS expires_at, 0 AS attempts, 0 AS issued_by FROM users;",
+                "unexpected view \"reset_codes\"",
+            ),
+            ("CREATE TABLE extra (x);", "unexpected table \"extra\""),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("credd.db");
+            drop(open(&path).unwrap());
+            Connection::open(&path)
+                .unwrap()
+                .execute_batch(planted)
+                .unwrap();
+            let err = open(&path)
+                .err()
+                .expect("opened a doctored database")
+                .to_string();
+            assert!(err.contains(named), "{err}");
+        }
+    }
+
+    #[test]
+    fn removing_an_account_still_cascades_with_triggers_off() {
+        let (_d, mut s) = temp_store();
+        s.insert_account("a", None, None, false, 0)
+            .unwrap()
+            .unwrap();
+        let digest = crate::codes::digest("AAAA");
+        s.issue_reset(&ResetOrder {
+            user: "a",
+            digest: &digest,
+            expires_at: 900,
+            keep_password: false,
+            admin_uid: 0,
+            now: 0,
+        })
+        .unwrap()
+        .unwrap();
+        s.remove_account("a", 0).unwrap().unwrap();
+        let left: i64 = s
+            .conn
+            .query_row("SELECT count(*) FROM reset_codes", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 0);
+    }
+
+    #[test]
+    fn accounts_of_schema_version_4_get_generation_0() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("credd.db");
+        {
+            let c = Connection::open(&path).unwrap();
+            for sql in &MIGRATIONS[..4] {
+                c.execute_batch(sql).unwrap();
+            }
+            c.pragma_update(None, "user_version", 4).unwrap();
+            c.execute(
+                "INSERT INTO users (name, hash, created_at, updated_at) VALUES ('a', '$h', 0, 0)",
+                [],
+            )
+            .unwrap();
+        }
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let s = open(&path).unwrap();
+        assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
+        assert_eq!(s.account("a").unwrap().unwrap().generation, 0);
     }
 
     #[test]

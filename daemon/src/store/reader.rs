@@ -32,6 +32,7 @@ impl Reader {
                 | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX
                 | rusqlite::OpenFlags::SQLITE_OPEN_NOFOLLOW,
         )?;
+        super::schema::harden(&conn)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         Ok(Reader { conn })
     }
