@@ -24,7 +24,7 @@
 //! module(load="imuxsock" SysSock.Use="off")  # no /dev/log: only the private socket below
 //! module(load="imudp")
 //! module(load="mmpstrucdata")
-//! input(type="imuxsock" Socket="DIR/log.sock" ratelimit.interval="0")
+//! input(type="imuxsock" Socket="DIR/log.sock" ratelimit.interval="0" Annotate="on" ParseTrusted="on")
 //! input(type="imudp" address="127.0.0.1" port="PORT")
 //! template(name="credd_e2e_json" type="list") { property(name="$!") constant(value="\n") }
 //! if $inputname == "rsyslogd" then { action(type="omfile" file="DIR/rsyslogd.log") stop }
@@ -32,7 +32,15 @@
 //! set $!facility = $syslogfacility-text;  ... (one `set` per JSON field, see below)
 //! action(type="omfile" file="DIR/messages.log" template="RSYSLOG_TraditionalFileFormat")
 //! action(type="omfile" file="DIR/json.log" template="credd_e2e_json")
+//! if $inputname == "imuxsock" and $!uid == "0" and $!appname == "credd" then {
+//!   action(type="omfile" file="DIR/credd-trusted.log" template="RSYSLOG_TraditionalFileFormat") }
 //! ```
+//!
+//! - `Annotate="on" ParseTrusted="on"`: imuxsock asks the kernel for each datagram's sender
+//!   (SCM_CREDENTIALS) and puts its pid, uid, gid and process name into `$!pid`, `$!uid`, `$!gid`,
+//!   `$!appname` (and `$!exe`, `$!cmd`); unlike the tag and pid in the message, a local user cannot
+//!   forge them. `credd-trusted.log` keeps only what a root process named credd sent: the file
+//!   docs/audit.md points fail2ban at.
 //!
 //! - No kernel log (imklog is simply not loaded), no system socket (`SysSock.Use="off"`), no
 //!   `$PrivDropToUser`/`$PrivDropToGroup` (rsyslogd keeps running as whoever started it, root on
@@ -211,6 +219,12 @@ impl Rsyslog {
         self.root().join("messages.log")
     }
 
+    /// Only what a root process named credd sent to the unix socket (the kernel's credentials,
+    /// not the message's claims): the file docs/audit.md points fail2ban at.
+    pub fn trusted_path(&self) -> PathBuf {
+        self.root().join("credd-trusted.log")
+    }
+
     /// Every message as one JSON object a line.
     pub fn json_path(&self) -> PathBuf {
         self.root().join("json.log")
@@ -347,7 +361,7 @@ global(
 module(load="imuxsock" SysSock.Use="off")
 module(load="imudp")
 module(load="mmpstrucdata")
-input(type="imuxsock" Socket="{dir}/log.sock" ratelimit.interval="0")
+input(type="imuxsock" Socket="{dir}/log.sock" ratelimit.interval="0" Annotate="on" ParseTrusted="on")
 input(type="imudp" address="127.0.0.1" port="{port}")
 
 template(name="credd_e2e_json" type="list") {{
@@ -381,6 +395,11 @@ set $!rawmsg = $rawmsg;
 
 action(type="omfile" file="{dir}/messages.log" template="RSYSLOG_TraditionalFileFormat")
 action(type="omfile" file="{dir}/json.log" template="credd_e2e_json")
+# docs/audit.md#7-fail2ban: only lines the kernel says a root process named credd sent (imuxsock's
+# trusted properties, from SCM_CREDENTIALS), which no local user can forge.
+if $inputname == "imuxsock" and $!uid == "0" and $!appname == "credd" then {{
+  action(type="omfile" file="{dir}/credd-trusted.log" template="RSYSLOG_TraditionalFileFormat")
+}}
 "#
         )
     }
