@@ -235,3 +235,63 @@ fn for_a_local_user_an_unknown_name_and_another_account_are_identical() {
     assert_eq!(verifications(&d) - before, 2 * (N + WARMUP) as u64);
     report("nobody over pam.sock", unknown, wrong, iterations);
 }
+
+/// Issue 15, R8: a local user timed `account_check` (acct_mgmt, no hashing, nothing counted) for
+/// names that are not theirs: a name with an account took measurably longer to refuse than one
+/// without (the lookup by name found and decoded a row), which sorted 12 of 12 names blind. credd
+/// now looks up only the caller's own account (by its uid) for a non-root caller, whatever name it
+/// typed, so both kinds do the same work; and every request of such a caller is charged to its
+/// `[rate] requests` bucket. The bound is the loose one of this file: it catches a path that does
+/// real work for one kind only; the fix is that the path does not read by the typed name at all.
+#[test]
+fn for_a_local_user_account_checks_of_an_unknown_name_and_another_account_are_identical() {
+    if skip_unless_root(
+        "for_a_local_user_account_checks_of_an_unknown_name_and_another_account_are_identical",
+    ) {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let d = daemon(1000);
+    d.add_user(KNOWN, PASSWORD, &["--uid", "5501"]);
+    let attacker = d.public_copy(Path::new(env!("CARGO_BIN_EXE_attacker")));
+    const CHECKS: usize = 90;
+    let out = Command::new("runuser")
+        .args(["-u", "nobody", "--"])
+        .arg(&attacker)
+        .arg("timing")
+        .arg(d.pam_socket())
+        .arg((CHECKS + WARMUP).to_string())
+        .args([UNKNOWN, KNOWN, "-"])
+        .output()
+        .expect("runuser");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (mut unknown, mut other) = (Vec::new(), Vec::new());
+    let text = String::from_utf8(out.stdout).unwrap();
+    for (i, line) in text.lines().enumerate() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let ["timing", label, micros, reply] = fields[..] else {
+            panic!("unexpected line {line:?}");
+        };
+        assert_eq!(reply, "unknown_user", "{line}");
+        if i / 2 < WARMUP {
+            continue;
+        }
+        let took = Duration::from_micros(micros.parse().unwrap());
+        match label {
+            "unknown" => unknown.push(took),
+            "known" => other.push(took),
+            _ => panic!("unexpected line {line:?}"),
+        }
+    }
+    assert_eq!(unknown.len(), CHECKS, "{text}");
+    report(
+        "nobody's account checks over pam.sock",
+        unknown,
+        other,
+        1000,
+    );
+}

@@ -41,6 +41,16 @@ impl Reader {
         account_in(&self.conn, name)
     }
 
+    /// The account whose stored uid is `uid` (uids are unique in the store).
+    pub fn account_of_uid(&self, uid: u32) -> Result<Option<Account>> {
+        let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM users WHERE uid = ?1");
+        Ok(self
+            .conn
+            .prepare_cached(&sql)?
+            .query_row(params![uid], super::account_from_row)
+            .optional()?)
+    }
+
     pub fn code_of(&self, user: &str) -> Result<Option<CodeRow>> {
         super::codes::code_in(&self.conn, user)
     }

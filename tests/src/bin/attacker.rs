@@ -36,6 +36,7 @@
 //!   with the outcome of every reply (`after-admin OUTCOME` for the ping after a refusal).
 //! - `timing SOCKET N UNKNOWN KNOWN SECRET`: N authentications of each name, interleaved (the
 //!   order alternates), each on a new connection; prints `timing unknown|known MICROS REPLY`.
+//!   SECRET `-`: account checks (acct_mgmt) instead of authentications.
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -276,6 +277,16 @@ fn mode_pipeline(socket: &str) {
 }
 
 fn mode_timing(socket: &str, n: usize, unknown: &str, known: &str, secret: &str) {
+    let request = |user: &str| {
+        if secret == "-" {
+            Request::AccountCheck(credd_proto::AccountRequest {
+                user: user.to_owned(),
+                service: "attacker".into(),
+            })
+        } else {
+            auth(user, secret)
+        }
+    };
     for i in 0..n {
         let order = if i % 2 == 0 {
             [("unknown", unknown), ("known", known)]
@@ -284,7 +295,7 @@ fn mode_timing(socket: &str, n: usize, unknown: &str, known: &str, secret: &str)
         };
         for (label, user) in order {
             let start = Instant::now();
-            let outcome = one_request(socket, &auth(user, secret));
+            let outcome = one_request(socket, &request(user));
             let micros = start.elapsed().as_micros();
             let reply = outcome.strip_prefix("reply ").unwrap_or(&outcome);
             println!("timing {label} {micros} {reply}");
