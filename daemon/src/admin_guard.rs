@@ -37,26 +37,57 @@ impl Daemon {
             }),
             _ => false,
         };
-        if !protected {
-            return None;
+        if protected {
+            return Some(self.refused(
+                peer,
+                request,
+                "protected_account",
+                "members of the admin group cannot act on root or on other members of the admin \
+                 group; only root can",
+            ));
         }
+        // R10: an account for a name the system does not know yet, with a password a member
+        // chose, would be inherited by whoever gets that name later, password and all. Members
+        // may add such names only without one (root, or a reset, gives it a credential later).
+        let unknown_with_password = match request {
+            Request::UserAdd {
+                user,
+                password: Some(_),
+                ..
+            } => !self.known_to_nss(user),
+            Request::ImportCommit => conn.staged_credentials().any(|u| !self.known_to_nss(u)),
+            _ => false,
+        };
+        if unknown_with_password {
+            return Some(self.refused(
+                peer,
+                request,
+                "unknown_name_with_password",
+                "members of the admin group may add a name the system does not know only without \
+                 a password (its future owner would inherit it); add it without one, or ask root",
+            ));
+        }
+        None
+    }
+
+    fn refused(&self, peer: Peer, request: &Request, reason: &str, message: &str) -> Reply {
         self.counters.bump(&self.counters.refused_peers);
         self.record(&Event {
             name: "peer_refused",
             actor_uid: Some(peer.uid),
             outcome: "refused",
             detail: format!(
-                "request={} reason=protected_account pid={}",
+                "request={} reason={reason} pid={}",
                 request.name(),
                 peer.pid
             ),
             ..Default::default()
         });
-        Some(error(
-            ErrorKind::NotPermitted,
-            "members of the admin group cannot act on root or on other members of the admin \
-             group; only root can",
-        ))
+        error(ErrorKind::NotPermitted, message)
+    }
+
+    fn known_to_nss(&self, name: &str) -> bool {
+        crate::nss::Accounts::PerName.uid_of(name).is_some()
     }
 
     fn protected_target(&self, target: &Target) -> bool {

@@ -51,6 +51,19 @@ impl Connection {
         })
     }
 
+    /// The names of staged rows that would give an account a password hash (CSV `add` and
+    /// `set-hash` with a hash, and every shadow entry).
+    pub fn staged_credentials(&self) -> impl Iterator<Item = &str> {
+        self.staging.iter().flat_map(|s| {
+            let rows = s
+                .rows
+                .iter()
+                .filter(|r| r.password_hash.is_some())
+                .map(|r| r.user.as_str());
+            rows.chain(s.shadow.iter().map(|r| r.user.as_str()))
+        })
+    }
+
     pub fn importing(&self) -> bool {
         self.staging.is_some()
     }

@@ -249,6 +249,35 @@ fn admin_group_members_administer_but_not_root_or_each_other() {
         all_output(&out)
     );
 
+    // R10: a name the system does not know yet, with a password the member chose, would be
+    // inherited by whoever gets that name later. Refused with a password (also in an import);
+    // without one it is added. A name NSS knows (nobody) may get a password.
+    let out = with_stdin(
+        &["user", "add", "r10-future-user", "--password-stdin"],
+        "a member's chosen passphrase\n",
+    );
+    let text = all_output(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("does not know only without"), "{text}");
+    let hash = credd_e2e::fixtures::phc_hash("a member's chosen passphrase", 1000);
+    let out = with_stdin(
+        &["import", "-"],
+        &format!("user,action,password_hash\nr10-later,add,\"{hash}\"\n"),
+    );
+    assert!(!out.status.success(), "{}", all_output(&out));
+    assert!(
+        all_output(&out).contains("does not know only without"),
+        "{}",
+        all_output(&out)
+    );
+    let out = as_nobody(Some(&group.0), &["user", "add", "r10-future-user"]);
+    assert!(out.status.success(), "{}", all_output(&out));
+    let out = with_stdin(
+        &["user", "add", "nobody", "--password-stdin"],
+        "a member-set passphrase 11\n",
+    );
+    assert!(out.status.success(), "{}", all_output(&out));
+
     // Root still can.
     let out = d.ctl(&["lock", "daemon"]);
     assert!(out.status.success(), "{}", all_output(&out));
@@ -266,6 +295,14 @@ fn admin_group_members_administer_but_not_root_or_each_other() {
     );
     assert!(
         audit.lines().any(|l| l.contains("protected_account")),
+        "{audit}"
+    );
+    assert!(
+        audit
+            .lines()
+            .filter(|l| l.contains("unknown_name_with_password"))
+            .count()
+            == 2,
         "{audit}"
     );
 }
