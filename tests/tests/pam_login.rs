@@ -290,3 +290,57 @@ fn disallow_null_authtok_refuses_an_empty_password() {
     let rc = s.authenticate(credd_e2e::libpam::flags::PAM_DISALLOW_NULL_AUTHTOK);
     assert_eq!(rc, codes::PAM_AUTH_ERR, "{}", codes::name(rc));
 }
+
+/// Issue 14, item 7: loading the module is what a process pays on every login. libgcc_s.so.1's
+/// constructor runs a dozen CPUID instructions, each a trap to the hypervisor in a virtual
+/// machine: about 150 µs, most of what loading pam_credd.so cost over pam_faillock.so. The
+/// unwinder is linked in statically (pam-module/build.rs), hidden: the module needs only libpam
+/// and libc, and exports only the six hooks.
+#[test]
+fn the_module_needs_only_libpam_and_libc_and_exports_only_the_hooks() {
+    let module = credd_e2e::bins::pam_module();
+    let dynamic = std::process::Command::new("readelf")
+        .args(["-d", "-W"])
+        .arg(&module)
+        .output()
+        .expect("readelf (binutils)");
+    let text = String::from_utf8_lossy(&dynamic.stdout);
+    let needed: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("(NEEDED)"))
+        .filter_map(|l| l.split('[').nth(1)?.split(']').next())
+        .collect();
+    assert!(!needed.is_empty(), "{text}");
+    for lib in &needed {
+        assert!(
+            lib.starts_with("libpam.so")
+                || lib.starts_with("libc.so")
+                || lib.starts_with("ld-linux"),
+            "{} needs {lib}: {needed:?}",
+            module.display()
+        );
+    }
+    let symbols = std::process::Command::new("nm")
+        .args(["-D", "--defined-only"])
+        .arg(&module)
+        .output()
+        .expect("nm (binutils)");
+    let exported: Vec<String> = String::from_utf8_lossy(&symbols.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2).map(str::to_owned))
+        .collect();
+    let mut hooks = exported.clone();
+    hooks.sort();
+    assert_eq!(
+        hooks,
+        [
+            "pam_sm_acct_mgmt",
+            "pam_sm_authenticate",
+            "pam_sm_chauthtok",
+            "pam_sm_close_session",
+            "pam_sm_open_session",
+            "pam_sm_setcred"
+        ],
+        "exported: {exported:?}"
+    );
+}
