@@ -8,5 +8,6 @@ pub mod libpam;
 pub mod pty;
 pub mod rsyslog;
 pub mod system_pam;
+pub mod system_users;
 
 pub use daemon::TestDaemon;

@@ -11,14 +11,13 @@
 //!   processes. Both run on a pseudo-terminal (credd_e2e::pty), answering each prompt when it
 //!   appears.
 //!
-//! Failures print the client's transcript, credd's log and the account's audit trail.
+//! Failures print the client's transcript, credd's log and the account's audit trail. The system
+//! users, the PAM file replacement, `run_piped` and `Findings` are in credd_e2e::system_users
+//! (shared with clients_console.rs).
 
-use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
-use std::sync::Mutex;
+use std::process::{Command, ExitStatus};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -26,6 +25,7 @@ use credd_e2e::TestDaemon;
 use credd_e2e::bins::{self, skip_unless_root};
 use credd_e2e::pty::PtySession;
 use credd_e2e::system_pam::{SystemService, all_output, have};
+use credd_e2e::system_users::{Findings, Ran, ReplacedPamFile, TestUser, context, run_piped};
 
 const PASSWORD: &str = "correct horse battery";
 const NEW_PASSWORD: &str = "a fresh passphrase 42";
@@ -42,100 +42,6 @@ const STEP: Duration = Duration::from_secs(20);
 
 const BAD_PASSWORD: &str = "BAD PASSWORD: ";
 const MUST_CHANGE_MESSAGE: &str = "You are required to change your password immediately";
-
-// ---------------------------------------------------------------------------------------------
-// System users
-
-/// Free uids are searched from here; each test takes the next one (see `TestUser::create`).
-const UID_BASE: u32 = 5400;
-static NEXT_UID: AtomicU32 = AtomicU32::new(UID_BASE);
-
-/// A real system user (`useradd`), removed with `userdel` on drop, also when the test panics.
-/// No home directory (`/nonexistent`), shell `/bin/sh`, shadow password locked (`!`), so nothing
-/// but credd can authenticate it.
-struct TestUser {
-    name: String,
-    uid: u32,
-}
-
-impl TestUser {
-    fn create(tag: &str) -> TestUser {
-        let name = format!("ct-{tag}-{}", std::process::id());
-        assert!(
-            !known_to_nss("passwd", &name),
-            "user {name} already exists (left over from a killed run?); userdel it first"
-        );
-        for _ in 0..200 {
-            let uid = NEXT_UID.fetch_add(1, Ordering::SeqCst);
-            assert!(uid < UID_BASE + 500, "no free uid in {UID_BASE}..+500");
-            let id = uid.to_string();
-            if known_to_nss("passwd", &id) || known_to_nss("group", &id) {
-                continue;
-            }
-            let out = retry_locked(|| {
-                Command::new("useradd")
-                    .args(["-M", "-d", "/nonexistent", "-s", "/bin/sh", "-u", &id])
-                    .args(["-g", "nogroup", "-c", "credd e2e test user", &name])
-                    .output()
-                    .expect("run useradd")
-            });
-            match out.status.code() {
-                Some(0) => return TestUser { name, uid },
-                Some(4) => continue, // uid taken in the meantime
-                _ => panic!(
-                    "useradd {name} -u {uid} failed: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                ),
-            }
-        }
-        panic!("no free uid for {name}");
-    }
-
-    fn uid_arg(&self) -> String {
-        self.uid.to_string()
-    }
-}
-
-impl Drop for TestUser {
-    fn drop(&mut self) {
-        let out = retry_locked(|| Command::new("userdel").arg(&self.name).output().unwrap());
-        if !out.status.success() {
-            eprintln!(
-                "warning: userdel {} failed: {}",
-                self.name,
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-    }
-}
-
-fn known_to_nss(db: &str, key: &str) -> bool {
-    Command::new("getent")
-        .args([db, key])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// Runs a shadow tool again while another process holds /etc/passwd's lock (exit 1 or 10 with
-/// "cannot lock"): parallel tests and other test binaries add users too.
-fn retry_locked(mut run: impl FnMut() -> std::process::Output) -> std::process::Output {
-    let mut out = run();
-    for _ in 0..50 {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        // "currently used by process": a killed client's process has not been reaped yet.
-        let transient = stderr.contains("lock")
-            || stderr.contains("try again")
-            || stderr.contains("currently used by process");
-        if out.status.success() || !transient {
-            break;
-        }
-        // Backing off before a retry, not waiting for an event.
-        std::thread::sleep(Duration::from_millis(100));
-        out = run();
-    }
-    out
-}
 
 // ---------------------------------------------------------------------------------------------
 // sudoers drop-in
@@ -186,111 +92,7 @@ impl Drop for SudoersDropIn {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Replacing a fixed-name /etc/pam.d file
-
-/// Serialises the tests of this file that replace a system PAM file.
-static SYSTEM_PAM_FILES: Mutex<()> = Mutex::new(());
-
-const MARKER: &str = "# credd-e2e clients_setuid: temporary replacement";
-
-/// `/etc/pam.d/NAME` replaced by `prefix` + the original file, restored byte for byte (and with
-/// its mode) on drop. Holds this process's mutex and an flock shared by every test process, so no
-/// two tests ever replace a system PAM file at once. The original is also kept in /var/tmp, from
-/// which the next run restores a file a killed run left replaced.
-struct ReplacedPamFile {
-    path: PathBuf,
-    original: Vec<u8>,
-    mode: u32,
-    backup: PathBuf,
-    _lock: std::fs::File,
-    _guard: std::sync::MutexGuard<'static, ()>,
-}
-
-impl ReplacedPamFile {
-    fn install(name: &str, prefix: &[String]) -> ReplacedPamFile {
-        let guard = SYSTEM_PAM_FILES
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open("/run/lock/credd-e2e-system-pam.lock")
-            .expect("open the system PAM lock file");
-        // SAFETY: flock on a descriptor we own; released when the file is closed.
-        assert_eq!(
-            unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) },
-            0,
-            "flock"
-        );
-        let path = Path::new("/etc/pam.d").join(name);
-        let backup = PathBuf::from(format!("/var/tmp/credd-e2e-pam.d-{name}.orig"));
-        let current = std::fs::read(&path).unwrap_or_else(|e| panic!("read {path:?}: {e}"));
-        if String::from_utf8_lossy(&current).starts_with(MARKER) {
-            // A killed run left its replacement; put the original back first.
-            let saved = std::fs::read(&backup).unwrap_or_else(|e| {
-                panic!("{path:?} is a leftover test replacement and {backup:?} is missing: {e}")
-            });
-            write_atomically(&path, &saved, 0o644);
-            eprintln!("restored {path:?} from {backup:?} (left by a killed run)");
-        }
-        let original = std::fs::read(&path).unwrap();
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o7777;
-        write_atomically(&backup, &original, 0o600);
-        let mut text = format!(
-            "{MARKER} (pid {}); original: {backup:?}\n",
-            std::process::id()
-        )
-        .into_bytes();
-        for line in prefix {
-            text.extend_from_slice(line.as_bytes());
-            text.push(b'\n');
-        }
-        text.extend_from_slice(b"# --- the original file follows ---\n");
-        text.extend_from_slice(&original);
-        write_atomically(&path, &text, mode);
-        ReplacedPamFile {
-            path,
-            original,
-            mode,
-            backup,
-            _lock: lock,
-            _guard: guard,
-        }
-    }
-}
-
-impl Drop for ReplacedPamFile {
-    fn drop(&mut self) {
-        write_atomically(&self.path, &self.original, self.mode);
-        match std::fs::read(&self.path) {
-            Ok(now) if now == self.original => {
-                let _ = std::fs::remove_file(&self.backup);
-            }
-            _ => eprintln!(
-                "WARNING: {:?} could not be restored; the original is in {:?}",
-                self.path, self.backup
-            ),
-        }
-    }
-}
-
-/// Writes through a temporary file in the same directory and a rename, so that a program starting
-/// at that moment reads either the old or the new file, never half of one.
-fn write_atomically(path: &Path, bytes: &[u8], mode: u32) {
-    let dir = path.parent().unwrap();
-    let tmp = dir.join(format!(
-        ".{}.credd-e2e.{}",
-        path.file_name().unwrap().to_string_lossy(),
-        std::process::id()
-    ));
-    std::fs::write(&tmp, bytes).unwrap_or_else(|e| panic!("write {tmp:?}: {e}"));
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode)).unwrap();
-    std::fs::rename(&tmp, path).unwrap_or_else(|e| panic!("rename {tmp:?} to {path:?}: {e}"));
-}
-
-// ---------------------------------------------------------------------------------------------
-// credd, its stacks, and what to print on failure
+// credd and its stacks
 
 fn daemon() -> TestDaemon {
     TestDaemon::start()
@@ -374,122 +176,6 @@ fn reset_code(d: &TestDaemon, user: &str) -> String {
         "a code looks like XXXX-XXXX-XXXX-XXXX: {code:?}"
     );
     code
-}
-
-/// credd's log and the account's audit trail, for failure messages.
-fn context(d: &TestDaemon, user: &str) -> String {
-    let audit = d.ctl(&["audit", "--user", user]);
-    format!(
-        "--- credd log ---\n{}\n--- credctl audit --user {user} ---\n{}{}",
-        d.log().join("\n"),
-        String::from_utf8_lossy(&audit.stdout),
-        String::from_utf8_lossy(&audit.stderr)
-    )
-}
-
-/// Collects failed checks so that one run reports everything that is wrong, then fails once.
-#[derive(Default)]
-struct Findings(Vec<String>);
-
-impl Findings {
-    fn check(&mut self, ok: bool, what: impl FnOnce() -> String) -> bool {
-        if !ok {
-            let what = what();
-            eprintln!("FAILED CHECK: {what}");
-            self.0.push(what);
-        }
-        ok
-    }
-
-    fn finish(self, d: &TestDaemon, user: &str) {
-        if !self.0.is_empty() {
-            panic!(
-                "{} check(s) failed:\n\n{}\n\n{}",
-                self.0.len(),
-                self.0.join("\n\n"),
-                context(d, user)
-            );
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Running a client with a pipe, bounded
-
-struct Ran {
-    status: Option<ExitStatus>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Ran {
-    fn ok(&self) -> bool {
-        self.status.is_some_and(|s| s.success())
-    }
-
-    fn text(&self) -> String {
-        format!(
-            "status {:?}\n[stdout]\n{}\n[stderr]\n{}",
-            self.status, self.stdout, self.stderr
-        )
-    }
-}
-
-/// Runs `cmd` with `stdin` written and closed; killed (status None) after `timeout`.
-fn run_piped(mut cmd: Command, stdin: &str, timeout: Duration) -> Ran {
-    // No controlling terminal, as in a script run from cron or CI: sudo cannot use /dev/tty.
-    // SAFETY: setsid is async-signal-safe.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::setsid() < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn client");
-    // A client that exits early closes the pipe; that is its answer, not an error here.
-    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let out_reader = std::thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = out.read_to_end(&mut s);
-        s
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = err.read_to_end(&mut s);
-        s
-    });
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        match child.try_wait().expect("wait for client") {
-            Some(status) => break Some(status),
-            None if Instant::now() >= deadline => {
-                // SAFETY: our own child leads its process group (setsid above); sudo under
-                // runuser is in it too.
-                unsafe {
-                    libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL);
-                }
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            // Polling for the exit of our own child, bounded by the deadline.
-            None => std::thread::sleep(Duration::from_millis(10)),
-        }
-    };
-    Ran {
-        status,
-        stdout: String::from_utf8_lossy(&out_reader.join().unwrap()).into_owned(),
-        stderr: String::from_utf8_lossy(&err_reader.join().unwrap()).into_owned(),
-    }
 }
 
 /// `runuser -u USER -- sudo -S -k -p 'PW:' true`, answering from `stdin`: -S reads every prompt
