@@ -128,7 +128,7 @@ struct IdleThreads {
 type Work = Box<dyn FnOnce() + Send + 'static>;
 
 impl IdleThreads {
-    const KEEP: usize = 8;
+    const KEEP: usize = 4;
     const LINGER: Duration = Duration::from_secs(30);
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(u64, std::sync::mpsc::Sender<Work>)>> {
