@@ -201,7 +201,7 @@ impl Daemon {
             tty: None,
             peer_uid: peer.uid,
         };
-        match self.check_secret(peer, &account, old, &source, now_unix(), None) {
+        match self.check_secret(peer, &account, old, &source, now_unix(), None, None) {
             Checked::Password { .. } => Ok((account, Proof::Password)),
             Checked::Code(digest) => Ok((account, Proof::Code(digest))),
             Checked::Changed => Err(Reply::Denied),

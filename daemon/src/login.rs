@@ -40,9 +40,18 @@ impl Daemon {
             return (reply, AfterReply::default());
         }
         let ticket = self.rate.admit(&rate_attempt(peer, &req), now_unix_ms());
-        let target = match self.target_account(peer, &req.user) {
-            Ok(t) => t,
-            Err(reply) => return (reply, AfterReply::default()),
+        // Root callers (sshd, login): the account, its code and its lock in one read
+        // transaction. Others reach their own account only (target_account).
+        let (target, prefetched) = if peer.is_root() {
+            match self.reader().login_view(&req.user, now_unix()) {
+                Ok(view) => (view.account, view.state),
+                Err(e) => return (internal(e), AfterReply::default()),
+            }
+        } else {
+            match self.target_account(peer, &req.user) {
+                Ok(t) => (t, None),
+                Err(reply) => return (reply, AfterReply::default()),
+            }
         };
         let shown = if target.is_some() {
             req.user.as_str()
@@ -59,7 +68,9 @@ impl Daemon {
         let now = now_unix();
         let secret = std::mem::take(&mut req.secret);
         let (outcome, audited) = match target {
-            Some(account) => self.authenticate_account(peer, &account, secret, &req, now),
+            Some(account) => {
+                self.authenticate_account(peer, &account, secret, &req, now, prefetched)
+            }
             None => (self.authenticate_unknown(peer, &req, secret, now), false),
         };
         match outcome {
@@ -209,6 +220,7 @@ impl Daemon {
         secret: Secret,
         req: &AuthRequest,
         now: i64,
+        prefetched: Option<(Option<crate::store::CodeRow>, crate::store::LockRead)>,
     ) -> (Reply, bool) {
         let source = AttemptSource {
             service: &req.service,
@@ -226,7 +238,15 @@ impl Daemon {
             Reply::Ok
         };
         let login = self.login_event(peer, req, &if_right);
-        let reply = match self.check_secret(peer, account, secret, &source, now, login.as_ref()) {
+        let reply = match self.check_secret(
+            peer,
+            account,
+            secret,
+            &source,
+            now,
+            login.as_ref(),
+            prefetched,
+        ) {
             Checked::Failed(reply) => reply,
             Checked::Busy => Reply::Busy,
             Checked::Locked(until) => Reply::Locked {

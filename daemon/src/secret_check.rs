@@ -64,6 +64,8 @@ impl Daemon {
     /// `login`: the audit event of the login a right password makes, written in the transaction
     /// that records the success (and upgrades the hash); `None` outside a login (a password
     /// change checking the old password records its own events).
+    // The attempt's parts are what the store calls need one by one; a struct would only rename them.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn check_secret(
         &self,
         peer: Peer,
@@ -72,10 +74,14 @@ impl Daemon {
         source: &AttemptSource<'_>,
         now: i64,
         login: Option<&Event<'_>>,
+        prefetched: Option<(Option<CodeRow>, crate::store::LockRead)>,
     ) -> Checked {
-        let code = match self.reader().code_of(&account.name) {
-            Ok(code) => code,
-            Err(e) => return Checked::Failed(internal(e)),
+        let (code, lock) = match prefetched {
+            Some((code, lock)) => (code, Some(lock)),
+            None => match self.reader().code_of(&account.name) {
+                Ok(code) => (code, None),
+                Err(e) => return Checked::Failed(internal(e)),
+            },
         };
         let secret = match (code, codes::normalize(secret.expose())) {
             (Some(code), Some(typed)) => {
@@ -86,7 +92,7 @@ impl Daemon {
             }
             _ => secret,
         };
-        self.check_password(peer, account, secret, source, now, login)
+        self.check_password(peer, account, secret, source, now, login, lock)
     }
 
     /// A code-shaped secret while a reset code is pending. `None`: not a code after all — the
@@ -148,6 +154,7 @@ impl Daemon {
     }
 
     /// The password, with the lockout reservation around the verification (see `lockout`).
+    #[allow(clippy::too_many_arguments)]
     fn check_password(
         &self,
         peer: Peer,
@@ -156,12 +163,16 @@ impl Daemon {
         source: &AttemptSource<'_>,
         now: i64,
         login: Option<&Event<'_>>,
+        lock: Option<crate::store::LockRead>,
     ) -> Checked {
         // A locked account is answered from a read: no hashing and no fsync'ed write before the
         // reply (a guesser hammering a lock costs what the IPC costs). The refusal's failure row
         // follows through the deferred writer. A lock set after this read is still caught by
         // begin_attempt.
-        let read = self.reader().lock(&account.name, now);
+        let read = match lock {
+            Some(lock) => Ok(lock),
+            None => self.reader().lock(&account.name, now),
+        };
         match read {
             Err(e) => return Checked::Failed(internal(e)),
             Ok(crate::store::LockRead::Locked { until }) => {

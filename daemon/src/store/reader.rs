@@ -24,7 +24,37 @@ pub enum LockRead {
     Expired,
 }
 
+/// The first reads of a root caller's login, taken in one read transaction: one snapshot, one
+/// lock of the WAL index instead of three.
+#[derive(Debug)]
+pub struct LoginView {
+    pub account: Option<Account>,
+    /// The pending code and the lock of the account; `None` when there is no account.
+    pub state: Option<(Option<CodeRow>, LockRead)>,
+}
+
 impl Reader {
+    pub fn login_view(&self, name: &str, now: i64) -> Result<LoginView> {
+        self.conn.execute_batch("BEGIN")?;
+        let view = (|| {
+            let Some(account) = account_in(&self.conn, name)? else {
+                return Ok(LoginView {
+                    account: None,
+                    state: None,
+                });
+            };
+            let code = super::codes::code_in(&self.conn, name)?;
+            let lock = self.lock(name, now)?;
+            Ok(LoginView {
+                account: Some(account),
+                state: Some((code, lock)),
+            })
+        })();
+        // A read transaction has nothing to keep: end it whatever happened.
+        let _ = self.conn.execute_batch("COMMIT");
+        view
+    }
+
     pub(super) fn open(path: &Path) -> Result<Reader> {
         let conn = Connection::open_with_flags(
             path,
