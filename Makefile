@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: all deps build release demo test unit lint clean bench fuzz deb package-test
+.PHONY: all deps build release demo test unit lint clean bench fuzz deb package-test systemd-test
 
 all: build
 
@@ -22,7 +22,9 @@ demo: release
 # Unit tests, end-to-end tests through real libpam and a real credd, format and lint checks, then
 # the package test: it installs the .deb on this machine, enables it with pam-auth-update for a few
 # seconds and purges it (root only). On a machine you do not want changed that way, set
-# CREDD_SKIP_PACKAGE_TEST=1; it then says so.
+# CREDD_SKIP_PACKAGE_TEST=1; it then says so. Last the systemd test: the same package in a minimal
+# Debian 12 booted with systemd-nspawn (root only; changes nothing here but target/systemd-test/;
+# CREDD_SKIP_SYSTEMD_TEST=1 skips it).
 test: build
 	$(CARGO) test --workspace
 	$(CARGO) fmt --all -- --check
@@ -31,6 +33,11 @@ test: build
 	  echo "SKIPPED package test: CREDD_SKIP_PACKAGE_TEST is set"; \
 	else \
 	  tests/package/install-test.sh; \
+	fi
+	@if [ -n "$${CREDD_SKIP_SYSTEMD_TEST:-}" ]; then \
+	  echo "SKIPPED systemd test: CREDD_SKIP_SYSTEMD_TEST is set"; \
+	else \
+	  tests/systemd/boot-test.sh; \
 	fi
 
 clean:
@@ -58,3 +65,9 @@ deb: deps
 # building anything).
 package-test:
 	tests/package/install-test.sh
+
+# The package under a real systemd (issue 20): a minimal Debian 12 built by debootstrap (cached in
+# target/systemd-test/), booted with systemd-nspawn; the unit's promises checked inside
+# (tests/systemd/boot-test.sh; root only, SKIPPED otherwise or when the container cannot boot).
+systemd-test:
+	tests/systemd/boot-test.sh

@@ -21,6 +21,7 @@ pub mod kdf_shani;
 pub mod lockout;
 pub mod login;
 pub mod namekey;
+pub mod notify;
 pub mod nss;
 pub mod peer;
 pub mod pool;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use credd::{procinfo, quality, server, timefmt};
+use credd::{notify, procinfo, quality, server, timefmt};
 use credd_proto::paths;
 
 use credd::audit::{AuditKey, Event};
@@ -160,12 +160,24 @@ fn run(args: &Args) -> Result<()> {
     let stop = server.stopper();
     let reloading = Arc::clone(&daemon);
     let config_path = args.config.clone();
+    let runtime_dir = args.runtime_dir.clone();
     let signal_thread = std::thread::spawn(move || {
+        let mut reloads = 0u64;
         for sig in signals.forever() {
             if sig == signal_hook::consts::SIGHUP {
-                reload(&reloading, &config_path);
+                reloads += 1;
+                notify::reloading();
+                let refused = reload(&reloading, &config_path);
+                notify::reloaded(match refused {
+                    None => "serving; configuration reloaded",
+                    Some(_) => {
+                        "serving; the last reload was refused, the running configuration stays"
+                    }
+                });
+                notify::write_reload_status(&runtime_dir, reloads, refused.as_deref());
                 continue;
             }
+            notify::stopping();
             eprintln!("credd: received signal {sig}, shutting down");
             stop();
             break;
@@ -207,6 +219,8 @@ fn run(args: &Args) -> Result<()> {
         db_path.display(),
         args.runtime_dir.display()
     );
+    // systemd (Type=notify): `systemctl start` returns now, not before.
+    notify::ready("serving");
     server.run(sockets, SHUTDOWN_GRACE);
     daemon.pool.shutdown();
     daemon.record(&Event {
@@ -227,8 +241,9 @@ fn run(args: &Args) -> Result<()> {
 
 /// SIGHUP: reads the config file again and applies it from the next request on. A file that does
 /// not load (syntax, a value out of range, a blocklist that cannot be read, a config others can
-/// write) changes nothing: credd goes on with what it has and says why.
-fn reload(daemon: &Daemon, path: &Path) {
+/// write) changes nothing: credd goes on with what it has and says why (returned, for the
+/// reload status the unit's `ExecReload=` reads).
+fn reload(daemon: &Daemon, path: &Path) -> Option<String> {
     let loaded = Config::load(path).and_then(|config| daemon.reload(config));
     match loaded {
         Ok(needs_restart) => {
@@ -247,6 +262,7 @@ fn reload(daemon: &Daemon, path: &Path) {
                 detail: format!("path={}{pending}", path.display()),
                 ..Default::default()
             });
+            None
         }
         Err(e) => {
             eprintln!("credd: configuration not reloaded, the running one stays: {e}");
@@ -256,6 +272,7 @@ fn reload(daemon: &Daemon, path: &Path) {
                 detail: format!("path={} error={e}", path.display()),
                 ..Default::default()
             });
+            Some(e.to_string())
         }
     }
 }
