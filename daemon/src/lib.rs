@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod admin_guard;
+pub mod alerts;
 pub mod audit;
 pub mod audit_handlers;
 pub mod auditlog;

@@ -38,6 +38,7 @@ impl Daemon {
         if let Err(reply) = check_pam_fields(&req) {
             return reply;
         }
+        self.alerts_throttle(peer, &req);
         let ticket = self.rate.admit(&rate_attempt(peer, &req), now_unix_ms());
         let target = match self.target_account(peer, &req.user) {
             Ok(t) => t,
@@ -56,9 +57,14 @@ impl Daemon {
         };
         let now = now_unix();
         let secret = std::mem::take(&mut req.secret);
-        let (outcome, audited) = match target {
+        let known = target.is_some();
+        let (outcome, audited, via_code) = match target {
             Some(account) => self.authenticate_account(peer, &account, secret, &req, now),
-            None => (self.authenticate_unknown(peer, &req, secret, now), false),
+            None => (
+                self.authenticate_unknown(peer, &req, secret, now),
+                false,
+                false,
+            ),
         };
         match outcome {
             // The secret was right (a disabled account's too: no guess failed), or nothing was
@@ -90,6 +96,13 @@ impl Daemon {
                 self.record(&event);
             }
         }
+        self.observe(&crate::alerts::Observation::Login {
+            peer,
+            req: &req,
+            known,
+            outcome: &outcome,
+            via_code,
+        });
         outcome
     }
 
@@ -184,8 +197,9 @@ impl Daemon {
         }
     }
 
-    /// The reply, and whether its audit event was already written (with the success of a right
-    /// password, in one transaction with the upgrade of its hash).
+    /// The reply, whether its audit event was already written (with the success of a right
+    /// password, in one transaction with the upgrade of its hash), and whether a reset code was
+    /// the secret.
     fn authenticate_account(
         &self,
         peer: Peer,
@@ -193,7 +207,7 @@ impl Daemon {
         secret: Secret,
         req: &AuthRequest,
         now: i64,
-    ) -> (Reply, bool) {
+    ) -> (Reply, bool, bool) {
         let source = AttemptSource {
             service: &req.service,
             rhost: req.rhost.as_deref(),
@@ -220,13 +234,13 @@ impl Daemon {
             Checked::Wrong => Reply::Denied,
             // Reset (or changed) while this login was verified: the reset wins.
             Checked::Changed => Reply::Denied,
-            Checked::Password { audited } => return (if_right, audited),
+            Checked::Password { audited } => return (if_right, audited, false),
             _ if account.disabled => Reply::Disabled,
             // A valid reset code gets in only as far as the forced change: acct_mgmt answers
             // must-change, and chauthtok consumes the code when the new password is stored.
-            Checked::Code(_) => Reply::MustChange,
+            Checked::Code(_) => return (Reply::MustChange, false, true),
         };
-        (reply, false)
+        (reply, false, false)
     }
 
     fn authenticate_unknown(
