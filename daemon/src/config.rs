@@ -280,6 +280,10 @@ pub struct Lockout {
     pub even_deny_root: bool,
     /// acct_mgmt refuses locked accounts, so logins that skip our auth (ssh keys) are refused too.
     pub account_check: bool,
+    /// `"lock"` (pam_faillock's model) or `"ramp"` (NIST 800-63B: an increasing delay per
+    /// consecutive failure, a lock after at most 100; policy in `ramp.rs`, not yet enforced on
+    /// the login path, so the config refuses it).
+    pub mode: String,
 }
 
 /// Token buckets: `burst` attempts at once, refilled at `per_minute`. `burst = 0` disables one.
@@ -316,6 +320,7 @@ impl Default for Lockout {
             root_unlock_time: None,
             even_deny_root: false,
             account_check: true,
+            mode: "lock".into(),
         }
     }
 }
@@ -587,6 +592,21 @@ impl Config {
             }
         }
         let lo = &self.lockout;
+        match lo.mode.as_str() {
+            "lock" => {}
+            "ramp" => {
+                return Err(
+                    "lockout.mode: \"ramp\" is not enforced by this credd yet (its policy \
+                            is in ramp.rs and docs/lockout.md); use \"lock\""
+                        .into(),
+                );
+            }
+            other => {
+                return Err(format!(
+                    "lockout.mode: {other:?} is neither \"lock\" nor \"ramp\""
+                ));
+            }
+        }
         if lo.deny > crate::lockout::MAX_DENY {
             return Err(format!(
                 "lockout.deny: {} is above the maximum of {} (0 disables locking)",

@@ -27,6 +27,7 @@ pub mod peer;
 pub mod pool;
 pub mod procinfo;
 pub mod quality;
+pub mod ramp;
 pub mod ratelimit;
 pub mod reset;
 pub mod secret_check;
