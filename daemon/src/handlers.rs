@@ -135,7 +135,14 @@ impl Daemon {
             Request::Ping => Reply::Pong {
                 version: PROTOCOL_VERSION,
             },
-            Request::Authenticate(req) => self.authenticate(peer, req),
+            Request::Authenticate(req) => {
+                let (reply, after) = self.authenticate(peer, req);
+                self.hold_audit();
+                let sent = respond(&reply);
+                self.after_reply(after);
+                self.release_audit();
+                return sent;
+            }
             Request::AccountCheck(req) => self.account_check(peer, req),
             Request::UserAdd {
                 user,

@@ -9,7 +9,7 @@ use credd_proto::{
     AccountRequest, AuthRequest, ErrorKind, Reply, Secret, validate_field, validate_user_name,
 };
 
-use crate::audit::Event;
+use crate::audit::{Event, QueuedEvent};
 use crate::handlers::{error, internal};
 use crate::peer::Peer;
 use crate::ratelimit::{Attempt, Source, Tripped};
@@ -34,15 +34,16 @@ impl Daemon {
         Ok(own.filter(|a| a.name == user && owned_by(a, peer.uid)))
     }
 
-    pub(crate) fn authenticate(&self, peer: Peer, mut req: AuthRequest) -> Reply {
+    /// The reply, and what is left to do once it is on its way (see [`AfterReply`]).
+    pub(crate) fn authenticate(&self, peer: Peer, mut req: AuthRequest) -> (Reply, AfterReply) {
         if let Err(reply) = check_pam_fields(&req) {
-            return reply;
+            return (reply, AfterReply::default());
         }
         self.alerts_throttle(peer, &req);
         let ticket = self.rate.admit(&rate_attempt(peer, &req), now_unix_ms());
         let target = match self.target_account(peer, &req.user) {
             Ok(t) => t,
-            Err(reply) => return reply,
+            Err(reply) => return (reply, AfterReply::default()),
         };
         let shown = if target.is_some() {
             req.user.as_str()
@@ -52,7 +53,8 @@ impl Daemon {
         let ticket = match ticket {
             Ok(ticket) => ticket,
             Err(tripped) => {
-                return self.rate_limited(peer, shown, &req.service, tripped, target.is_none());
+                let reply = self.rate_limited(peer, shown, &req.service, tripped, target.is_none());
+                return (reply, AfterReply::default());
             }
         };
         let now = now_unix();
@@ -82,28 +84,39 @@ impl Daemon {
             Reply::Locked { .. } => self.counters.bump(&self.counters.locked_replies),
             _ => {}
         }
+        let mut after = AfterReply::default();
         if outcome != Reply::Busy {
             // The typed name of an unknown user is not logged: a mistyped name is often a password.
             // Formatted first, written once: eprintln! would make a system call per piece.
-            let line = format!(
+            after.line = Some(format!(
                 "credd: authenticate user={shown} service={:?} peer_uid={} result={}\n",
                 req.service,
                 peer.uid,
                 outcome.name()
-            );
-            let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
-            if !audited && let Some(event) = self.login_event(peer, &req, &outcome) {
-                self.record(&event);
+            ));
+            if !audited {
+                after.event = self
+                    .login_event(peer, &req, &outcome)
+                    .map(|event| QueuedEvent::capture(&event, now));
             }
         }
-        self.observe(&crate::alerts::Observation::Login {
-            peer,
-            req: &req,
-            known,
-            outcome: &outcome,
-            via_code,
-        });
-        outcome
+        after.alert = crate::alerts::glue::PendingLogin::of(peer, &req, known, &outcome, via_code);
+        (outcome, after)
+    }
+
+    /// Writes the log line and queues the audit row of an authentication whose reply was sent.
+    /// Neither changes the outcome, and a refusal (a locked account's above all) is then answered
+    /// in what the IPC costs: the write to stderr and the audit writer's wake-up come after.
+    pub(crate) fn after_reply(&self, after: AfterReply) {
+        if let Some(line) = after.line {
+            let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
+        }
+        if let Some(event) = after.event {
+            self.record_captured(event);
+        }
+        if let Some(login) = after.alert {
+            self.observe(&login.observation());
+        }
     }
 
     /// The audit event of an authentication, with pam_unix's classic failure line for failures
@@ -309,6 +322,16 @@ impl Daemon {
             Reply::Ok
         }
     }
+}
+
+/// An authentication's log line and (unless written with its change of state) audit row, kept
+/// until its reply is sent.
+#[derive(Default)]
+pub(crate) struct AfterReply {
+    line: Option<String>,
+    event: Option<QueuedEvent>,
+    /// What the alerts' detectors are fed (alerts/glue.rs).
+    alert: Option<crate::alerts::glue::PendingLogin>,
 }
 
 /// How the rate limits see an authentication (§4): rhost is a claim, believed only from callers

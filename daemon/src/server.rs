@@ -115,9 +115,85 @@ impl Drop for ConnectionSlot {
     }
 }
 
+/// Connection threads kept for the next connection. A PAM hook opens a connection per request,
+/// and starting a thread put tens of microseconds (and a trip through the scheduler) between every
+/// login's connect and its reply; a thread that served a connection waits a while for the next one
+/// instead. At most [`IdleThreads::KEEP`] wait; the rest end, and so does one idle for
+/// [`IdleThreads::LINGER`].
+struct IdleThreads {
+    idle: Mutex<Vec<(u64, std::sync::mpsc::Sender<Work>)>>,
+    next_id: std::sync::atomic::AtomicU64,
+}
+
+type Work = Box<dyn FnOnce() + Send + 'static>;
+
+impl IdleThreads {
+    const KEEP: usize = 8;
+    const LINGER: Duration = Duration::from_secs(30);
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(u64, std::sync::mpsc::Sender<Work>)>> {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `work` on an idle connection thread, or on a new one.
+    fn run(self: &Arc<Self>, mut work: Work) -> std::io::Result<()> {
+        loop {
+            let Some((_, tx)) = self.lock().pop() else {
+                break;
+            };
+            match tx.send(work) {
+                Ok(()) => return Ok(()),
+                // That thread has just ended; try the next, or start one.
+                Err(std::sync::mpsc::SendError(back)) => work = back,
+            }
+        }
+        let me = Arc::clone(self);
+        thread::Builder::new()
+            .name("conn".into())
+            .spawn(move || me.serve(work))
+            .map(|_| ())
+    }
+
+    fn serve(&self, first: Work) {
+        let mut work = first;
+        loop {
+            work();
+            let (tx, rx) = std::sync::mpsc::channel::<Work>();
+            let id = self
+                .next_id
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            {
+                let mut idle = self.lock();
+                if idle.len() >= Self::KEEP {
+                    return;
+                }
+                idle.push((id, tx));
+            }
+            work = match rx.recv_timeout(Self::LINGER) {
+                Ok(next) => next,
+                Err(_) => {
+                    // Leave only once no one can hand this thread work any more: out of the idle
+                    // list, or, if someone took it from there already, after taking that work.
+                    let mut idle = self.lock();
+                    if let Some(at) = idle.iter().position(|(i, _)| *i == id) {
+                        idle.remove(at);
+                        return;
+                    }
+                    drop(idle);
+                    match rx.recv() {
+                        Ok(next) => next,
+                        Err(_) => return,
+                    }
+                }
+            };
+        }
+    }
+}
+
 pub struct Server {
     daemon: Arc<Daemon>,
     limits: Arc<ConnectionLimits>,
+    threads: Arc<IdleThreads>,
     stopping: AtomicBool,
     /// Listening sockets to shut down on stop; filled by `run`, under the same lock `stop` takes,
     /// so a signal arriving before `run` starts is not lost.
@@ -134,6 +210,10 @@ impl Server {
         Server {
             daemon,
             limits,
+            threads: Arc::new(IdleThreads {
+                idle: Mutex::new(Vec::new()),
+                next_id: std::sync::atomic::AtomicU64::new(0),
+            }),
             stopping: AtomicBool::new(false),
             listener_fds: Mutex::new(Vec::new()),
         }
@@ -208,12 +288,10 @@ impl Server {
             return;
         };
         let daemon = Arc::clone(&self.daemon);
-        let spawned = thread::Builder::new()
-            .name(format!("conn-uid{}", peer.uid))
-            .spawn(move || {
-                let _slot = slot;
-                serve_connection(&daemon, stream, peer, kind, idle);
-            });
+        let spawned = self.threads.run(Box::new(move || {
+            let _slot = slot;
+            serve_connection(&daemon, stream, peer, kind, idle);
+        }));
         if let Err(e) = spawned {
             eprintln!("credd: cannot start a connection thread: {e}");
         }
@@ -356,5 +434,65 @@ fn serve_connection(
         if handled.is_err() || close_after {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    fn threads() -> Arc<IdleThreads> {
+        Arc::new(IdleThreads {
+            idle: Mutex::new(Vec::new()),
+            next_id: std::sync::atomic::AtomicU64::new(0),
+        })
+    }
+
+    #[test]
+    fn one_connection_after_another_reuses_one_thread() {
+        let pool = threads();
+        let (tx, rx) = mpsc::channel();
+        let mut ids = std::collections::HashSet::new();
+        for _ in 0..20 {
+            let tx = tx.clone();
+            pool.run(Box::new(move || tx.send(thread::current().id()).unwrap()))
+                .unwrap();
+            ids.insert(rx.recv().unwrap());
+            // The next connection arrives once this one is served and its thread waits again.
+            while pool.lock().is_empty() {
+                thread::yield_now();
+            }
+        }
+        assert_eq!(ids.len(), 1, "{ids:?}");
+        assert_eq!(pool.lock().len(), 1);
+    }
+
+    #[test]
+    fn at_most_keep_threads_wait_and_no_work_is_lost() {
+        let pool = threads();
+        let (tx, rx) = mpsc::channel();
+        let gate = Arc::new(std::sync::Barrier::new(IdleThreads::KEEP + 4));
+        // More connections at once than threads are kept: each gets a thread of its own.
+        for i in 0..IdleThreads::KEEP + 4 {
+            let (tx, gate) = (tx.clone(), Arc::clone(&gate));
+            pool.run(Box::new(move || {
+                gate.wait();
+                tx.send(i).unwrap();
+            }))
+            .unwrap();
+        }
+        let mut done: Vec<_> = (0..IdleThreads::KEEP + 4)
+            .map(|_| rx.recv().unwrap())
+            .collect();
+        done.sort();
+        assert_eq!(done, (0..IdleThreads::KEEP + 4).collect::<Vec<_>>());
+        // The extra ones end; KEEP stay for the next connections.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while pool.lock().len() < IdleThreads::KEEP {
+            assert!(Instant::now() < deadline);
+            thread::yield_now();
+        }
+        assert_eq!(pool.lock().len(), IdleThreads::KEEP);
     }
 }

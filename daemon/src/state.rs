@@ -45,6 +45,8 @@ struct QueueState {
     committed: u64,
     writer_running: bool,
     stopping: bool,
+    /// Replies sent whose audit rows are not queued yet ([`Daemon::hold_audit`]).
+    held: usize,
 }
 
 thread_local! {
@@ -141,7 +143,11 @@ impl Daemon {
     /// transaction of that change instead, never through here. Readers of the audit table call
     /// [`Daemon::flush_audit`] first. With the queue full, the caller writes its own row.
     pub fn record(&self, event: &Event<'_>) {
-        let queued = QueuedEvent::capture(event, crate::timefmt::now_unix());
+        self.record_captured(QueuedEvent::capture(event, crate::timefmt::now_unix()));
+    }
+
+    /// [`Daemon::record`] for an event captured earlier (one recorded after its reply was sent).
+    pub fn record_captured(&self, queued: QueuedEvent) {
         self.defer(Deferred::Event(queued));
     }
 
@@ -197,9 +203,29 @@ impl Daemon {
         }
     }
 
-    /// Waits until every event recorded before the call is in the audit table.
+    /// A reply is about to be sent before its audit row is queued: [`Daemon::flush_audit`] waits
+    /// for that row too, so that whoever saw the reply and then reads the audit table finds it.
+    pub fn hold_audit(&self) {
+        self.audit_queue.lock().held += 1;
+    }
+
+    pub fn release_audit(&self) {
+        let mut queue = self.audit_queue.lock();
+        queue.held -= 1;
+        if queue.held == 0 {
+            self.audit_queue.wake.notify_all();
+        }
+    }
+
+    /// Waits until every event recorded before the call is in the audit table, including those
+    /// of replies already sent whose rows were still on their way.
     pub fn flush_audit(&self) {
         let queue = self.audit_queue.lock();
+        let queue = self
+            .audit_queue
+            .wake
+            .wait_while(queue, |q| q.held > 0)
+            .unwrap_or_else(|p| p.into_inner());
         let target = queue.enqueued;
         let _done = self
             .audit_queue

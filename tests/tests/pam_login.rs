@@ -73,8 +73,13 @@ fn ignore_unknown_user_lets_the_next_module_decide() {
 fn unknown_user_is_not_logged_by_name() {
     let d = TestDaemon::start();
     authenticate(&auth_stack(&d, ""), "hunter2-typed-as-name", PASSWORD);
+    // The line is written once the reply is on its way: wait for it, do not race it.
+    assert!(
+        d.wait_for_log("result=unknown_user", std::time::Duration::from_secs(10)),
+        "{}",
+        d.log().join("\n")
+    );
     let log = d.log().join("\n");
-    assert!(log.contains("result=unknown_user"), "{log}");
     assert!(!log.contains("hunter2-typed-as-name"), "{log}");
 }
 

@@ -20,15 +20,62 @@ pub enum Observation<'a> {
     /// `via_code`: the account's pending reset code was right.
     Login {
         peer: Peer,
-        req: &'a AuthRequest,
+        user: &'a str,
+        rhost: Option<&'a str>,
         known: bool,
-        outcome: &'a Reply,
-        via_code: bool,
+        outcome: LoginOutcome,
     },
     /// A reset requested by `admin_uid` (issued or refused by the reset rate limits).
     Reset { admin_uid: u32, account: &'a str },
     /// An administrator unlocked or reset the account.
     Cleared { account: &'a str },
+}
+
+/// An authentication's outcome, kept until its reply is sent (login.rs `AfterReply`): the
+/// detectors are fed after the reply, off the login's latency.
+pub struct PendingLogin {
+    peer: Peer,
+    user: String,
+    rhost: Option<String>,
+    known: bool,
+    outcome: LoginOutcome,
+}
+
+impl PendingLogin {
+    /// `known`: the name is a stored account this peer may use; `via_code`: the account's pending
+    /// reset code was right. `None` for outcomes that guessed nothing (rate-limited, busy) or a
+    /// right secret of an account that may not log in (disabled).
+    pub fn of(
+        peer: Peer,
+        req: &AuthRequest,
+        known: bool,
+        outcome: &Reply,
+        via_code: bool,
+    ) -> Option<PendingLogin> {
+        let outcome = match outcome {
+            Reply::Ok | Reply::MustChange if via_code => LoginOutcome::CodeRedeemed,
+            Reply::Ok | Reply::MustChange => LoginOutcome::Succeeded,
+            Reply::Denied | Reply::UnknownUser | Reply::Locked { .. } => LoginOutcome::Failed,
+            _ => return None,
+        };
+        Some(PendingLogin {
+            peer,
+            user: req.user.clone(),
+            rhost: req.rhost.clone(),
+            known,
+            outcome,
+        })
+    }
+
+    pub fn observation(&self) -> Observation<'_> {
+        Observation::Login {
+            peer: self.peer,
+            user: &self.user,
+            rhost: self.rhost.as_deref(),
+            known: self.known,
+            outcome: self.outcome,
+        }
+    }
 }
 
 /// The source of an attempt, by the rate limits' rule (§4): rhost only from callers that are root
@@ -70,28 +117,18 @@ impl Daemon {
         let fired = match *observation {
             Observation::Login {
                 peer,
-                req,
+                user,
+                rhost,
                 known,
                 outcome,
-                via_code,
             } => {
-                let outcome = match outcome {
-                    Reply::Ok | Reply::MustChange if via_code => LoginOutcome::CodeRedeemed,
-                    Reply::Ok | Reply::MustChange => LoginOutcome::Succeeded,
-                    Reply::Denied | Reply::UnknownUser | Reply::Locked { .. } => {
-                        LoginOutcome::Failed
-                    }
-                    // Nothing was guessed (rate-limited, busy), or the secret was right for an
-                    // account that may not log in (disabled).
-                    _ => return,
-                };
-                let source = source_of(peer, req.rhost.as_deref());
+                let source = source_of(peer, rhost);
                 let label = source.label();
                 let remembers = known && a.unexpected_code.threshold > 0;
                 let since = now.saturating_sub(a.unexpected_code.window.as_secs() as i64);
                 let source_known = match outcome {
                     LoginOutcome::CodeRedeemed if remembers => {
-                        match self.store().login_source_known(&req.user, &label, since) {
+                        match self.store().login_source_known(user, &label, since) {
                             Ok(known) => known,
                             Err(e) => {
                                 eprintln!("credd: reading the login sources failed: {e}");
@@ -103,14 +140,14 @@ impl Daemon {
                 };
                 if outcome == LoginOutcome::Succeeded
                     && remembers
-                    && self.alerts.note_source(&req.user, &label)
+                    && self.alerts.note_source(user, &label)
                 {
-                    self.record_login_source(&req.user, &label, now);
+                    self.record_login_source(user, &label, now);
                 }
-                let shown = (known || live.config.audit.log_unknown_names).then_some(&*req.user);
+                let shown = (known || live.config.audit.log_unknown_names).then_some(user);
                 self.alerts.feed(
                     &Event::Login {
-                        account: self.alerts.key(&req.user),
+                        account: self.alerts.key(user),
                         shown,
                         source: &source,
                         outcome,
