@@ -17,7 +17,7 @@ CARGO_DEB_VERSION=3.8.0
 OUT=target/packaging
 # Documentation shipped in /usr/share/doc/credd (gzip'd, as Debian policy asks of large files).
 DOCS=(README.md docs/operations.md docs/pam.md docs/migration.md docs/lockout.md docs/resets.md
-  docs/audit.md docs/import.md docs/threat-model.md)
+  docs/audit.md docs/alerts.md docs/import.md docs/threat-model.md)
 
 log() { echo "build-deb: $*" >&2; }
 

@@ -118,6 +118,12 @@ pub enum Command {
     /// walks the chain of MACs and exits 3 when a row was edited, deleted or reordered.
     #[command(args_conflicts_with_subcommands = true)]
     Audit(AuditArgs),
+    /// List the alerts of credd's detectors (sprays, distributed guessing, reset bursts, …),
+    /// oldest first, or acknowledge one (`alerts ack ID`, audited)
+    ///
+    /// Each alert is an audit event `alert_<kind>`; its id is the event's id. docs/alerts.md.
+    #[command(args_conflicts_with_subcommands = true)]
+    Alerts(AlertsArgs),
     /// Check the database, its schema, the audit chain and file permissions; exit 3 on a finding
     Check(CheckArgs),
     /// Apply a CSV file of account changes in one transaction (docs/import.md), or take over the
@@ -175,6 +181,7 @@ impl Command {
             Command::Reset(_) => "reset",
             Command::Sessions(_) => "sessions",
             Command::Audit(_) => "audit",
+            Command::Alerts(_) => "alerts",
             Command::Check(_) => "check",
             Command::Import(_) => "import",
             Command::Backup(_) => "backup",
@@ -420,6 +427,29 @@ pub struct AuditListArgs {
     /// Print a JSON array of events instead of one line per event
     #[arg(long)]
     pub json: bool,
+}
+
+/// `alerts [--since TIME] [--json]` and `alerts ack ID`.
+#[derive(Debug, Args)]
+pub struct AlertsArgs {
+    /// `ack`; absent: list alerts
+    #[command(subcommand)]
+    pub command: Option<AlertsCommand>,
+    /// Only alerts at or after TIME: RFC 3339, or how long ago (30m, 1h, 2d)
+    #[arg(long, value_name = "TIME", value_parser = parse_since)]
+    pub since: Option<String>,
+    /// Print a JSON array of alerts instead of one line per alert
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AlertsCommand {
+    /// Acknowledge the alert with this id (32 hex digits, from `credctl alerts`)
+    Ack {
+        /// The alert's id
+        id: String,
+    },
 }
 
 /// `audit verify [--json]` and `check [--json]`.

@@ -20,9 +20,9 @@ use indicatif::ProgressBar;
 
 use crate::adminlog::{self, Action, AdminLog, ImportRecord, Outcome, Verb};
 use crate::cli::{
-    AuditArgs, AuditCommand, AuditListArgs, CheckArgs, Command, ImportArgs, Invocation, LockArgs,
-    NameArg, PasswdArgs, ReportArgs, ResetArgs, SessionsArgs, StatusArgs, TargetArgs, UserAddArgs,
-    UserCommand, UserShowArgs,
+    AlertsArgs, AlertsCommand, AuditArgs, AuditCommand, AuditListArgs, CheckArgs, Command,
+    ImportArgs, Invocation, LockArgs, NameArg, PasswdArgs, ReportArgs, ResetArgs, SessionsArgs,
+    StatusArgs, TargetArgs, UserAddArgs, UserCommand, UserShowArgs,
 };
 use crate::codesfile::CodesFile;
 use crate::error::{CtlError, os_message};
@@ -92,6 +92,11 @@ pub fn run(cli: &Invocation) -> Result<(), CtlError> {
             command: None,
             list,
         }) => audit(socket, list, &mut out),
+        Command::Alerts(AlertsArgs {
+            command: Some(AlertsCommand::Ack { id }),
+            ..
+        }) => alert_ack(socket, id, &mut out),
+        Command::Alerts(args) => alerts(socket, args, &mut out),
         Command::Check(args) => check(socket, args, &mut out),
         Command::Import(args) if args.from_shadow => {
             import_shadow(socket, log, args, &mut out, &mut io::stderr())
@@ -433,6 +438,119 @@ fn audit(socket: &Path, args: &AuditListArgs, out: &mut impl Write) -> Result<()
     stream(socket, "audit", list, |client, on_row| {
         client.call_stream_audit(&req, on_row)
     })
+}
+
+/// One alert for `credctl alerts`: its audit event, its stable fields, and its acknowledgement.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AlertRow {
+    pub id: String,
+    pub time: String,
+    pub event: String,
+    pub outcome: String,
+    pub user: Option<String>,
+    pub rhost: Option<String>,
+    /// The `key=value` fields of the detail (docs/alerts.md), in order.
+    pub fields: Vec<(String, String)>,
+    pub acked: Option<AlertAck>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AlertAck {
+    pub time: String,
+    pub by_uid: Option<u32>,
+}
+
+/// The alerts among audit events (oldest first), with their acknowledgements.
+pub fn collect_alerts(entries: impl IntoIterator<Item = credd_proto::AuditEntry>) -> Vec<AlertRow> {
+    let mut rows: Vec<AlertRow> = Vec::new();
+    for e in entries {
+        if e.event == "alert_acked" {
+            let acked = e.detail.split(' ').find_map(|p| p.strip_prefix("alert="));
+            if let Some(row) = acked.and_then(|id| rows.iter_mut().find(|r| r.id == id)) {
+                row.acked = Some(AlertAck {
+                    time: e.time.clone(),
+                    by_uid: e.actor_uid,
+                });
+            }
+        } else if e.event.starts_with("alert_") {
+            let fields = e
+                .detail
+                .split(' ')
+                .filter_map(|p| p.split_once('='))
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect();
+            rows.push(AlertRow {
+                id: e.id,
+                time: e.time,
+                event: e.event,
+                outcome: e.outcome,
+                user: e.user,
+                rhost: e.rhost,
+                fields,
+                acked: None,
+            });
+        }
+    }
+    rows
+}
+
+/// `alerts [--since TIME] [--json]`: the audit events `alert_*` since TIME, with whether they
+/// were acknowledged. The daemon streams the audit trail; credctl keeps the alerts.
+fn alerts(socket: &Path, args: &AlertsArgs, out: &mut impl Write) -> Result<(), CtlError> {
+    let req = Request::Audit {
+        user: None,
+        since: args.since.clone(),
+    };
+    let mut conn = Conn::open(socket)?;
+    let mut entries = Vec::new();
+    let streamed = conn.client.call_stream_audit(&req, |row| {
+        if row.event.starts_with("alert_") {
+            entries.push(row);
+        }
+    });
+    match streamed {
+        Ok(_) => {}
+        Err(ProtoError::Unexpected(detail)) => {
+            return Err(CtlError::Listing {
+                command: "alerts",
+                detail,
+            });
+        }
+        Err(e) => return Err(CtlError::call(conn.socket, TIMEOUT, e)),
+    }
+    let rows = collect_alerts(entries);
+    let written = if args.json {
+        output::write_json(out, &rows)
+    } else {
+        rows.iter().try_for_each(|r| {
+            let fields: Vec<String> = r.fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let acked = match &r.acked {
+                Some(a) => format!(
+                    "acked {} by uid {}",
+                    a.time,
+                    a.by_uid.map_or("-".into(), |u| u.to_string())
+                ),
+                None => "NEW".into(),
+            };
+            writeln!(
+                out,
+                "{} {} {} [{acked}] {}",
+                r.id,
+                r.time,
+                r.event,
+                one_line(&fields.join(" "))
+            )
+        })
+    };
+    written.and_then(|()| out.flush()).map_err(CtlError::Output)
+}
+
+/// `alerts ack ID`: credd audits the acknowledgement (`alert_acked`) under the caller's uid.
+fn alert_ack(socket: &Path, id: &str, out: &mut impl Write) -> Result<(), CtlError> {
+    match Conn::open(socket)?.call(&Request::AlertAck { id: id.to_owned() })? {
+        Reply::Ok => writeln!(out, "alert {id} acknowledged").map_err(CtlError::Output),
+        other => Err(refusal_without_account(other)),
+    }
 }
 
 /// `audit verify [--json]`: exit 3 when the chain is broken, whatever happens to the output.

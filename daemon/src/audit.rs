@@ -207,6 +207,15 @@ pub fn with_request_id<T>(id: Option<String>, f: impl FnOnce() -> T) -> T {
     result
 }
 
+/// Runs `f` with no request id, and gives the caller's back afterwards: rows the daemon writes on
+/// its own account in the middle of a request (an alert) must not take the request's id.
+pub fn aside_request_id<T>(f: impl FnOnce() -> T) -> T {
+    let saved = REQUEST_ID.with(|cell| cell.borrow_mut().take());
+    let result = f();
+    REQUEST_ID.with(|cell| *cell.borrow_mut() = saved);
+    result
+}
+
 /// Event ids are random, not secret: drawn from the OS RNG 256 at a time, so that a bulk import
 /// does not make one system call per row.
 const IDS_PER_DRAW: usize = 256;

@@ -294,6 +294,13 @@ pub fn event_code(name: &str) -> u32 {
         "config_reloaded" => 31,
         "hash_over_cap" => 32,
         "backup_restored" => 33,
+        "alert_spray" => 34,
+        "alert_slow_spray" => 35,
+        "alert_distributed" => 36,
+        "alert_reset_burst" => 37,
+        "alert_success_after_failures" => 38,
+        "alert_unexpected_code" => 39,
+        "alert_acked" => 40,
         _ => 99,
     }
 }
@@ -301,6 +308,10 @@ pub fn event_code(name: &str) -> u32 {
 fn severity(event: &str, outcome: &str) -> Severity {
     match event {
         "integrity_failure" => Severity::LOG_CRIT,
+        // A right password right after a burst of failures: possibly a guessed one.
+        "alert_success_after_failures" => Severity::LOG_ALERT,
+        "alert_acked" => Severity::LOG_NOTICE,
+        _ if event.starts_with("alert_") => Severity::LOG_WARNING,
         "backup_restored" if outcome == "forced" => Severity::LOG_WARNING,
         "login_failure" | "account_locked" | "code_rejected" | "code_burned" | "rate_limited"
         | "peer_refused" | "syslog_dropped" | "hash_over_cap" => Severity::LOG_WARNING,
@@ -374,8 +385,25 @@ fn fields_raw(p: &Published) -> Vec<(&'static str, String)> {
     if !e.detail.is_empty() {
         f.push(("detail", e.detail.clone()));
     }
+    // An alert's stable fields (docs/alerts.md) also as fields of their own, for collectors.
+    if e.event.starts_with("alert_") {
+        for pair in e.detail.split(' ') {
+            if let Some((k, v)) = pair.split_once('=')
+                && let Some(key) = ALERT_FIELDS.iter().find(|f| **f == k)
+            {
+                f.push((key, v.to_string()));
+            }
+        }
+    }
     f
 }
+
+/// The fields of an alert's detail that syslog carries as fields of their own. `source` and
+/// `names` are claims or names, one token each; `account` is a stored account.
+const ALERT_FIELDS: &[&str] = &[
+    "kind", "source", "accounts", "account", "sources", "names", "unlisted", "events", "window",
+    "first", "last", "detector", "action", "alert",
+];
 
 fn describe(p: &Published) -> String {
     let mut line = sentence(&p.entry.event);

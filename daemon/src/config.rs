@@ -24,6 +24,139 @@ pub struct Config {
     pub audit: Audit,
     pub limits: Limits,
     pub admin: Admin,
+    pub alerts: Alerts,
+}
+
+/// What a detector does besides its audit event when it fires (docs/alerts.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// The audit event only.
+    #[default]
+    Log,
+    /// Also delay the source's attempts by `[alerts] throttle_delay` while its episode lasts.
+    Throttle,
+}
+
+/// One detector: `threshold` distinct keys (accounts, sources) within `window` fire it; 0 turns
+/// it off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Detector {
+    pub threshold: u32,
+    #[serde(with = "duration_str")]
+    pub window: Duration,
+    #[serde(default)]
+    pub action: Action,
+}
+
+impl Detector {
+    const fn new(threshold: u32, window_secs: u64) -> Detector {
+        Detector {
+            threshold,
+            window: Duration::from_secs(window_secs),
+            action: Action::Log,
+        }
+    }
+}
+
+/// Detectors of unusual patterns (docs/alerts.md); each fires once per episode.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Alerts {
+    /// A firing waits until its episode has been quiet this long (at most 5 × `settle` after it
+    /// opened), so that its event counts the whole burst, not the first `threshold` of it.
+    #[serde(with = "duration_str")]
+    pub settle: Duration,
+    /// Names (accounts, sources) listed in a firing at most; the count is always complete.
+    pub max_names: usize,
+    /// The delay of an attempt from a source that a detector with `action = "throttle"` has
+    /// fired on, while its episode lasts.
+    #[serde(with = "duration_str")]
+    pub throttle_delay: Duration,
+    /// Distinct accounts failing from one source (rhost of root callers, else the local uid).
+    pub spray: Detector,
+    /// The same over hours.
+    pub slow_spray: Detector,
+    /// Distinct sources failing on one account.
+    pub distributed: Detector,
+    /// Distinct accounts reset by one administrator uid.
+    pub reset_burst: Detector,
+    /// Distinct accounts reset by all administrators together.
+    pub reset_accounts: Detector,
+    /// A right password after at least `threshold` failures of the account within `window`.
+    pub success_after_failures: Detector,
+    /// A reset code redeemed from a source no login of the account came from; `window`: how long
+    /// a source of a successful login is remembered. `threshold`: 0 off, anything else on.
+    pub unexpected_code: Detector,
+}
+
+impl Default for Alerts {
+    fn default() -> Self {
+        Alerts {
+            settle: Duration::from_secs(20),
+            max_names: 20,
+            throttle_delay: Duration::from_secs(2),
+            spray: Detector::new(10, 600),
+            slow_spray: Detector::new(30, 6 * 3600),
+            distributed: Detector::new(10, 3600),
+            reset_burst: Detector::new(10, 3600),
+            reset_accounts: Detector::new(20, 3600),
+            success_after_failures: Detector::new(4, 900),
+            unexpected_code: Detector::new(1, 90 * 24 * 3600),
+        }
+    }
+}
+
+impl Alerts {
+    pub fn detectors(&self) -> [(&'static str, &Detector); 7] {
+        [
+            ("spray", &self.spray),
+            ("slow_spray", &self.slow_spray),
+            ("distributed", &self.distributed),
+            ("reset_burst", &self.reset_burst),
+            ("reset_accounts", &self.reset_accounts),
+            ("success_after_failures", &self.success_after_failures),
+            ("unexpected_code", &self.unexpected_code),
+        ]
+    }
+
+    fn validate(&self) -> std::result::Result<(), String> {
+        if self.settle.is_zero() || self.settle > Duration::from_secs(3600) {
+            return Err("alerts.settle: must be between 1s and 1h".into());
+        }
+        if self.max_names > 100 {
+            return Err("alerts.max_names: at most 100".into());
+        }
+        if self.throttle_delay > Duration::from_secs(10) {
+            return Err("alerts.throttle_delay: at most 10s".into());
+        }
+        for (name, d) in self.detectors() {
+            if d.threshold > crate::alerts::MAX_THRESHOLD {
+                return Err(format!(
+                    "alerts.{name}.threshold: at most {} (0 turns the detector off)",
+                    crate::alerts::MAX_THRESHOLD
+                ));
+            }
+            if d.threshold > 0 && d.window < Duration::from_secs(1) {
+                return Err(format!("alerts.{name}.window: must be at least 1s"));
+            }
+            if d.window > Duration::from_secs(366 * 24 * 3600) {
+                return Err(format!("alerts.{name}.window: at most a year"));
+            }
+        }
+        for (name, d) in [
+            ("success_after_failures", &self.success_after_failures),
+            ("unexpected_code", &self.unexpected_code),
+        ] {
+            if d.action == Action::Throttle {
+                return Err(format!(
+                    "alerts.{name}.action: only \"log\" (the event it fires on is a single login)"
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Who administers besides root (DESIGN.md §4).
@@ -147,6 +280,10 @@ pub struct Lockout {
     pub even_deny_root: bool,
     /// acct_mgmt refuses locked accounts, so logins that skip our auth (ssh keys) are refused too.
     pub account_check: bool,
+    /// `"lock"` (pam_faillock's model) or `"ramp"` (NIST 800-63B: an increasing delay per
+    /// consecutive failure, a lock after at most 100; policy in `ramp.rs`, not yet enforced on
+    /// the login path, so the config refuses it).
+    pub mode: String,
 }
 
 /// Token buckets: `burst` attempts at once, refilled at `per_minute`. `burst = 0` disables one.
@@ -183,6 +320,7 @@ impl Default for Lockout {
             root_unlock_time: None,
             even_deny_root: false,
             account_check: true,
+            mode: "lock".into(),
         }
     }
 }
@@ -454,6 +592,21 @@ impl Config {
             }
         }
         let lo = &self.lockout;
+        match lo.mode.as_str() {
+            "lock" => {}
+            "ramp" => {
+                return Err(
+                    "lockout.mode: \"ramp\" is not enforced by this credd yet (its policy \
+                            is in ramp.rs and docs/lockout.md); use \"lock\""
+                        .into(),
+                );
+            }
+            other => {
+                return Err(format!(
+                    "lockout.mode: {other:?} is neither \"lock\" nor \"ramp\""
+                ));
+            }
+        }
         if lo.deny > crate::lockout::MAX_DENY {
             return Err(format!(
                 "lockout.deny: {} is above the maximum of {} (0 disables locking)",
@@ -503,6 +656,7 @@ impl Config {
         if l.idle_timeout.is_zero() {
             return Err("limits.idle_timeout: must be longer than 0s".into());
         }
+        self.alerts.validate()?;
         Ok(())
     }
 
@@ -677,6 +831,48 @@ mod tests {
         let err = Config::parse("[audit]\nformat = \"x\"\u{1b}[2J\n").unwrap_err();
         assert!(!err.chars().any(char::is_control), "{err:?}");
         assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn alerts_parse_with_defaults_and_bad_values_are_named() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.alerts.spray.threshold, 10);
+        assert_eq!(c.alerts.spray.window, Duration::from_secs(600));
+        assert_eq!(c.alerts.spray.action, Action::Log);
+        let c = Config::parse(
+            "[alerts]\nsettle = \"2s\"\nspray = { threshold = 5, window = \"1m\", action = \"throttle\" }\n",
+        )
+        .unwrap();
+        assert_eq!(c.alerts.spray.action, Action::Throttle);
+        assert_eq!(c.alerts.settle, Duration::from_secs(2));
+        assert_eq!(
+            c.alerts.distributed.threshold, 10,
+            "others keep their defaults"
+        );
+        for (text, key) in [
+            ("spray = { threshold = 5 }", "window"),
+            (
+                "spray = { threshold = 5, window = \"1m\", actoin = \"log\" }",
+                "actoin",
+            ),
+            (
+                "spray = { threshold = 5, window = \"1m\", action = \"ban\" }",
+                "ban",
+            ),
+            (
+                "spray = { threshold = 999, window = \"1m\" }",
+                "alerts.spray.threshold",
+            ),
+            (
+                "unexpected_code = { threshold = 1, window = \"1d\", action = \"throttle\" }",
+                "alerts.unexpected_code.action",
+            ),
+            ("settle = \"0s\"", "alerts.settle"),
+            ("bogus = 1", "bogus"),
+        ] {
+            let err = Config::parse(&format!("[alerts]\n{text}\n")).unwrap_err();
+            assert!(err.contains(key), "{text}: {err}");
+        }
     }
 
     #[test]

@@ -181,6 +181,7 @@ impl Daemon {
                 return self.audit_list(user.as_deref(), since.as_deref(), respond);
             }
             Request::AuditVerify => self.audit_verify(),
+            Request::AlertAck { id } => self.ack_alert(peer, &id),
             Request::Check => self.check(),
             Request::ImportBegin(options) => self.import_begin(conn, options),
             Request::ImportRows { rows } => self.import_rows(conn, rows),

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod admin_guard;
+pub mod alerts;
 pub mod audit;
 pub mod audit_handlers;
 pub mod auditlog;
@@ -27,6 +28,7 @@ pub mod peer;
 pub mod pool;
 pub mod procinfo;
 pub mod quality;
+pub mod ramp;
 pub mod ratelimit;
 pub mod reset;
 pub mod secret_check;

@@ -39,6 +39,7 @@ impl Daemon {
         if let Err(reply) = check_pam_fields(&req) {
             return (reply, AfterReply::default());
         }
+        self.alerts_throttle(peer, &req);
         let ticket = self.rate.admit(&rate_attempt(peer, &req), now_unix_ms());
         // Root callers (sshd, login): the account, its code and its lock in one read
         // transaction. Others reach their own account only (target_account).
@@ -67,11 +68,16 @@ impl Daemon {
         };
         let now = now_unix();
         let secret = std::mem::take(&mut req.secret);
-        let (outcome, audited) = match target {
+        let known = target.is_some();
+        let (outcome, audited, via_code) = match target {
             Some(account) => {
                 self.authenticate_account(peer, &account, secret, &req, now, prefetched)
             }
-            None => (self.authenticate_unknown(peer, &req, secret, now), false),
+            None => (
+                self.authenticate_unknown(peer, &req, secret, now),
+                false,
+                false,
+            ),
         };
         match outcome {
             // The secret was right (a disabled account's too: no guess failed), or nothing was
@@ -105,6 +111,7 @@ impl Daemon {
                     .map(|event| QueuedEvent::capture(&event, now));
             }
         }
+        after.alert = crate::alerts::glue::PendingLogin::of(peer, &req, known, &outcome, via_code);
         (outcome, after)
     }
 
@@ -117,6 +124,9 @@ impl Daemon {
         }
         if let Some(event) = after.event {
             self.record_captured(event);
+        }
+        if let Some(login) = after.alert {
+            self.observe(&login.observation());
         }
     }
 
@@ -211,8 +221,9 @@ impl Daemon {
         }
     }
 
-    /// The reply, and whether its audit event was already written (with the success of a right
-    /// password, in one transaction with the upgrade of its hash).
+    /// The reply, whether its audit event was already written (with the success of a right
+    /// password, in one transaction with the upgrade of its hash), and whether a reset code was
+    /// the secret.
     fn authenticate_account(
         &self,
         peer: Peer,
@@ -221,7 +232,7 @@ impl Daemon {
         req: &AuthRequest,
         now: i64,
         prefetched: Option<(Option<crate::store::CodeRow>, crate::store::LockRead)>,
-    ) -> (Reply, bool) {
+    ) -> (Reply, bool, bool) {
         let source = AttemptSource {
             service: &req.service,
             rhost: req.rhost.as_deref(),
@@ -256,13 +267,13 @@ impl Daemon {
             Checked::Wrong => Reply::Denied,
             // Reset (or changed) while this login was verified: the reset wins.
             Checked::Changed => Reply::Denied,
-            Checked::Password { audited } => return (if_right, audited),
+            Checked::Password { audited } => return (if_right, audited, false),
             _ if account.disabled => Reply::Disabled,
             // A valid reset code gets in only as far as the forced change: acct_mgmt answers
             // must-change, and chauthtok consumes the code when the new password is stored.
-            Checked::Code(_) => Reply::MustChange,
+            Checked::Code(_) => return (Reply::MustChange, false, true),
         };
-        (reply, false)
+        (reply, false, false)
     }
 
     fn authenticate_unknown(
@@ -339,6 +350,8 @@ impl Daemon {
 pub(crate) struct AfterReply {
     line: Option<String>,
     event: Option<QueuedEvent>,
+    /// What the alerts' detectors are fed (alerts/glue.rs).
+    alert: Option<crate::alerts::glue::PendingLogin>,
 }
 
 /// How the rate limits see an authentication (§4): rhost is a claim, believed only from callers

@@ -37,6 +37,10 @@ impl Daemon {
             Err(reply) => return reply,
         };
         let now = now_unix();
+        self.observe(&crate::alerts::Observation::Reset {
+            admin_uid: peer.uid,
+            account: &account.name,
+        });
         if let Some(reply) = self.reset_rate_limited(&account.name, peer.uid, now) {
             return reply;
         }
@@ -63,6 +67,9 @@ impl Daemon {
             Ok(Ok(revoked)) => {
                 // The code is the way back in: earlier wrong guesses must not refuse it.
                 self.rate.forget_account(&account.name, account.uid);
+                self.observe(&crate::alerts::Observation::Cleared {
+                    account: &account.name,
+                });
                 let sessions_revoked = revoked.len() as u64;
                 self.end_sessions(revoked);
                 Reply::ResetIssued(Box::new(ResetIssued {

@@ -80,6 +80,8 @@ pub struct Daemon {
     pub rate: RateLimits,
     pub counters: Counters,
     pub busy_log: BusyLog,
+    /// Detectors of unusual patterns (alerts/).
+    pub alerts: crate::alerts::Alerts,
     /// `[admin] group`, resolved at start.
     pub admin_group: Option<AdminGroup>,
     pub disk: DiskReserve,
@@ -118,6 +120,7 @@ impl Daemon {
             unknown_names: UnknownNames::new(),
             counters: Counters::new(),
             busy_log: BusyLog::default(),
+            alerts: crate::alerts::Alerts::new(),
             reader: Mutex::new(store.reader()?),
             disk: DiskReserve::new(
                 store
@@ -146,6 +149,16 @@ impl Daemon {
     /// [`Daemon::record`] for an event captured earlier (one recorded after its reply was sent).
     pub fn record_captured(&self, queued: QueuedEvent) {
         self.defer(Deferred::Event(queued));
+    }
+
+    /// The source of a successful login, new to this run, for the alerts' record (written with
+    /// the next batch of audit rows).
+    pub fn record_login_source(&self, user: &str, source: &str, at: i64) {
+        self.defer(Deferred::LoginSource(crate::store::LoginSource {
+            user: user.to_owned(),
+            source: source.to_owned(),
+            at,
+        }));
     }
 
     /// An attempt refused because the account is locked: its failure row (for `last_failure`)

@@ -113,6 +113,9 @@ impl Daemon {
                 // Attempts refused while it was locked drained its buckets; the owner's right
                 // password right after an unlock must get in.
                 self.rate.forget_account(&account.name, account.uid);
+                self.observe(&crate::alerts::Observation::Cleared {
+                    account: &account.name,
+                });
                 Reply::Ok
             }
         }

@@ -99,6 +99,11 @@ pub enum Request {
     },
     /// Walks the audit chain; answered with [`Reply::AuditVerified`].
     AuditVerify,
+    /// `credctl alerts ack ID`: records that an administrator has seen the alert whose audit
+    /// event id is `id` (event `alert_acked`). `Ok`, or `not_found`.
+    AlertAck {
+        id: String,
+    },
     /// Database integrity, schema, audit chain and file permissions; [`Reply::CheckReport`].
     Check,
     /// Starts a bulk import on this connection. Rows follow in [`Request::ImportRows`] frames and
@@ -356,6 +361,7 @@ impl Request {
             Request::Sessions { .. } => "sessions",
             Request::Audit { .. } => "audit",
             Request::AuditVerify => "audit_verify",
+            Request::AlertAck { .. } => "alert_ack",
             Request::Check => "check",
             Request::ImportBegin(_) => "import_begin",
             Request::ImportRows { .. } => "import_rows",

@@ -15,6 +15,7 @@ use crate::auditlog::Sink;
 use crate::error::{DaemonError, Result};
 use crate::timefmt::now_unix;
 
+mod alerts;
 mod codes;
 mod import;
 mod lockout;
@@ -23,6 +24,7 @@ mod reader;
 pub mod schema;
 mod sessions;
 
+pub use alerts::LoginSource;
 pub use codes::CodeRow;
 pub use codes::{PasswordChange, ResetOrder};
 pub use import::{Directory, ImportRun, Planned};
@@ -109,6 +111,14 @@ const MIGRATIONS: &[&str] = &[
     // 5: a generation per account, bumped by every change of its credentials (reset, password
     // set or changed, code redeemed): a write proven against one state is refused once it moved.
     "ALTER TABLE users ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;",
+    // 6: the sources of successful logins, per account (alerts: a reset code redeemed from a
+    // source no login came from). At most alerts::SOURCES_PER_ACCOUNT rows per account.
+    "CREATE TABLE login_sources (
+        user      TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+        source    TEXT NOT NULL,
+        last_seen INTEGER NOT NULL,
+        PRIMARY KEY (user, source)
+    ) STRICT;",
 ];
 
 /// Failure rows kept per account (newest first): enough for `status`, and far above
@@ -165,6 +175,8 @@ pub enum WriteConflict {
 pub enum Deferred {
     Event(audit::QueuedEvent),
     LockedAttempt(LockedAttempt),
+    /// A successful login's source, new to this run (alerts).
+    LoginSource(alerts::LoginSource),
 }
 
 impl Deferred {
@@ -172,6 +184,7 @@ impl Deferred {
         match self {
             Deferred::Event(e) => e.name(),
             Deferred::LockedAttempt(_) => "failure row of a locked attempt",
+            Deferred::LoginSource(_) => "source of a successful login",
         }
     }
 
@@ -184,6 +197,7 @@ impl Deferred {
                 "peer_refused" | "rate_limited" | "login_failure" | "unknown_user"
             ),
             Deferred::LockedAttempt(_) => true,
+            Deferred::LoginSource(_) => false,
         }
     }
 }
@@ -574,6 +588,7 @@ impl Store {
             match item {
                 Deferred::Event(event) => published.push(event.record(&tx, &self.audit_key)?),
                 Deferred::LockedAttempt(attempt) => lockout::insert_locked_attempt(&tx, attempt)?,
+                Deferred::LoginSource(source) => alerts::insert_login_source(&tx, source)?,
             }
         }
         tx.commit()?;
