@@ -136,7 +136,14 @@ NSPAWN_PID=$!
 state=
 for _ in $(seq 600); do
   kill -0 "$NSPAWN_PID" 2>/dev/null || break
-  [ -n "$LEADER" ] || LEADER=$(pgrep -P "$NSPAWN_PID" | head -n 1) || true
+  # The container's PID 1 is nspawn's child named systemd: an intermediate child seen in the
+  # first moments exits, so a pid that is gone, or is not systemd, is looked for again.
+  if [ -n "$LEADER" ] && [ "$(cat "/proc/$LEADER/comm" 2>/dev/null)" != systemd ]; then
+    LEADER=
+  fi
+  [ -n "$LEADER" ] || LEADER=$(for p in $(pgrep -P "$NSPAWN_PID"); do
+    [ "$(cat "/proc/$p/comm" 2>/dev/null)" = systemd ] && echo "$p"
+  done | head -n 1) || true
   if [ -n "$LEADER" ]; then
     state=$(nsenter -t "$LEADER" -a systemctl is-system-running 2>/dev/null) || true
     case $state in running | degraded) break ;; esac
