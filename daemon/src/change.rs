@@ -49,7 +49,7 @@ impl Daemon {
             return error(ErrorKind::InvalidArgument, why);
         }
         let hasher = self.live().hasher.clone();
-        let hashed = self.pool.run(&self.lane(peer, None), move || {
+        let hashed = self.pool.run(&peer.source(None), move || {
             hasher.hash(new.expose().as_bytes())
         });
         let hash = match hashed {
@@ -181,7 +181,7 @@ impl Daemon {
         let Some(account) = self.target_account(peer, &req.user)? else {
             // The same hashing work as for an account, so the reply time tells nothing.
             if let Some(old) = old {
-                self.dummy_verify(&self.lane(peer, None), old);
+                self.dummy_verify(&peer.source(None), old);
             }
             return Err(Reply::UnknownUser);
         };

@@ -230,7 +230,7 @@ impl Daemon {
             .check(user, password.expose())
             .map_err(|why| error(ErrorKind::InvalidArgument, why))?;
         let hasher = self.live().hasher.clone();
-        match self.pool.run(&crate::pool::Lane::Local, move || {
+        match self.pool.run(&crate::peer::Source::Service, move || {
             hasher.hash(password.expose().as_bytes())
         }) {
             Err(_busy) => Err(Reply::Busy),

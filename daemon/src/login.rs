@@ -12,7 +12,7 @@ use credd_proto::{
 use crate::audit::{Event, QueuedEvent};
 use crate::handlers::{error, internal};
 use crate::peer::Peer;
-use crate::ratelimit::{Attempt, Source, Tripped};
+use crate::ratelimit::{Attempt, Tripped};
 use crate::secret_check::Checked;
 use crate::state::Daemon;
 use crate::store::{Account, AttemptSource, LockRead};
@@ -231,7 +231,7 @@ impl Daemon {
         secret: Secret,
         req: &AuthRequest,
         now: i64,
-        prefetched: Option<(Option<crate::store::CodeRow>, crate::store::LockRead)>,
+        prefetched: Option<crate::store::LoginState>,
     ) -> (Reply, bool, bool) {
         let source = AttemptSource {
             service: &req.service,
@@ -290,7 +290,7 @@ impl Daemon {
                 unknown: true,
             };
         }
-        if self.dummy_verify(&self.lane(peer, rhost), secret) {
+        if self.dummy_verify(&peer.source(rhost), secret) {
             self.unknown_names
                 .failed(name, &self.live().lockout, now_unix());
             Reply::UnknownUser
@@ -354,24 +354,13 @@ pub(crate) struct AfterReply {
     alert: Option<crate::alerts::glue::PendingLogin>,
 }
 
-/// How the rate limits see an authentication (§4): rhost is a claim, believed only from callers
-/// that are root through and through (sshd, login). Any other caller is counted by its own uid
-/// (the real uid of `su` run by a user), and its attempts on an account draw on that account's
-/// bucket *for that uid* only, so a user cannot drain the bucket that root's console logins, or
-/// sshd's logins for someone else, draw on.
+/// How the rate limits see an authentication: by [`Peer::source`], so that a caller that is not
+/// root through and through draws on an account's bucket *for its uid* only, and cannot drain
+/// the bucket that root's console logins, or sshd's logins for someone else, draw on.
 fn rate_attempt<'a>(peer: Peer, req: &'a AuthRequest) -> Attempt<'a> {
-    let trusted = peer.has_root_budget();
-    let host = req.rhost.as_deref().filter(|h| trusted && !h.is_empty());
-    let source = match host {
-        Some(h) => Source::Remote(h.to_owned()),
-        None if trusted => Source::Service,
-        None => Source::Local(peer.budget_uid()),
-    };
     Attempt {
         account: &req.user,
-        source,
-        host,
-        local_uid: (!trusted).then(|| peer.budget_uid()),
+        source: peer.source(req.rhost.as_deref()),
     }
 }
 

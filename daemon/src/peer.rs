@@ -6,6 +6,19 @@ use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
 
 use crate::admin::AdminGroup;
 
+/// Where a request comes from, as far as credd can believe it (DESIGN.md §4): the rate limits,
+/// the hashing pool's lanes and the alert detectors all count by it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// `PAM_RHOST` from a caller that is root through and through (sshd, Dovecot's auth worker).
+    Remote(String),
+    /// A caller that is root through and through, without a remote host (login on a console, a
+    /// local service, credctl).
+    Service,
+    /// Any other caller, by its uid (the real uid of a setuid program such as `su`).
+    Local(u32),
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Peer {
     pub pid: i32,
@@ -57,6 +70,18 @@ impl Peer {
     /// load: otherwise a user could run many `su` processes to take root's reserve.
     pub fn has_root_budget(&self) -> bool {
         self.uid == 0 && self.real_uid == Some(0)
+    }
+
+    /// This peer's [`Source`]: `rhost` is a claim, believed only from a caller that is root
+    /// through and through; any other caller is its own (real) uid.
+    pub fn source(&self, rhost: Option<&str>) -> Source {
+        if !self.has_root_budget() {
+            return Source::Local(self.budget_uid());
+        }
+        match rhost.filter(|h| !h.is_empty()) {
+            Some(h) => Source::Remote(h.to_owned()),
+            None => Source::Service,
+        }
     }
 
     /// The uid a connection is counted against.

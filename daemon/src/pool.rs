@@ -6,7 +6,7 @@
 //! `Busy`). Every job runs for a [`Lane`]: the console and other local services of root, one lane
 //! per remote address, one per local uid. Admission:
 //!
-//! - at most `capacity` jobs queued or running in all; the last quarter only for [`Lane::Local`]
+//! - at most `capacity` jobs queued or running in all; the last quarter only for [`Lane::Service`]
 //!   (console logins, credctl), so that no network or local user flood can take the console's
 //!   share;
 //! - remote lanes together, and user lanes together, at most half of `capacity` each;
@@ -27,24 +27,16 @@ type Job = Box<dyn FnOnce() + Send + 'static>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Busy;
 
-/// Whose work a job is.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Lane {
-    /// Callers root through and through without a remote host: login on a console, local
-    /// services, credctl's administrative work.
-    Local,
-    /// A caller root through and through (sshd, Dovecot) for one claimed remote host.
-    Remote(String),
-    /// Any other caller, by its real uid (`su`, `sudo`, screen lockers).
-    User(u32),
-}
+/// Whose work a job is: [`Source::Service`] is the console's and root's other local services'
+/// lane, one lane per remote address, one per local uid.
+pub use crate::peer::Source as Lane;
 
 impl Lane {
     fn class(&self) -> Class {
         match self {
-            Lane::Local => Class::Local,
+            Lane::Service => Class::Local,
             Lane::Remote(_) => Class::Remote,
-            Lane::User(_) => Class::User,
+            Lane::Local(_) => Class::User,
         }
     }
 }
@@ -233,7 +225,7 @@ impl HashPool {
                 drop(slot);
                 let _ = tx.send(result);
             });
-            if *lane == Lane::Local {
+            if *lane == Lane::Service {
                 state.local_jobs.push_back(job);
             } else {
                 if !state.lane_jobs.contains_key(lane) {
@@ -294,7 +286,7 @@ mod tests {
     #[test]
     fn runs_jobs_and_returns_results() {
         let pool = HashPool::new(2, 8);
-        assert_eq!(pool.run(&Lane::User(1000), || 6 * 7), Ok(42));
+        assert_eq!(pool.run(&Lane::Local(1000), || 6 * 7), Ok(42));
         assert_eq!(pool.in_flight(), 0);
     }
 
@@ -304,7 +296,7 @@ mod tests {
         // SAFETY: getpriority of the calling thread.
         let ours = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
         let theirs = pool
-            .run(&Lane::Local, || unsafe {
+            .run(&Lane::Service, || unsafe {
                 libc::getpriority(libc::PRIO_PROCESS, 0)
             })
             .unwrap();
@@ -346,8 +338,8 @@ mod tests {
             pool.run(&remote("192.0.2.7"), || "another address"),
             Ok("another address")
         );
-        assert_eq!(pool.run(&Lane::User(1000), || "a user"), Ok("a user"));
-        assert_eq!(pool.run(&Lane::Local, || "console"), Ok("console"));
+        assert_eq!(pool.run(&Lane::Local(1000), || "a user"), Ok("a user"));
+        assert_eq!(pool.run(&Lane::Service, || "console"), Ok("console"));
         flood();
         // Many addresses fill the remote half; users and the console still get in.
         let mut floods = Vec::new();
@@ -355,14 +347,14 @@ mod tests {
             floods.push(hold(&pool, remote(&format!("203.0.113.{i}")), 2));
         }
         assert_eq!(pool.run(&remote("192.0.2.8"), || ()), Err(Busy));
-        assert_eq!(pool.run(&Lane::User(1000), || 1), Ok(1));
-        assert_eq!(pool.run(&Lane::Local, || 2), Ok(2));
+        assert_eq!(pool.run(&Lane::Local(1000), || 1), Ok(1));
+        assert_eq!(pool.run(&Lane::Service, || 2), Ok(2));
         // And users take what is left but the console's quarter, which stays the console's.
         for uid in 0..2 {
-            floods.push(hold(&pool, Lane::User(2000 + uid), 2));
+            floods.push(hold(&pool, Lane::Local(2000 + uid), 2));
         }
-        assert_eq!(pool.run(&Lane::User(3000), || ()), Err(Busy));
-        assert_eq!(pool.run(&Lane::Local, || 3), Ok(3));
+        assert_eq!(pool.run(&Lane::Local(3000), || ()), Err(Busy));
+        assert_eq!(pool.run(&Lane::Service, || 3), Ok(3));
         for f in floods {
             f();
         }
@@ -380,7 +372,7 @@ mod tests {
         let blocker = {
             let pool = Arc::clone(&pool);
             thread::spawn(move || {
-                pool.run(&Lane::User(1), move || {
+                pool.run(&Lane::Local(1), move || {
                     started_tx.send(()).unwrap();
                     hold_rx.recv().unwrap();
                 })
@@ -393,7 +385,7 @@ mod tests {
             ("flood-2", remote("198.51.100.1")),
             ("flood-3", remote("198.51.100.1")),
             ("other", remote("192.0.2.7")),
-            ("console", Lane::Local),
+            ("console", Lane::Service),
         ] {
             let (p, order) = (Arc::clone(&pool), Arc::clone(&order));
             waiting.push(thread::spawn(move || {
@@ -419,7 +411,7 @@ mod tests {
     fn panicking_job_frees_its_slot() {
         let pool = HashPool::new(1, 1);
         assert_eq!(
-            pool.run(&Lane::Local, || -> u8 { panic!("boom") }),
+            pool.run(&Lane::Service, || -> u8 { panic!("boom") }),
             Err(Busy)
         );
         assert_eq!(pool.in_flight(), 0);

@@ -207,26 +207,13 @@ fn evict<K: Hash + Eq + Clone>(map: &mut HashMap<K, Bucket>, rate: Rate, now_ms:
     }
 }
 
-/// Where an attempt comes from, as far as credd can believe it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Source {
-    /// `PAM_RHOST` from a caller that is root through and through (sshd, Dovecot's auth worker).
-    Remote(String),
-    /// A caller that is root through and through, without a remote host (login on a console, a
-    /// local service).
-    Service,
-    /// Any other caller, by its uid (the real uid of a setuid program such as `su`).
-    Local(u32),
-}
+pub use crate::peer::Source;
 
-/// One authentication attempt, as the rate limits see it.
+/// One authentication attempt, as the rate limits see it: the `host` bucket applies to
+/// [`Source::Remote`], `local_uid` to [`Source::Local`].
 pub struct Attempt<'a> {
     pub account: &'a str,
     pub source: Source,
-    /// Set only for callers that are root through and through, and only when not empty.
-    pub host: Option<&'a str>,
-    /// Set for every caller that is not root through and through.
-    pub local_uid: Option<u32>,
 }
 
 /// The tokens an admitted attempt took, to give back when its secret was right.
@@ -299,12 +286,19 @@ impl RateLimits {
     /// Takes one token from every bucket that applies, or none when any of them is empty.
     pub fn admit(&self, attempt: &Attempt<'_>, now_ms: i64) -> Result<Ticket, Tripped> {
         let account = (self.names.key(attempt.account), attempt.source.clone());
-        let host = attempt.host.filter(|h| !h.is_empty()).map(str::to_owned);
+        let host = match &attempt.source {
+            Source::Remote(h) => Some(h.clone()),
+            _ => None,
+        };
+        let local_uid = match attempt.source {
+            Source::Local(uid) => Some(uid),
+            _ => None,
+        };
         self.account.check(&account, now_ms)?;
         if let Some(host) = &host {
             self.host.check(host, now_ms)?;
         }
-        if let Some(uid) = &attempt.local_uid {
+        if let Some(uid) = &local_uid {
             self.local_uid.check(uid, now_ms)?;
         }
         let mut ticket = Ticket::default();
@@ -316,7 +310,7 @@ impl RateLimits {
         {
             ticket.host = Some(host);
         }
-        if let Some(uid) = attempt.local_uid
+        if let Some(uid) = local_uid
             && self.local_uid.take(&uid, now_ms)
         {
             ticket.local_uid = Some(uid);
@@ -392,12 +386,10 @@ mod tests {
         })
     }
 
-    fn remote<'a>(account: &'a str, host: &'a str) -> Attempt<'a> {
+    fn remote<'a>(account: &'a str, host: &str) -> Attempt<'a> {
         Attempt {
             account,
             source: Source::Remote(host.to_owned()),
-            host: Some(host),
-            local_uid: None,
         }
     }
 
@@ -405,8 +397,6 @@ mod tests {
         Attempt {
             account,
             source: Source::Service,
-            host: None,
-            local_uid: None,
         }
     }
 
@@ -414,8 +404,6 @@ mod tests {
         Attempt {
             account,
             source: Source::Local(uid),
-            host: None,
-            local_uid: Some(uid),
         }
     }
 

@@ -8,7 +8,7 @@ use crate::audit::Event;
 use crate::codes::{self, CodeState};
 use crate::handlers::internal;
 use crate::peer::Peer;
-use crate::pool::Lane;
+use crate::peer::Source;
 use crate::state::Daemon;
 use crate::store::{Account, AttemptSource, Begin, CodeRow, Succeeded, Success};
 use credd_proto::Reply;
@@ -49,18 +49,6 @@ struct Verified {
 }
 
 impl Daemon {
-    /// The hashing pool's lane of a caller (pool.rs): rhost is believed only from callers that
-    /// are root through and through, as for the rate limits.
-    pub(crate) fn lane(&self, peer: Peer, rhost: Option<&str>) -> Lane {
-        if !peer.has_root_budget() {
-            return Lane::User(peer.budget_uid());
-        }
-        match rhost.filter(|h| !h.is_empty()) {
-            Some(h) => Lane::Remote(h.to_owned()),
-            None => Lane::Local,
-        }
-    }
-
     /// `login`: the audit event of the login a right password makes, written in the transaction
     /// that records the success (and upgrades the hash); `None` outside a login (a password
     /// change checking the old password records its own events).
@@ -74,7 +62,7 @@ impl Daemon {
         source: &AttemptSource<'_>,
         now: i64,
         login: Option<&Event<'_>>,
-        prefetched: Option<(Option<CodeRow>, crate::store::LockRead)>,
+        prefetched: Option<crate::store::LoginState>,
     ) -> Checked {
         let (code, lock) = match prefetched {
             Some((code, lock)) => (code, Some(lock)),
@@ -117,10 +105,7 @@ impl Daemon {
             Ok(false) => {}
         }
         // The same PBKDF2 work as a password check, so timing does not tell that a code is pending.
-        if !self.dummy_verify(
-            &self.lane(peer, source.rhost),
-            Secret::new(typed.to_owned()),
-        ) {
+        if !self.dummy_verify(&peer.source(source.rhost), Secret::new(typed.to_owned())) {
             return Some(Checked::Busy);
         }
         let active = codes::state(code.expires_at, now) == CodeState::Active;
@@ -201,7 +186,7 @@ impl Daemon {
         };
         let too_long = secret.len() > self.live().config.password.max_length;
         let stored = account.hash.clone().filter(|_| !too_long);
-        let verified = self.verify(&self.lane(peer, source.rhost), secret, stored);
+        let verified = self.verify(&peer.source(source.rhost), secret, stored);
         let now = crate::timefmt::now_unix();
         let mut store = self.store();
         match verified {
@@ -271,14 +256,14 @@ impl Daemon {
     }
 
     /// A dummy verification of the configured cost; `false` when the pool was full.
-    pub(crate) fn dummy_verify(&self, lane: &Lane, secret: Secret) -> bool {
+    pub(crate) fn dummy_verify(&self, lane: &Source, secret: Secret) -> bool {
         self.verify(lane, secret, None).is_some()
     }
 
     /// One PBKDF2 on the pool at the configured strength, whatever `stored` holds: without a
     /// hash (unknown name, account without password, over-long secret), or with one over the
     /// cost caps, a dummy of the same cost runs and fails. `None`: the pool was full and nothing ran.
-    fn verify(&self, lane: &Lane, secret: Secret, stored: Option<String>) -> Option<Verified> {
+    fn verify(&self, lane: &Source, secret: Secret, stored: Option<String>) -> Option<Verified> {
         let hasher = self.live().hasher.clone();
         let result = self.pool.run(lane, move || {
             let over_cap = stored.as_deref().and_then(|hash| hasher.over_cap(hash));

@@ -370,8 +370,8 @@ pub struct DiskReserve {
     checked_ms: AtomicI64,
     low: std::sync::atomic::AtomicBool,
     dropped: AtomicU64,
-    /// When the last "dropping" line went to stderr (unix seconds).
-    reported: AtomicI64,
+    /// The "dropping" line, once a minute.
+    reported: LogEvery,
 }
 
 impl DiskReserve {
@@ -384,7 +384,7 @@ impl DiskReserve {
             checked_ms: AtomicI64::new(i64::MIN),
             low: std::sync::atomic::AtomicBool::new(false),
             dropped: AtomicU64::new(0),
-            reported: AtomicI64::new(0),
+            reported: LogEvery::default(),
         }
     }
 
@@ -411,14 +411,7 @@ impl DiskReserve {
 
     fn dropped(&self) {
         self.dropped.fetch_add(1, Ordering::Relaxed);
-        let now = crate::timefmt::now_unix();
-        let last = self.reported.load(Ordering::Relaxed);
-        if now - last >= 60
-            && self
-                .reported
-                .compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
-        {
+        if self.reported.due(crate::timefmt::now_unix(), 60).is_some() {
             eprintln!(
                 "credd: less than the [audit] disk_reserve_mib free under {}: refusal events are \
                  dropped and counted (dropped_audit_events), changes of state are still written",
@@ -463,32 +456,43 @@ impl Counters {
     }
 }
 
-/// Events that can come in floods (a full hashing pool) are logged once per
-/// [`BusyLog::INTERVAL`] with a count, not once each: a flood would otherwise drown the log, and
-/// journald's rate limit would then drop real events.
+/// Events that can come in floods are logged once per interval with a count, not once each: a
+/// flood would otherwise drown the log, and journald's rate limit would then drop real events.
 #[derive(Default)]
-pub struct BusyLog {
+pub struct LogEvery {
     last_report: AtomicI64,
     suppressed: AtomicU64,
 }
 
-impl BusyLog {
-    const INTERVAL: i64 = 10;
-
-    pub fn record(&self, now: i64) {
+impl LogEvery {
+    /// `Some(earlier)` when this event is due for a line (`earlier`: the ones not logged since
+    /// the last line), `None` when it is only counted.
+    pub fn due(&self, now: i64, interval: i64) -> Option<u64> {
         let last = self.last_report.load(Ordering::Acquire);
-        let due = now - last >= Self::INTERVAL
+        let due = now - last >= interval
             && self
                 .last_report
                 .compare_exchange(last, now, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok();
         if due {
-            let earlier = self.suppressed.swap(0, Ordering::AcqRel);
+            Some(self.suppressed.swap(0, Ordering::AcqRel))
+        } else {
+            self.suppressed.fetch_add(1, Ordering::AcqRel);
+            None
+        }
+    }
+}
+
+/// A full hashing pool's `Busy` replies, one line per 10 s.
+#[derive(Default)]
+pub struct BusyLog(LogEvery);
+
+impl BusyLog {
+    pub fn record(&self, now: i64) {
+        if let Some(earlier) = self.0.due(now, 10) {
             eprintln!(
                 "credd: hashing pool full: authentication answered Busy ({earlier} more since the last report)"
             );
-        } else {
-            self.suppressed.fetch_add(1, Ordering::AcqRel);
         }
     }
 }

@@ -239,6 +239,26 @@ impl HookContext {
         }
     }
 
+    /// An unknown name's code, or `otherwise` for an account: a refusal that "locks" or
+    /// rate-limits every name alike differs from an account's only there (pam_unix's convention).
+    fn unknown_or(&self, unknown: bool, otherwise: PamResultCode) -> PamResultCode {
+        if unknown {
+            self.unknown_user()
+        } else {
+            otherwise
+        }
+    }
+
+    /// credd could give no verdict (unreachable, its store unwritable, its capacity taken): the
+    /// code the break-glass lines act on.
+    fn authinfo_unavail(&self) -> PamResultCode {
+        if self.args.ignore_authinfo_unavail {
+            PamResultCode::PAM_IGNORE
+        } else {
+            PamResultCode::PAM_AUTHINFO_UNAVAIL
+        }
+    }
+
     fn unknown_user(&self) -> PamResultCode {
         if self.args.ignore_unknown_user {
             PamResultCode::PAM_IGNORE
@@ -258,11 +278,7 @@ impl HookContext {
     /// `otherwise` is the hook's fail-closed code for errors that are not "unreachable".
     fn transport_failure(&self, err: &ProtoError, otherwise: PamResultCode) -> PamResultCode {
         if self.log_transport_failure(err) {
-            if self.args.ignore_authinfo_unavail {
-                PamResultCode::PAM_IGNORE
-            } else {
-                PamResultCode::PAM_AUTHINFO_UNAVAIL
-            }
+            self.authinfo_unavail()
         } else {
             otherwise
         }
@@ -273,11 +289,7 @@ impl HookContext {
     fn store_unavailable(&self, message: &str) -> PamResultCode {
         self.log
             .error(&format!("credd cannot write its store: {message}"));
-        if self.args.ignore_authinfo_unavail {
-            PamResultCode::PAM_IGNORE
-        } else {
-            PamResultCode::PAM_AUTHINFO_UNAVAIL
-        }
+        self.authinfo_unavail()
     }
 
     /// Logs a transport failure; true when credd could not be reached at all.
@@ -373,11 +385,7 @@ pub fn authenticate(
             ctx.log.error(
                 "credd is busy (its hashing capacity for this source is taken); no password was checked",
             );
-            if ctx.args.ignore_authinfo_unavail {
-                PamResultCode::PAM_IGNORE
-            } else {
-                PamResultCode::PAM_AUTHINFO_UNAVAIL
-            }
+            ctx.authinfo_unavail()
         }
         Reply::Disabled => {
             ctx.tell_disabled(conv);
@@ -387,22 +395,14 @@ pub fn authenticate(
         // code differs, as it does for every unknown name (pam_unix's convention).
         Reply::Locked { until, unknown } => {
             ctx.tell_locked(conv, until.as_deref());
-            if unknown {
-                ctx.unknown_user()
-            } else {
-                PamResultCode::PAM_AUTH_ERR
-            }
+            ctx.unknown_or(unknown, PamResultCode::PAM_AUTH_ERR)
         }
         Reply::RateLimited {
             unknown,
             retry_after,
         } => {
             ctx.tell_rate_limited(conv, retry_after);
-            if unknown {
-                ctx.unknown_user()
-            } else {
-                PamResultCode::PAM_AUTH_ERR
-            }
+            ctx.unknown_or(unknown, PamResultCode::PAM_AUTH_ERR)
         }
         Reply::UnknownUser => ctx.unknown_user(),
         Reply::Error {
@@ -885,11 +885,7 @@ fn change_refused(
         // An unknown name "locks" with the same message as an account, as in authenticate.
         Reply::Locked { until, unknown } => {
             ctx.tell_locked(conv, until.as_deref());
-            if unknown {
-                ctx.unknown_user()
-            } else {
-                PamResultCode::PAM_AUTH_ERR
-            }
+            ctx.unknown_or(unknown, PamResultCode::PAM_AUTH_ERR)
         }
         Reply::Disabled => {
             ctx.tell_disabled(conv);
@@ -901,11 +897,7 @@ fn change_refused(
             retry_after,
         } => {
             ctx.tell_rate_limited(conv, retry_after);
-            if unknown {
-                ctx.unknown_user()
-            } else {
-                PamResultCode::PAM_AUTHTOK_ERR
-            }
+            ctx.unknown_or(unknown, PamResultCode::PAM_AUTHTOK_ERR)
         }
         Reply::Busy => {
             if !ctx.quiet() {

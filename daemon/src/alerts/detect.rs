@@ -24,8 +24,7 @@ use crate::namekey::NameKey;
 /// episode first.
 pub const MAX_TRACKS: usize = 4096;
 
-/// Where an attempt came from, as credd can believe it (login.rs `rate_attempt`): the rhost of a
-/// caller that is root through and through, else the caller's (real) uid, else a local service.
+/// Where an attempt came from ([`crate::peer::Source`], from `glue::source_of`), and `All`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Source {
     Remote(String),

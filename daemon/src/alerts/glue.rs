@@ -78,14 +78,12 @@ impl PendingLogin {
     }
 }
 
-/// The source of an attempt, by the rate limits' rule (§4): rhost only from callers that are root
-/// through and through, else the caller's uid (the real uid of `su` run by a user).
+/// The source of an attempt, [`Peer::source`] as the detectors key it (they add `All`).
 pub fn source_of(peer: Peer, rhost: Option<&str>) -> Source {
-    let trusted = peer.has_root_budget();
-    match rhost.filter(|h| trusted && !h.is_empty()) {
-        Some(h) => Source::Remote(h.to_owned()),
-        None if trusted => Source::Service,
-        None => Source::Local(peer.budget_uid()),
+    match peer.source(rhost) {
+        crate::peer::Source::Remote(h) => Source::Remote(h),
+        crate::peer::Source::Service => Source::Service,
+        crate::peer::Source::Local(uid) => Source::Local(uid),
     }
 }
 

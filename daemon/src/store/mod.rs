@@ -29,7 +29,7 @@ pub use codes::CodeRow;
 pub use codes::{PasswordChange, ResetOrder};
 pub use import::{Directory, ImportRun, Planned};
 pub use lockout::{AttemptSource, Begin, LockedAttempt, LockoutState, Succeeded, Success};
-pub use reader::{LockRead, LoginView, Reader};
+pub use reader::{LockRead, LoginState, LoginView, Reader};
 pub use sessions::{NewSession, OpenedBy, RevokedSession, SessionRecord};
 
 /// Each entry moves the schema from version `index` to `index + 1`. Never edit a released entry.

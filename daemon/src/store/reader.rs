@@ -24,13 +24,16 @@ pub enum LockRead {
     Expired,
 }
 
+/// An account's pending code and lock, as a login's first read saw them.
+pub type LoginState = (Option<CodeRow>, LockRead);
+
 /// The first reads of a root caller's login, taken in one read transaction: one snapshot, one
 /// lock of the WAL index instead of three.
 #[derive(Debug)]
 pub struct LoginView {
     pub account: Option<Account>,
     /// The pending code and the lock of the account; `None` when there is no account.
-    pub state: Option<(Option<CodeRow>, LockRead)>,
+    pub state: Option<LoginState>,
 }
 
 impl Reader {
