@@ -6,7 +6,7 @@
 //! A restore replaces the database only after checking the copy, only while no credd holds the
 //! state directory (and holding its lock meanwhile, so none can start), and atomically: a crash
 //! leaves the old database or the new one. The checks are credd's own
-//! ([`credd::backup::examine_copy`]): SQLite's integrity check, exactly the schema credd creates
+//! ([`credd::handlers::backup::examine_copy`]): SQLite's integrity check, exactly the schema credd creates
 //! (never overridable), and, unless `--force-foreign`, the backup's HMAC and the audit chain under
 //! this host's audit key.
 
@@ -21,7 +21,7 @@ use base64ct::{Base64, Encoding};
 use credd_proto::{Client, Reply, Request, paths};
 use sha2::{Digest, Sha256};
 
-use credd::audit::AuditKey;
+use credd::audit::chain::AuditKey;
 
 use crate::error::CtlError;
 
@@ -108,7 +108,7 @@ pub fn backup(socket: &Path, file: &Path, out: &mut impl Write) -> Result<(), Ct
     .map_err(CtlError::Output)
 }
 
-use credd::backup::RESTORE_NOTE_NAME;
+use credd::handlers::backup::RESTORE_NOTE_NAME;
 
 /// What `restore` did, for credctl's own log line.
 pub struct Restored {
@@ -147,7 +147,7 @@ pub fn restore(
     // The database's own bytes go to the staged copy, the trailer with the backup's HMAC stays
     // behind: every check below reads exactly what would be put in place.
     let (db_len, mac) =
-        credd::backup::read_trailer(&mut source).map_err(|e| file_error(file, e))?;
+        credd::handlers::backup::read_trailer(&mut source).map_err(|e| file_error(file, e))?;
     let mut copy = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -163,12 +163,13 @@ pub fn restore(
         .and_then(|n| copy.sync_all().map(|()| n))
         .map_err(|e| unstage(file_error(&staged, e)))?;
     drop(copy);
-    let examined = credd::backup::examine_copy(&staged, mac, key.as_ref()).map_err(|why| {
-        unstage(fail(format!(
-            "{}: {why}; nothing was changed",
-            file.display()
-        )))
-    })?;
+    let examined =
+        credd::handlers::backup::examine_copy(&staged, mac, key.as_ref()).map_err(|why| {
+            unstage(fail(format!(
+                "{}: {why}; nothing was changed",
+                file.display()
+            )))
+        })?;
     let forced = !examined.foreign.is_empty();
     if forced && !force_foreign {
         return Err(unstage(fail(format!(

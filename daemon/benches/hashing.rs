@@ -1,7 +1,7 @@
 //! PBKDF2-HMAC-SHA256 against its floor, side by side in one run (issue 9).
 //!
 //! - floor: 2 SHA-256 block compressions per iteration, as a bare loop of `compress256`;
-//! - credd: `credd::kdf` (the daemon's hasher);
+//! - credd: `credd::crypto::kdf` (the daemon's hasher);
 //! - the `pbkdf2` crate over `sha2` (the reference in the tests);
 //! - OpenSSL, through Python's `hashlib.pbkdf2_hmac`;
 //! - two threads of credd's hasher (the daemon's throughput ceiling on 2 cores).
@@ -75,25 +75,25 @@ fn main() {
         let mut block = [0u8; 64];
         for i in 0..iterations {
             block[0] = i as u8;
-            credd::kdf::compress_once(&mut state, &block);
+            credd::crypto::kdf::compress_once(&mut state, &block);
             block[1] = state[0] as u8;
-            credd::kdf::compress_once(&mut state, &block);
+            credd::crypto::kdf::compress_once(&mut state, &block);
         }
         black_box(state);
     });
     // The same count of compressions kept in registers (the SHA-extension code path only).
     #[cfg(target_arch = "x86_64")]
-    let register_floor = credd::kdf::accelerated().then(|| {
+    let register_floor = credd::crypto::kdf::accelerated().then(|| {
         time_runs(runs, || {
             // SAFETY: accelerated() checked the CPU features.
-            black_box(unsafe { credd::kdf_shani::compressions_floor(iterations) });
+            black_box(unsafe { credd::crypto::kdf_shani::compressions_floor(iterations) });
         })
     });
     #[cfg(not(target_arch = "x86_64"))]
     let register_floor: Option<Duration> = None;
     let ours = time_runs(runs, || {
         let mut out = [0u8; 32];
-        credd::kdf::pbkdf2_hmac_sha256(password, salt, iterations, &mut out);
+        credd::crypto::kdf::pbkdf2_hmac_sha256(password, salt, iterations, &mut out);
         black_box(out);
     });
     let crate_ref = time_runs(runs, || {
@@ -109,7 +109,7 @@ fn main() {
             s.spawn(|| {
                 for _ in 0..runs {
                     let mut out = [0u8; 32];
-                    credd::kdf::pbkdf2_hmac_sha256(password, salt, iterations, &mut out);
+                    credd::crypto::kdf::pbkdf2_hmac_sha256(password, salt, iterations, &mut out);
                     black_box(out);
                 }
             });
@@ -137,7 +137,7 @@ fn main() {
             ms(rf) / ms(floor)
         );
     }
-    row("credd (credd::kdf)", ms(ours));
+    row("credd (credd::crypto::kdf)", ms(ours));
     row("pbkdf2 crate + sha2", ms(crate_ref));
     match openssl {
         Some(v) => row("OpenSSL (python3 hashlib.pbkdf2_hmac)", v),

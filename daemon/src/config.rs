@@ -200,14 +200,14 @@ impl Default for Audit {
 }
 
 impl Audit {
-    pub fn target(&self) -> std::result::Result<crate::auditlog::Target, String> {
-        crate::auditlog::Target::parse(&self.syslog).map_err(|e| format!("audit.syslog: {e}"))
+    pub fn target(&self) -> std::result::Result<crate::audit::syslog::Target, String> {
+        crate::audit::syslog::Target::parse(&self.syslog).map_err(|e| format!("audit.syslog: {e}"))
     }
 
-    pub fn format(&self) -> std::result::Result<crate::auditlog::Format, String> {
+    pub fn format(&self) -> std::result::Result<crate::audit::syslog::Format, String> {
         match self.format.as_str() {
-            "rfc3164" => Ok(crate::auditlog::Format::Rfc3164),
-            "rfc5424" => Ok(crate::auditlog::Format::Rfc5424),
+            "rfc3164" => Ok(crate::audit::syslog::Format::Rfc3164),
+            "rfc5424" => Ok(crate::audit::syslog::Format::Rfc5424),
             other => Err(format!(
                 "audit.format: {other:?} is neither \"rfc3164\" nor \"rfc5424\""
             )),
@@ -396,8 +396,8 @@ impl Hashing {
         })
     }
 
-    pub fn cost_caps(&self) -> crate::hashing::CostCaps {
-        crate::hashing::CostCaps {
+    pub fn cost_caps(&self) -> crate::crypto::hashing::CostCaps {
+        crate::crypto::hashing::CostCaps {
             max_iterations: self.max_iterations(),
             max_crypt_rounds: self.max_crypt_rounds,
             max_bcrypt_cost: self.max_bcrypt_cost,
@@ -607,11 +607,11 @@ impl Config {
                 ));
             }
         }
-        if lo.deny > crate::lockout::MAX_DENY {
+        if lo.deny > crate::policy::lockout::MAX_DENY {
             return Err(format!(
                 "lockout.deny: {} is above the maximum of {} (0 disables locking)",
                 lo.deny,
-                crate::lockout::MAX_DENY
+                crate::policy::lockout::MAX_DENY
             ));
         }
         if lo.deny > 0 && lo.fail_interval.is_zero() {
@@ -815,7 +815,7 @@ mod tests {
     fn audit_targets_and_formats_are_checked() {
         let c = Config::parse("[audit]\nsyslog = \"udp:127.0.0.1:514\"\nformat = \"rfc5424\"\n")
             .unwrap();
-        assert_eq!(c.audit.format(), Ok(crate::auditlog::Format::Rfc5424));
+        assert_eq!(c.audit.format(), Ok(crate::audit::syslog::Format::Rfc5424));
         let err = Config::parse("[audit]\nsyslog = \"smoke-signals\"\n").unwrap_err();
         assert!(err.contains("audit.syslog"), "{err}");
         let err = Config::parse("[audit]\nformat = \"json\"\n").unwrap_err();

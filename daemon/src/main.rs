@@ -9,16 +9,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use credd::{notify, procinfo, quality, server, timefmt};
+use credd::policy::quality;
+use credd::server;
+use credd::system::{notify, procinfo, time as timefmt};
 use credd_proto::paths;
 
-use credd::audit::{AuditKey, Event};
-use credd::auditlog::{Outgoing, Sink};
+use credd::audit::chain::{AuditKey, Event};
+use credd::audit::syslog::{Outgoing, Sink};
 use credd::config::Config;
+use credd::crypto::hashing::{Hasher, Pepper};
 use credd::error::{DaemonError, Result};
-use credd::hashing::{Hasher, Pepper};
-use credd::peer::SocketKind;
 use credd::server::Server;
+use credd::server::peer::SocketKind;
 use credd::state::Daemon;
 use credd::store::Store;
 
@@ -98,7 +100,7 @@ fn run(args: &Args) -> Result<()> {
     };
 
     // A restore made while credd was stopped is audited now, in this chain.
-    credd::backup::record_restore_note(&args.state_dir, &mut store)?;
+    credd::handlers::backup::record_restore_note(&args.state_dir, &mut store)?;
     let damage = store.damage().map(str::to_owned);
     // A fresh key over an existing chain: the old key is gone and the old rows unverifiable.
     let orphaned = if key_created {
@@ -189,7 +191,7 @@ fn run(args: &Args) -> Result<()> {
     std::thread::Builder::new()
         .name("audit-writer".into())
         .spawn(move || {
-            credd::pool::lower_priority();
+            credd::crypto::pool::lower_priority();
             writer.run_audit_writer()
         })
         .map_err(|e| DaemonError::Startup(format!("cannot start the audit writer: {e}")))?;

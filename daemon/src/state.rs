@@ -5,17 +5,17 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
-use crate::admin::AdminGroup;
-use crate::audit::{Event, QueuedEvent};
-use crate::auditlog::{Outgoing, Sink};
+use crate::audit::chain::{Event, QueuedEvent};
+use crate::audit::syslog::{Outgoing, Sink};
 use crate::config::Config;
-use crate::hashing::{Hasher, Pepper};
-use crate::lockout::{Policy, UnknownNames};
-use crate::pool::HashPool;
-use crate::quality::Quality;
-use crate::ratelimit::RateLimits;
+use crate::crypto::hashing::{Hasher, Pepper};
+use crate::crypto::pool::HashPool;
+use crate::policy::lockout::{Policy, UnknownNames};
+use crate::policy::quality::Quality;
+use crate::policy::ratelimit::RateLimits;
 use crate::store::Store;
 use crate::store::{Deferred, LockedAttempt, Reader};
+use crate::system::groups::AdminGroup;
 
 /// How long the audit writer lets events gather after the first, unless [`AUDIT_BATCH`] are
 /// waiting: the bound on how late a refusal's row is committed.
@@ -143,7 +143,7 @@ impl Daemon {
     /// transaction of that change instead, never through here. Readers of the audit table call
     /// [`Daemon::flush_audit`] first. With the queue full, the caller writes its own row.
     pub fn record(&self, event: &Event<'_>) {
-        self.record_captured(QueuedEvent::capture(event, crate::timefmt::now_unix()));
+        self.record_captured(QueuedEvent::capture(event, crate::system::time::now_unix()));
     }
 
     /// [`Daemon::record`] for an event captured earlier (one recorded after its reply was sent).
@@ -171,7 +171,7 @@ impl Daemon {
         // R1: with the volume nearly full, rows that only record a refusal are dropped (and
         // counted), so that what is left goes to changes of state: a flood of refusals must not
         // be what makes the next password change fail.
-        if queued.is_refusal() && self.disk.is_low(crate::timefmt::now_unix_ms()) {
+        if queued.is_refusal() && self.disk.is_low(crate::system::time::now_unix_ms()) {
             self.disk.dropped();
             return;
         }
@@ -411,7 +411,11 @@ impl DiskReserve {
 
     fn dropped(&self) {
         self.dropped.fetch_add(1, Ordering::Relaxed);
-        if self.reported.due(crate::timefmt::now_unix(), 60).is_some() {
+        if self
+            .reported
+            .due(crate::system::time::now_unix(), 60)
+            .is_some()
+        {
             eprintln!(
                 "credd: less than the [audit] disk_reserve_mib free under {}: refusal events are \
                  dropped and counted (dropped_audit_events), changes of state are still written",

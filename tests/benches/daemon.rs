@@ -153,7 +153,12 @@ fn raw_hasher_per_s(seconds: f64) -> f64 {
             s.spawn(|| {
                 while start.elapsed().as_secs_f64() < seconds {
                     let mut out = [0u8; 32];
-                    credd::kdf::pbkdf2_hmac_sha256(b"x", b"saltsaltsaltsalt", ITERATIONS, &mut out);
+                    credd::crypto::kdf::pbkdf2_hmac_sha256(
+                        b"x",
+                        b"saltsaltsaltsalt",
+                        ITERATIONS,
+                        &mut out,
+                    );
                     std::hint::black_box(out);
                     done.fetch_add(1, Ordering::Relaxed);
                 }

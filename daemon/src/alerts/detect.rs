@@ -18,13 +18,13 @@ use std::hash::Hash;
 
 use super::bucket::{Params, Track};
 use crate::config;
-use crate::namekey::NameKey;
+use crate::crypto::namekey::NameKey;
 
 /// Tracks per detector at most; when full, the eighth quiet longest goes, tracks without an
 /// episode first.
 pub const MAX_TRACKS: usize = 4096;
 
-/// Where an attempt came from ([`crate::peer::Source`], from `glue::source_of`), and `All`.
+/// Where an attempt came from ([`crate::server::peer::Source`], from `glue::source_of`), and `All`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Source {
     Remote(String),
@@ -187,8 +187,8 @@ impl Firing {
             self.unlisted,
             self.events,
             self.window,
-            crate::timefmt::rfc3339(self.first),
-            crate::timefmt::rfc3339(self.last),
+            crate::system::time::rfc3339(self.first),
+            crate::system::time::rfc3339(self.last),
             self.detector,
             match self.action {
                 config::Action::Log => "log",

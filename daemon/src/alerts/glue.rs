@@ -7,12 +7,12 @@ use credd_proto::{AuthRequest, ErrorKind, Reply};
 
 use super::detect::{Event, LoginOutcome, Source};
 use super::{Firing, Kind};
-use crate::audit::Event as AuditEvent;
+use crate::audit::chain::Event as AuditEvent;
 use crate::config::Action;
 use crate::handlers::{error, internal};
-use crate::peer::Peer;
+use crate::server::peer::Peer;
 use crate::state::Daemon;
-use crate::timefmt::now_unix;
+use crate::system::time::now_unix;
 
 /// One decision, as the detectors see it.
 pub enum Observation<'a> {
@@ -81,9 +81,9 @@ impl PendingLogin {
 /// The source of an attempt, [`Peer::source`] as the detectors key it (they add `All`).
 pub fn source_of(peer: Peer, rhost: Option<&str>) -> Source {
     match peer.source(rhost) {
-        crate::peer::Source::Remote(h) => Source::Remote(h),
-        crate::peer::Source::Service => Source::Service,
-        crate::peer::Source::Local(uid) => Source::Local(uid),
+        crate::server::peer::Source::Remote(h) => Source::Remote(h),
+        crate::server::peer::Source::Service => Source::Service,
+        crate::server::peer::Source::Local(uid) => Source::Local(uid),
     }
 }
 
@@ -201,7 +201,7 @@ impl Daemon {
                 detail,
                 ..Default::default()
             };
-            crate::audit::aside_request_id(|| self.record(&event));
+            crate::audit::chain::aside_request_id(|| self.record(&event));
         }
     }
 

@@ -11,7 +11,7 @@
 //! [`bucket::MAX_DROPS`] drops per track), lost at a restart; only the sources of successful logins
 //! are kept in the store (table `login_sources`, at most [`SOURCES_PER_ACCOUNT`] per account),
 //! since "never logged in from there" must outlive a restart. Typed names are held as keyed
-//! hashes ([`crate::namekey`]), and shown in a firing only for stored accounts (or with
+//! hashes ([`crate::crypto::namekey`]), and shown in a firing only for stored accounts (or with
 //! `[audit] log_unknown_names`).
 
 pub mod bucket;
@@ -21,7 +21,7 @@ pub mod glue;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
-use crate::namekey::NameHasher;
+use crate::crypto::namekey::NameHasher;
 
 pub use detect::{Firing, Kind, LoginOutcome, Source};
 pub use glue::Observation;
@@ -51,8 +51,8 @@ pub struct Alerts {
 
 #[derive(Default)]
 struct Noted {
-    set: std::collections::HashSet<(crate::namekey::NameKey, String)>,
-    order: VecDeque<(crate::namekey::NameKey, String)>,
+    set: std::collections::HashSet<(crate::crypto::namekey::NameKey, String)>,
+    order: VecDeque<(crate::crypto::namekey::NameKey, String)>,
 }
 
 #[derive(Default)]
@@ -83,7 +83,7 @@ impl Alerts {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn key(&self, name: &str) -> crate::namekey::NameKey {
+    pub fn key(&self, name: &str) -> crate::crypto::namekey::NameKey {
         self.names.key(name)
     }
 

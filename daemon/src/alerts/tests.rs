@@ -331,7 +331,7 @@ fn memory_stays_bounded_under_a_flood_of_sources_and_names() {
     let cfg = defaults();
     let s = detect::Settings { alerts: &cfg };
     let src = rhost("one");
-    let hasher = crate::namekey::NameHasher::new();
+    let hasher = crate::crypto::namekey::NameHasher::new();
     for i in 0..5_000 {
         let key = hasher.key(&format!("x{i}"));
         detect::observe(

@@ -4,8 +4,8 @@
 use rusqlite::{OptionalExtension, params};
 
 use super::{RevokedSession, Store, WriteConflict, exists, lockout, sessions};
-use crate::audit::{self, Event};
-use crate::codes::CodeDigest;
+use crate::audit::chain::{self, Event};
+use crate::policy::codes::CodeDigest;
 
 /// A stored code: never the code itself, only its digest.
 #[derive(Debug, Clone)]
@@ -53,8 +53,8 @@ impl Store {
         since: i64,
     ) -> crate::error::Result<(u32, u32)> {
         Ok((
-            audit::count_since(&self.conn, "reset_issued", Some(user), None, since)?,
-            audit::count_since(&self.conn, "reset_issued", None, Some(admin_uid), since)?,
+            chain::count_since(&self.conn, "reset_issued", Some(user), None, since)?,
+            chain::count_since(&self.conn, "reset_issued", None, Some(admin_uid), since)?,
         ))
     }
 
@@ -96,7 +96,7 @@ impl Store {
         }
         lockout::clear_lock_and_failures(&tx, order.user)?;
         let revoked = sessions::revoke(&tx, order.user, None, "reset", order.now)?;
-        out.push(audit::record(
+        out.push(chain::record(
             &tx,
             &self.audit_key,
             order.now,
@@ -107,7 +107,7 @@ impl Store {
                 outcome: "ok",
                 detail: format!(
                     "expires_at={} keep_password={} sessions_revoked={}",
-                    crate::timefmt::rfc3339(order.expires_at),
+                    crate::system::time::rfc3339(order.expires_at),
                     order.keep_password,
                     revoked.len()
                 ),
@@ -143,8 +143,8 @@ impl Store {
         let Some(attempts) = attempts else {
             return Ok(false); // consumed, purged or replaced meanwhile
         };
-        let burned = crate::codes::burned(attempts, max_attempts);
-        out.push(audit::record(
+        let burned = crate::policy::codes::burned(attempts, max_attempts);
+        out.push(chain::record(
             &tx,
             &self.audit_key,
             now,
@@ -162,7 +162,7 @@ impl Store {
                 "DELETE FROM reset_codes WHERE user = ?1 AND digest = ?2",
                 params![user, digest],
             )?;
-            out.push(audit::record(
+            out.push(chain::record(
                 &tx,
                 &self.audit_key,
                 now,
@@ -193,7 +193,7 @@ impl Store {
         };
         for (user, expires_at) in &expired {
             tx.execute("DELETE FROM reset_codes WHERE user = ?1", params![user])?;
-            out.push(audit::record(
+            out.push(chain::record(
                 &tx,
                 &self.audit_key,
                 now,
@@ -202,7 +202,7 @@ impl Store {
                     actor_uid: None,
                     target: Some(user),
                     outcome: "purged",
-                    detail: format!("expired_at={}", crate::timefmt::rfc3339(*expires_at)),
+                    detail: format!("expired_at={}", crate::system::time::rfc3339(*expires_at)),
                     ..Default::default()
                 },
             )?);
@@ -257,7 +257,7 @@ impl Store {
             )?,
         };
         if change.code_digest.is_some() && consumed == 1 {
-            out.push(audit::record(
+            out.push(chain::record(
                 &tx,
                 &self.audit_key,
                 change.now,
@@ -279,7 +279,7 @@ impl Store {
             "password changed",
             change.now,
         )?;
-        out.push(audit::record(
+        out.push(chain::record(
             &tx,
             &self.audit_key,
             change.now,
@@ -340,12 +340,12 @@ mod tests {
         s.insert_account("a", None, Some("$h"), false, 0)
             .unwrap()
             .unwrap();
-        let first = crate::codes::digest("AAAA");
+        let first = crate::policy::codes::digest("AAAA");
         s.issue_reset(&order("a", &first, 10)).unwrap().unwrap();
         let account = s.account("a").unwrap().unwrap();
         assert!(account.hash.is_none());
         assert!(account.must_change);
-        let second = crate::codes::digest("BBBB");
+        let second = crate::policy::codes::digest("BBBB");
         s.issue_reset(&order("a", &second, 20)).unwrap().unwrap();
         let row = s.code_of("a").unwrap().unwrap();
         assert_eq!(row.digest, second.to_vec());
@@ -359,7 +359,7 @@ mod tests {
         s.insert_account("a", None, None, false, 0)
             .unwrap()
             .unwrap();
-        let digest = crate::codes::digest("AAAA");
+        let digest = crate::policy::codes::digest("AAAA");
         s.issue_reset(&order("a", &digest, 0)).unwrap().unwrap();
         assert!(!s.code_rejected("a", &digest, 3, 0, 1).unwrap());
         assert!(!s.code_rejected("a", &digest, 3, 0, 2).unwrap());
@@ -375,14 +375,14 @@ mod tests {
                 .unwrap()
                 .unwrap();
         }
-        let digest = crate::codes::digest("AAAA");
+        let digest = crate::policy::codes::digest("AAAA");
         s.issue_reset(&order("a", &digest, 0)).unwrap().unwrap(); // expires at 900
         s.issue_reset(&order("b", &digest, 500)).unwrap().unwrap(); // expires at 1400
         assert_eq!(s.purge_expired_codes(1000).unwrap(), 1);
         assert!(s.code_of("a").unwrap().is_none());
         assert!(s.code_of("b").unwrap().is_some());
         assert_eq!(
-            audit::count_since(&s.conn, "code_expired", Some("a"), None, 0).unwrap(),
+            chain::count_since(&s.conn, "code_expired", Some("a"), None, 0).unwrap(),
             1
         );
     }
@@ -393,7 +393,7 @@ mod tests {
         s.insert_account("a", None, None, false, 0)
             .unwrap()
             .unwrap();
-        let digest = crate::codes::digest("AAAA");
+        let digest = crate::policy::codes::digest("AAAA");
         s.issue_reset(&order("a", &digest, 0)).unwrap().unwrap();
         let generation = s.account("a").unwrap().unwrap().generation;
         s.change_password(&PasswordChange {
@@ -414,7 +414,7 @@ mod tests {
         assert!(!account.must_change);
         assert!(s.code_of("a").unwrap().is_none());
         assert_eq!(
-            audit::count_since(&s.conn, "code_redeemed", Some("a"), None, 0).unwrap(),
+            chain::count_since(&s.conn, "code_redeemed", Some("a"), None, 0).unwrap(),
             1
         );
     }
@@ -446,7 +446,7 @@ mod tests {
             .unwrap();
         // The old password is proven at this generation; the reset comes while the new one hashes.
         let proven = s.account("a").unwrap().unwrap().generation;
-        let digest = crate::codes::digest("AAAA");
+        let digest = crate::policy::codes::digest("AAAA");
         s.issue_reset(&order("a", &digest, 1)).unwrap().unwrap();
         assert_eq!(
             s.change_password(&change("a", "$new", proven, None))
@@ -478,7 +478,7 @@ mod tests {
         s.insert_account("a", None, None, false, 0)
             .unwrap()
             .unwrap();
-        let first = crate::codes::digest("AAAA");
+        let first = crate::policy::codes::digest("AAAA");
         s.issue_reset(&order("a", &first, 0)).unwrap().unwrap();
         let proven = s.account("a").unwrap().unwrap().generation;
         // Two changes proven with the same code at the same generation: the first wins.
@@ -496,7 +496,7 @@ mod tests {
             Some("$one")
         );
         // A code replaced by a new reset does not delete the new one, even at the new generation.
-        let second = crate::codes::digest("BBBB");
+        let second = crate::policy::codes::digest("BBBB");
         s.issue_reset(&order("a", &second, 10)).unwrap().unwrap();
         let now_at = s.account("a").unwrap().unwrap().generation;
         assert_eq!(
@@ -520,7 +520,7 @@ mod tests {
             .unwrap()
             .unwrap();
         let proven = s.account("a").unwrap().unwrap().generation;
-        let digest = crate::codes::digest("AAAA");
+        let digest = crate::policy::codes::digest("AAAA");
         s.issue_reset(&order("a", &digest, 1)).unwrap().unwrap();
         let success = crate::store::Success {
             generation: Some(proven),

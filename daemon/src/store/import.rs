@@ -7,8 +7,8 @@ use std::collections::{HashMap, HashSet};
 use rusqlite::params;
 
 use super::{RevokedSession, Store, sessions};
-use crate::audit::{Chain, Event};
-use crate::codes::CodeDigest;
+use crate::audit::chain::{Chain, Event};
+use crate::policy::codes::CodeDigest;
 
 /// One validated row, ready to apply.
 pub enum Planned {
@@ -252,7 +252,10 @@ fn apply_row(
             let mut detail = format!(" password={}", hash.is_some());
             if let Some(hash) = hash {
                 // The scheme, never the hash: what a migration from a shadow file took over.
-                detail.push_str(&format!(" scheme={}", crate::hashing::scheme_name(hash)));
+                detail.push_str(&format!(
+                    " scheme={}",
+                    crate::crypto::hashing::scheme_name(hash)
+                ));
             }
             if *must_change {
                 detail.push_str(" must_change=true");
@@ -288,7 +291,7 @@ fn apply_row(
             let ended = revoke(name, "reset")?;
             let detail = format!(
                 " expires_at={} sessions_revoked={}",
-                crate::timefmt::rfc3339(*expires_at),
+                crate::system::time::rfc3339(*expires_at),
                 ended.len()
             );
             revoked.extend(ended);
@@ -340,7 +343,7 @@ fn apply_row(
             let ended = revoke(name, "password set by an import")?;
             let mut detail = format!(
                 " by=import scheme={} sessions_revoked={}",
-                crate::hashing::scheme_name(hash),
+                crate::crypto::hashing::scheme_name(hash),
                 ended.len()
             );
             if *disable {

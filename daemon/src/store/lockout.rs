@@ -1,4 +1,4 @@
-//! Failures and locks: the lockout state of accounts (see `crate::lockout` for the rules).
+//! Failures and locks: the lockout state of accounts (see `crate::policy::lockout` for the rules).
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -8,8 +8,8 @@ use super::{
     ACCOUNT_COLUMNS, Account, FAILURES_KEPT_PER_ACCOUNT, RevokedSession, Store, WriteConflict,
     account_from_row, exists, sessions, upgrade_hash,
 };
-use crate::audit::{self, Event};
-use crate::lockout::{self, Gate, Lock, LockKind, Policy};
+use crate::audit::chain::{self, Event};
+use crate::policy::lockout::{self, Gate, Lock, LockKind, Policy};
 
 /// Where a failed attempt came from, for `credctl status` and the audit trail.
 #[derive(Debug, Clone)]
@@ -244,7 +244,7 @@ impl Store {
             }
             Gate::Expired => {
                 clear_lock_and_failures(&tx, user)?;
-                out.push(audit::record(
+                out.push(chain::record(
                     &tx,
                     &self.audit_key,
                     now,
@@ -310,7 +310,7 @@ impl Store {
             upgraded = true;
         }
         if let Some(event) = success.event {
-            out.push(audit::record(&tx, &self.audit_key, now, event)?);
+            out.push(chain::record(&tx, &self.audit_key, now, event)?);
         }
         tx.commit()?;
         self.sink.publish_events(out);
@@ -335,7 +335,7 @@ impl Store {
         let mut out = Vec::new();
         if let Some(lock) = &new_lock {
             insert_lock(&tx, user, lock, None)?;
-            out.push(audit::record(
+            out.push(chain::record(
                 &tx,
                 &self.audit_key,
                 now,
@@ -346,7 +346,7 @@ impl Store {
                     detail: format!(
                         "{counted} failures in the window; unlock={}",
                         lock.until
-                            .map_or("administrator".to_string(), crate::timefmt::rfc3339)
+                            .map_or("administrator".to_string(), crate::system::time::rfc3339)
                     ),
                     ..Default::default()
                 },
@@ -372,7 +372,7 @@ impl Store {
             Gate::Locked { until } => Some(until),
             Gate::Expired => {
                 clear_lock_and_failures(&tx, user)?;
-                out.push(audit::record(
+                out.push(chain::record(
                     &tx,
                     &self.audit_key,
                     now,
@@ -409,7 +409,7 @@ impl Store {
         };
         insert_lock(&tx, user, &lock, Some(by_uid))?;
         let revoked = sessions::revoke(&tx, user, None, "administrative lock", now)?;
-        out.push(audit::record(
+        out.push(chain::record(
             &tx,
             &self.audit_key,
             now,
@@ -458,7 +458,7 @@ impl Store {
         }
         let was_locked = lock_of(&tx, user)?.is_some();
         clear_lock_and_failures(&tx, user)?;
-        out.push(audit::record(
+        out.push(chain::record(
             &tx,
             &self.audit_key,
             now,
@@ -536,7 +536,7 @@ impl Store {
                 row.get::<_, Option<String>>(0)?.map(Into::into);
             let scheme = match hash.as_deref() {
                 None => "none".to_string(),
-                Some(hash) => crate::hashing::scheme_name(hash),
+                Some(hash) => crate::crypto::hashing::scheme_name(hash),
             };
             *counts.entry(scheme).or_default() += 1;
         }
@@ -694,7 +694,9 @@ mod tests {
     #[test]
     fn schemes_are_counted() {
         let (_d, mut s) = temp_store();
-        let pbkdf2 = crate::hashing::Hasher::new(1000, None).hash(b"x").unwrap();
+        let pbkdf2 = crate::crypto::hashing::Hasher::new(1000, None)
+            .hash(b"x")
+            .unwrap();
         for (name, hash) in [
             ("a", Some(pbkdf2.as_str())),
             ("b", None),
@@ -739,7 +741,9 @@ mod tests {
             .unwrap();
         let p = policy(3, None);
         s.begin_attempt("a", false, &p, 0, &src()).unwrap();
-        let new = crate::hashing::Hasher::new(1000, None).hash(b"x").unwrap();
+        let new = crate::crypto::hashing::Hasher::new(1000, None)
+            .hash(b"x")
+            .unwrap();
         let login = Event {
             name: "login_success",
             target: Some("a"),
@@ -772,7 +776,9 @@ mod tests {
         );
         // A second success with the old hash in hand finds it gone (an administrator's hash, or
         // a parallel login's upgrade, stands) and records the login alone.
-        let other = crate::hashing::Hasher::new(1000, None).hash(b"x").unwrap();
+        let other = crate::crypto::hashing::Hasher::new(1000, None)
+            .hash(b"x")
+            .unwrap();
         let success = Success {
             rehash: Some((YESCRYPT, &other)),
             event: Some(&login),
@@ -796,7 +802,9 @@ mod tests {
             .unwrap()
             .unwrap();
         s.lock_account("a", None, 0, 0).unwrap().unwrap();
-        let new = crate::hashing::Hasher::new(1000, None).hash(b"x").unwrap();
+        let new = crate::crypto::hashing::Hasher::new(1000, None)
+            .hash(b"x")
+            .unwrap();
         let login = Event {
             name: "login_success",
             target: Some("a"),

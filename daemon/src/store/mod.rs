@@ -10,10 +10,10 @@ use std::sync::Arc;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::audit::{self, AuditKey, Event};
-use crate::auditlog::Sink;
+use crate::audit::chain::{self, AuditKey, Event};
+use crate::audit::syslog::Sink;
 use crate::error::{DaemonError, Result};
-use crate::timefmt::now_unix;
+use crate::system::time::now_unix;
 
 mod alerts;
 mod codes;
@@ -122,7 +122,7 @@ const MIGRATIONS: &[&str] = &[
 ];
 
 /// Failure rows kept per account (newest first): enough for `status`, and far above
-/// [`crate::lockout::MAX_DENY`] so trimming never undercounts a window.
+/// [`crate::policy::lockout::MAX_DENY`] so trimming never undercounts a window.
 pub(super) const FAILURES_KEPT_PER_ACCOUNT: i64 = 200;
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -173,7 +173,7 @@ pub enum WriteConflict {
 /// A row written after the reply, by the daemon's audit writer (see `Daemon::record`).
 #[derive(Debug, Clone)]
 pub enum Deferred {
-    Event(audit::QueuedEvent),
+    Event(chain::QueuedEvent),
     LockedAttempt(LockedAttempt),
     /// A successful login's source, new to this run (alerts).
     LoginSource(alerts::LoginSource),
@@ -295,7 +295,7 @@ impl Store {
             // database is tampering (an edited row unsealed to be resealed), which `audit verify`
             // names; resealing it at start would launder the edit with the real key.
             if version as i64 + 1 == CHAIN_VERSION {
-                let sealed = audit::seal_unsealed(&tx, &self.audit_key)?;
+                let sealed = chain::seal_unsealed(&tx, &self.audit_key)?;
                 if sealed > 0 {
                     eprintln!("credd: sealed {sealed} audit rows written before the chain existed");
                 }
@@ -368,7 +368,7 @@ impl Store {
     /// and the number of accounts looked at: for `credctl check` and the report at start.
     pub fn accounts_over_cap(
         &self,
-        hasher: &crate::hashing::Hasher,
+        hasher: &crate::crypto::hashing::Hasher,
     ) -> Result<(u64, Vec<(String, String)>)> {
         let mut over = Vec::new();
         let mut seen = 0u64;
@@ -421,7 +421,7 @@ impl Store {
              VALUES (?1, ?2, ?3, 0, ?4, ?5, ?5)",
             params![name, uid, hash, must_change, now],
         )?;
-        out.push(audit::record(
+        out.push(chain::record(
             &tx,
             &self.audit_key,
             now,
@@ -463,7 +463,7 @@ impl Store {
         if n != 1 {
             return Ok(Err(WriteConflict::NotFound));
         }
-        out.push(audit::record(
+        out.push(chain::record(
             &tx,
             &self.audit_key,
             now_unix(),
@@ -495,7 +495,7 @@ impl Store {
         } else {
             "user_enabled"
         };
-        out.push(audit::record(
+        out.push(chain::record(
             &tx,
             &self.audit_key,
             now,
@@ -529,7 +529,7 @@ impl Store {
         }
         tx.execute("DELETE FROM reset_codes WHERE user = ?1", params![name])?;
         let revoked = sessions::revoke(&tx, name, None, "password set by an administrator", now)?;
-        out.push(audit::record(
+        out.push(chain::record(
             &tx,
             &self.audit_key,
             now,
@@ -597,11 +597,11 @@ impl Store {
     }
 
     pub fn audit_verify(&self) -> Result<credd_proto::AuditReport> {
-        Ok(audit::verify(&self.conn, &self.audit_key)?)
+        Ok(chain::verify(&self.conn, &self.audit_key)?)
     }
 
     pub fn audit_head(&self) -> Result<(u64, String)> {
-        Ok(audit::chain_head(&self.conn)?)
+        Ok(chain::chain_head(&self.conn)?)
     }
 
     pub fn audit_page(
@@ -611,7 +611,7 @@ impl Store {
         after_seq: i64,
         limit: usize,
     ) -> Result<Vec<credd_proto::AuditEntry>> {
-        Ok(audit::page(&self.conn, user, since, after_seq, limit)?)
+        Ok(chain::page(&self.conn, user, since, after_seq, limit)?)
     }
 
     /// `credctl check`: full integrity check, foreign keys, schema version, audit chain and the
@@ -659,7 +659,7 @@ impl Store {
                 "schema version {version}, expected {SCHEMA_VERSION}"
             ));
         }
-        let report = audit::verify(&self.conn, &self.audit_key)?;
+        let report = chain::verify(&self.conn, &self.audit_key)?;
         checks.push(format!(
             "audit chain: {} rows, head seq {}",
             report.rows_checked, report.head_seq
@@ -712,7 +712,7 @@ pub(super) fn upgrade_hash(
     old: &str,
     new: &str,
     now: i64,
-) -> rusqlite::Result<Option<audit::Published>> {
+) -> rusqlite::Result<Option<chain::Published>> {
     let n = conn.execute(
         "UPDATE users SET hash = ?3 WHERE name = ?1 AND hash = ?2",
         params![name, old, new],
@@ -720,7 +720,7 @@ pub(super) fn upgrade_hash(
     if n != 1 {
         return Ok(None);
     }
-    audit::record(
+    chain::record(
         conn,
         key,
         now,
@@ -730,8 +730,8 @@ pub(super) fn upgrade_hash(
             outcome: "ok",
             detail: format!(
                 "from={:?} to={:?}",
-                crate::hashing::describe(old),
-                crate::hashing::describe(new)
+                crate::crypto::hashing::describe(old),
+                crate::crypto::hashing::describe(new)
             ),
             ..Default::default()
         },
@@ -964,7 +964,7 @@ pub(crate) mod tests {
         s.insert_account("a", None, None, false, 0)
             .unwrap()
             .unwrap();
-        let digest = crate::codes::digest("AAAA");
+        let digest = crate::policy::codes::digest("AAAA");
         s.issue_reset(&ResetOrder {
             user: "a",
             digest: &digest,

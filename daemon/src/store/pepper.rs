@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use rusqlite::params;
 
 use super::Store;
-use crate::audit::{self, Event};
-use crate::hashing::{self, Hasher};
-use crate::timefmt::now_unix;
+use crate::audit::chain::{self, Event};
+use crate::crypto::hashing::{self, Hasher};
+use crate::system::time::now_unix;
 
 impl Store {
     /// How many stored hashes each pepper key id sealed.
@@ -47,7 +47,7 @@ impl Store {
         if sealed == 0 {
             return Ok(0);
         }
-        let published = audit::record(
+        let published = chain::record(
             &tx,
             &self.audit_key,
             now_unix(),

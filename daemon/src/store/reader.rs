@@ -10,7 +10,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::codes::CodeRow;
 use super::{ACCOUNT_COLUMNS, Account, account_from_row, lockout};
 use crate::error::Result;
-use crate::lockout::Gate;
+use crate::policy::lockout::Gate;
 
 pub struct Reader {
     conn: Connection,
@@ -90,7 +90,7 @@ impl Reader {
 
     pub fn lock(&self, user: &str, now: i64) -> Result<LockRead> {
         Ok(
-            match crate::lockout::gate(lockout::lock_in(&self.conn, user)?.as_ref(), now) {
+            match crate::policy::lockout::gate(lockout::lock_in(&self.conn, user)?.as_ref(), now) {
                 Gate::Locked { until } => LockRead::Locked { until },
                 Gate::Open => LockRead::Open,
                 Gate::Expired => LockRead::Expired,

@@ -4,7 +4,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{Store, WriteConflict, exists};
-use crate::audit::{self, Event};
+use crate::audit::chain::{self, Event};
 
 /// The process that opened a session, as the kernel describes it (SO_PEERCRED and /proc).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,7 +135,7 @@ impl Store {
             ],
         )?;
         let id = tx.last_insert_rowid();
-        out.push(audit::record(
+        out.push(chain::record(
             &tx,
             &self.audit_key,
             s.now,
@@ -182,7 +182,7 @@ impl Store {
             )?;
         }
         if closed > 0 {
-            out.push(audit::record(
+            out.push(chain::record(
                 &tx,
                 &self.audit_key,
                 now,
@@ -225,7 +225,7 @@ impl Store {
                 continue;
             }
             tx.execute("DELETE FROM sessions WHERE id = ?1", params![id])?;
-            out.push(audit::record(
+            out.push(chain::record(
                 &tx,
                 &self.audit_key,
                 now,

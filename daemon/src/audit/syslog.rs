@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use syslog::{Facility, Formatter3164, Formatter5424, LogFormat, Severity};
 
-use crate::audit::Published;
+use crate::audit::chain::Published;
 
 /// Events waiting for syslog at most; past it new events are dropped and counted.
 const QUEUE_CAPACITY: usize = 10_000;

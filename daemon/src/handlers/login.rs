@@ -9,14 +9,14 @@ use credd_proto::{
     AccountRequest, AuthRequest, ErrorKind, Reply, Secret, validate_field, validate_user_name,
 };
 
-use crate::audit::{Event, QueuedEvent};
+use crate::audit::chain::{Event, QueuedEvent};
+use crate::handlers::secret_check::Checked;
 use crate::handlers::{error, internal};
-use crate::peer::Peer;
-use crate::ratelimit::{Attempt, Tripped};
-use crate::secret_check::Checked;
+use crate::policy::ratelimit::{Attempt, Tripped};
+use crate::server::peer::Peer;
 use crate::state::Daemon;
 use crate::store::{Account, AttemptSource, LockRead};
-use crate::timefmt::{now_unix, now_unix_ms, rfc3339};
+use crate::system::time::{now_unix, now_unix_ms, rfc3339};
 
 impl Daemon {
     /// The account `user` names, if this peer may act on it. A non-root peer may reach only the

@@ -19,15 +19,15 @@ use credd_proto::{
     IssuedCode, ProtoError, Reply, Secret, ShadowRow, validate_field, validate_user_name,
 };
 
-use crate::audit::Event;
-use crate::codes;
+use crate::audit::chain::Event;
 use crate::config::{MAX_CODE_TTL, MIN_CODE_TTL};
+use crate::crypto::hashing::{self, Refusal};
 use crate::handlers::{Respond, error, internal};
-use crate::hashing::{self, Refusal};
-use crate::peer::Peer;
+use crate::policy::codes;
+use crate::server::peer::Peer;
 use crate::state::Daemon;
 use crate::store::{Directory, ImportRun, Planned};
-use crate::timefmt::{now_unix, rfc3339};
+use crate::system::time::{now_unix, rfc3339};
 
 /// Rows one import may stage: the memory a connection may hold is bounded.
 const MAX_ROWS: usize = 1_000_000;
@@ -267,7 +267,7 @@ impl Daemon {
             return Err(whole_file_problem("no rows"));
         }
         let directory: Directory = self.store().directory().map_err(internal)?;
-        let accounts = crate::nss::Accounts::load();
+        let accounts = crate::system::nss::Accounts::load();
         let mut problems = Problems::default();
         let mut seen: HashMap<&str, u64> = HashMap::new();
         let mut new_uids: HashSet<u32> = HashSet::new();
@@ -437,7 +437,7 @@ impl Daemon {
             return Err(whole_file_problem("no entries to import"));
         }
         let directory: Directory = self.store().directory().map_err(internal)?;
-        let accounts = crate::nss::Accounts::load();
+        let accounts = crate::system::nss::Accounts::load();
         let mut problems = Problems::default();
         let mut seen: HashMap<&str, u64> = HashMap::new();
         let mut new_uids: HashSet<u32> = HashSet::new();

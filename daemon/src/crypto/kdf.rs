@@ -35,7 +35,7 @@ pub fn accelerated() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *AVAILABLE.get_or_init(crate::kdf_shani::available)
+        *AVAILABLE.get_or_init(crate::crypto::kdf_shani::available)
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -109,7 +109,7 @@ impl Key {
         if shani {
             // SAFETY: `shani` is true only when kdf_shani::available() said so.
             return Zeroizing::new(unsafe {
-                crate::kdf_shani::iterate(&self.inner, &self.outer, &u, rounds)
+                crate::crypto::kdf_shani::iterate(&self.inner, &self.outer, &u, rounds)
             });
         }
         #[cfg(not(target_arch = "x86_64"))]

@@ -28,7 +28,7 @@ use std::hash::Hash;
 use std::sync::Mutex;
 
 use crate::config;
-use crate::namekey::{NameHasher, NameKey};
+use crate::crypto::namekey::{NameHasher, NameKey};
 
 /// Buckets per table.
 const CAPACITY: usize = 10_000;
@@ -207,7 +207,7 @@ fn evict<K: Hash + Eq + Clone>(map: &mut HashMap<K, Bucket>, rate: Rate, now_ms:
     }
 }
 
-pub use crate::peer::Source;
+pub use crate::server::peer::Source;
 
 /// One authentication attempt, as the rate limits see it: the `host` bucket applies to
 /// [`Source::Remote`], `local_uid` to [`Source::Local`].

@@ -7,13 +7,13 @@
 
 use credd_proto::{ChangeRequest, ErrorKind, Reply, Secret, validate_field, validate_user_name};
 
+use crate::handlers::secret_check::Checked;
 use crate::handlers::{error, internal};
-use crate::peer::Peer;
-use crate::procinfo;
-use crate::secret_check::Checked;
+use crate::server::peer::Peer;
 use crate::state::Daemon;
 use crate::store::{Account, AttemptSource, PasswordChange, WriteConflict};
-use crate::timefmt::{now_unix, rfc3339};
+use crate::system::procinfo;
+use crate::system::time::{now_unix, rfc3339};
 
 /// How the old secret was proven.
 enum Proof {
@@ -83,7 +83,7 @@ impl Daemon {
         match changed {
             Err(e) => internal(e),
             Ok(Err(WriteConflict::Changed)) => {
-                self.record(&crate::audit::Event {
+                self.record(&crate::audit::chain::Event {
                     name: "password_changed",
                     actor_uid: Some(peer.uid),
                     target: Some(&account.name),
@@ -146,11 +146,11 @@ impl Daemon {
         // proving the old secret) costs nothing. Login services (sshd's forced change) have just
         // passed the login's limits and are not charged twice.
         let ticket = if peer.has_root_budget() {
-            crate::ratelimit::Ticket::default()
+            crate::policy::ratelimit::Ticket::default()
         } else {
             match self
                 .rate
-                .admit_change(peer.budget_uid(), crate::timefmt::now_unix_ms())
+                .admit_change(peer.budget_uid(), crate::system::time::now_unix_ms())
             {
                 Ok(ticket) => ticket,
                 Err(tripped) => {
@@ -166,7 +166,9 @@ impl Daemon {
         };
         let proven = self.prove_old_charged(peer, req, old);
         match &proven {
-            Ok(_) | Err(Reply::Busy) => self.rate.settle(ticket, crate::timefmt::now_unix_ms()),
+            Ok(_) | Err(Reply::Busy) => {
+                self.rate.settle(ticket, crate::system::time::now_unix_ms())
+            }
             Err(_) => drop(ticket),
         }
         proven
@@ -206,7 +208,7 @@ impl Daemon {
             Checked::Code(digest) => Ok((account, Proof::Code(digest))),
             Checked::Changed => Err(Reply::Denied),
             Checked::Wrong => {
-                self.record(&crate::audit::Event {
+                self.record(&crate::audit::chain::Event {
                     name: "login_failure",
                     actor_uid: Some(peer.uid),
                     target: Some(&account.name),

@@ -4,14 +4,14 @@ use std::time::Duration;
 
 use credd_proto::{ErrorKind, Reply, ResetIssued, Target};
 
-use crate::codes;
 use crate::config::{MAX_CODE_TTL, MIN_CODE_TTL};
 use crate::handlers::{error, internal, not_found};
-use crate::peer::Peer;
-use crate::procinfo;
+use crate::policy::codes;
+use crate::server::peer::Peer;
 use crate::state::Daemon;
 use crate::store::{ResetOrder, WriteConflict};
-use crate::timefmt::{now_unix, rfc3339};
+use crate::system::procinfo;
+use crate::system::time::{now_unix, rfc3339};
 
 const HOUR: i64 = 3600;
 
@@ -105,7 +105,7 @@ impl Daemon {
             return None;
         };
         // A refusal changes nothing else: the audit writer takes it, like every other refusal.
-        self.record(&crate::audit::Event {
+        self.record(&crate::audit::chain::Event {
             name: "rate_limited",
             actor_uid: Some(admin_uid),
             target: Some(user),

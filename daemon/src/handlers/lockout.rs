@@ -8,11 +8,11 @@ use credd_proto::{
 };
 
 use crate::handlers::{LIST_PAGE, Respond, error, internal, not_found};
-use crate::lockout::LockKind;
-use crate::peer::Peer;
+use crate::policy::lockout::LockKind;
+use crate::server::peer::Peer;
 use crate::state::{Counters, Daemon};
 use crate::store::{Account, LockoutState};
-use crate::timefmt::{now_unix, rfc3339};
+use crate::system::time::{now_unix, rfc3339};
 
 impl Daemon {
     pub(crate) fn resolve(&self, target: &Target) -> Result<Account, Reply> {

@@ -20,9 +20,9 @@ use sha2::{Digest, Sha256};
 
 use hmac::Mac;
 
-use crate::audit::{AuditKey, Event};
+use crate::audit::chain::{AuditKey, Event};
 use crate::handlers::{Respond, error, internal};
-use crate::peer::Peer;
+use crate::server::peer::Peer;
 use crate::state::Daemon;
 
 /// Raw bytes per chunk: 32 KiB is 43 692 bytes of base64, well inside a 64 KiB frame.
@@ -175,7 +175,7 @@ pub fn record_restore_note(
         ..Default::default()
     };
     store.write_deferred(&[crate::store::Deferred::Event(
-        crate::audit::QueuedEvent::capture(&event, crate::timefmt::now_unix()),
+        crate::audit::chain::QueuedEvent::capture(&event, crate::system::time::now_unix()),
     )])?;
     std::fs::remove_file(&path).map_err(|e| crate::error::DaemonError::io(&path, e))
 }
@@ -187,7 +187,7 @@ pub const TRAILER_LEN: usize = TRAILER_MAGIC.len() + 64 + 1;
 
 fn trailer(mac: &[u8]) -> Vec<u8> {
     let mut out = TRAILER_MAGIC.to_vec();
-    out.extend(crate::audit::hex(mac).into_bytes());
+    out.extend(crate::audit::chain::hex(mac).into_bytes());
     out.push(b'\n');
     out
 }
@@ -306,7 +306,7 @@ pub fn examine_copy(
     }
     // The chain came with schema version 4.
     if version >= 4 {
-        let report = crate::audit::verify(&conn, key)
+        let report = crate::audit::chain::verify(&conn, key)
             .map_err(|e| format!("cannot read its audit table: {e}"))?;
         if let (Some(seq), Some(problem)) = (report.first_bad_seq, report.problem) {
             foreign.push(format!(
@@ -329,7 +329,7 @@ mod tests {
         let mut store = crate::store::Store::open(
             &db,
             AuditKey::for_tests(),
-            crate::auditlog::Sink::disabled(),
+            crate::audit::syslog::Sink::disabled(),
         )
         .unwrap();
         store

@@ -4,7 +4,7 @@ use std::os::unix::net::UnixStream;
 
 use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
 
-use crate::admin::AdminGroup;
+use crate::system::groups::AdminGroup;
 
 /// Where a request comes from, as far as credd can believe it (DESIGN.md §4): the rate limits,
 /// the hashing pool's lanes and the alert detectors all count by it.

@@ -1,18 +1,29 @@
 //! One function per request kind. Each reads as the policy it implements: check the caller,
 //! decide, record, reply.
 
+pub mod audit;
+pub mod backup;
+pub mod change;
+pub mod guard;
+pub mod import;
+pub mod lockout;
+pub mod login;
+pub mod reset;
+pub mod secret_check;
+pub mod sessions;
+
 use std::sync::Arc;
 
 use credd_proto::{
     ErrorKind, PROTOCOL_VERSION, ProtoError, Reply, Request, Secret, UserInfo, validate_user_name,
 };
 
-use crate::hashing;
-use crate::peer::{Peer, SocketKind};
-use crate::ratelimit::Tripped;
+use crate::crypto::hashing;
+use crate::policy::ratelimit::Tripped;
+use crate::server::peer::{Peer, SocketKind};
 use crate::state::Daemon;
 use crate::store::{Account, WriteConflict};
-use crate::timefmt::rfc3339;
+use crate::system::time::rfc3339;
 
 /// Rows per store query while streaming a listing; the store lock is released between pages.
 pub(crate) const LIST_PAGE: usize = 500;
@@ -69,7 +80,7 @@ impl Daemon {
         peer: Peer,
         socket: SocketKind,
         request: Request,
-        conn: &mut crate::import::Connection,
+        conn: &mut crate::handlers::import::Connection,
         respond: &mut Respond<'_>,
     ) -> Result<(), ProtoError> {
         self.serving(|| self.serve(peer, socket, request, conn, respond))
@@ -80,7 +91,7 @@ impl Daemon {
         peer: Peer,
         socket: SocketKind,
         request: Request,
-        conn: &mut crate::import::Connection,
+        conn: &mut crate::handlers::import::Connection,
         respond: &mut Respond<'_>,
     ) -> Result<(), ProtoError> {
         // R1: every request of a caller that is not root through and through is charged before it
@@ -90,7 +101,7 @@ impl Daemon {
         if !peer.has_root_budget()
             && let Err(tripped) = self
                 .rate
-                .admit_request(peer.budget_uid(), crate::timefmt::now_unix_ms())
+                .admit_request(peer.budget_uid(), crate::system::time::now_unix_ms())
         {
             return respond(&self.requests_limited(peer, request.name(), tripped));
         }
@@ -100,7 +111,7 @@ impl Daemon {
             // a refusal that wrote a row each time was a way to fill the disk.
             if self
                 .rate
-                .log_refusal(peer.budget_uid(), crate::timefmt::now_unix_ms())
+                .log_refusal(peer.budget_uid(), crate::system::time::now_unix_ms())
             {
                 eprintln!(
                     "credd: refused {} from uid {} pid {} on the {:?} socket (further refusals \
@@ -110,7 +121,7 @@ impl Daemon {
                     peer.pid,
                     socket
                 );
-                self.record(&crate::audit::Event {
+                self.record(&crate::audit::chain::Event {
                     name: "peer_refused",
                     actor_uid: Some(peer.uid),
                     outcome: "refused",
@@ -201,14 +212,14 @@ impl Daemon {
         if tripped.first_of_burst
             && self
                 .rate
-                .log_refusal(peer.budget_uid(), crate::timefmt::now_unix_ms())
+                .log_refusal(peer.budget_uid(), crate::system::time::now_unix_ms())
         {
             eprintln!(
                 "credd: rate limit requests tripped: uid {} request={request} (further refusals \
                  of this uid in the next minute are not logged)",
                 peer.budget_uid()
             );
-            self.record(&crate::audit::Event {
+            self.record(&crate::audit::chain::Event {
                 name: "rate_limited",
                 actor_uid: Some(peer.uid),
                 outcome: "refused",
@@ -230,9 +241,11 @@ impl Daemon {
             .check(user, password.expose())
             .map_err(|why| error(ErrorKind::InvalidArgument, why))?;
         let hasher = self.live().hasher.clone();
-        match self.pool.run(&crate::peer::Source::Service, move || {
-            hasher.hash(password.expose().as_bytes())
-        }) {
+        match self
+            .pool
+            .run(&crate::server::peer::Source::Service, move || {
+                hasher.hash(password.expose().as_bytes())
+            }) {
             Err(_busy) => Err(Reply::Busy),
             Ok(Err(e)) => Err(internal(e)),
             Ok(Ok(hash)) => Ok(hash),
@@ -360,11 +373,11 @@ pub(crate) fn not_found(user: &str) -> Reply {
 /// only agree), and a uid it gives to another name cannot be borrowed — that user could otherwise
 /// verify this account's password through pam.sock.
 pub(crate) fn resolve_uid(user: &str, requested: Option<u32>) -> Result<Option<u32>, String> {
-    resolve_uid_in(&crate::nss::Accounts::PerName, user, requested)
+    resolve_uid_in(&crate::system::nss::Accounts::PerName, user, requested)
 }
 
 pub(crate) fn resolve_uid_in(
-    accounts: &crate::nss::Accounts,
+    accounts: &crate::system::nss::Accounts,
     user: &str,
     requested: Option<u32>,
 ) -> Result<Option<u32>, String> {

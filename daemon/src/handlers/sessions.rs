@@ -5,11 +5,11 @@ use credd_proto::{
 };
 
 use crate::handlers::{LIST_PAGE, Respond, error, internal};
-use crate::peer::Peer;
-use crate::procinfo;
+use crate::server::peer::Peer;
 use crate::state::Daemon;
 use crate::store::{NewSession, SessionRecord};
-use crate::timefmt::{now_unix, rfc3339};
+use crate::system::procinfo;
+use crate::system::time::{now_unix, rfc3339};
 
 impl Daemon {
     fn check_session_fields(req: &SessionRequest) -> Result<(), Reply> {

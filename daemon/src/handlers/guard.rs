@@ -4,10 +4,10 @@
 
 use credd_proto::{ErrorKind, Reply, Request, Target};
 
-use crate::audit::Event;
+use crate::audit::chain::Event;
 use crate::handlers::error;
-use crate::import::Connection;
-use crate::peer::Peer;
+use crate::handlers::import::Connection;
+use crate::server::peer::Peer;
 use crate::state::Daemon;
 
 impl Daemon {
@@ -87,7 +87,7 @@ impl Daemon {
     }
 
     fn known_to_nss(&self, name: &str) -> bool {
-        crate::nss::Accounts::PerName.uid_of(name).is_some()
+        crate::system::nss::Accounts::PerName.uid_of(name).is_some()
     }
 
     fn protected_target(&self, target: &Target) -> bool {
@@ -101,7 +101,7 @@ impl Daemon {
     /// account stored under it carries a protected uid.
     fn protected_name(&self, name: &str) -> bool {
         let group = self.admin_group.as_ref();
-        let nss_uid = crate::nss::Accounts::PerName.uid_of(name);
+        let nss_uid = crate::system::nss::Accounts::PerName.uid_of(name);
         if nss_uid == Some(0) || group.is_some_and(|g| g.has_member(name)) {
             return true;
         }
@@ -120,14 +120,14 @@ impl Daemon {
             return true;
         }
         let group = self.admin_group.as_ref();
-        let system_name = crate::nss::Accounts::PerName.name_of(uid);
+        let system_name = crate::system::nss::Accounts::PerName.name_of(uid);
         if system_name.is_some_and(|n| group.is_some_and(|g| g.has_member(&n))) {
             return true;
         }
         let stored = self.store().account_by_uid(uid);
         match stored {
             Ok(Some(account)) => {
-                crate::nss::Accounts::PerName.uid_of(&account.name) == Some(0)
+                crate::system::nss::Accounts::PerName.uid_of(&account.name) == Some(0)
                     || group.is_some_and(|g| g.has_member(&account.name))
             }
             Ok(None) => false,

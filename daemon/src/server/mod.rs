@@ -5,6 +5,8 @@
 //! `limits.idle_timeout` is closed, and a connection carries at most [`MAX_REQUESTS_PER_CONNECTION`]
 //! requests, so no peer can hold a thread for long.
 
+pub mod peer;
+
 use std::collections::HashMap;
 use std::io::{ErrorKind as IoKind, Read};
 use std::os::fd::AsRawFd;
@@ -22,7 +24,7 @@ use credd_proto::{
 };
 
 use crate::error::{DaemonError, Result};
-use crate::peer::{Peer, SocketKind};
+use crate::server::peer::{Peer, SocketKind};
 use crate::state::Daemon;
 
 /// A PAM hook needs two or three requests; an admin session a handful.
@@ -353,9 +355,9 @@ fn serve_connection(
         // Logged and audited once per uid per minute; the counter has every one.
         if daemon
             .rate
-            .log_refusal(peer.budget_uid(), crate::timefmt::now_unix_ms())
+            .log_refusal(peer.budget_uid(), crate::system::time::now_unix_ms())
         {
-            daemon.record(&crate::audit::Event {
+            daemon.record(&crate::audit::chain::Event {
                 name: "peer_refused",
                 actor_uid: Some(peer.uid),
                 outcome: "refused",
@@ -377,7 +379,7 @@ fn serve_connection(
         );
         return;
     }
-    let mut state = crate::import::Connection::default();
+    let mut state = crate::handlers::import::Connection::default();
     // An import sends one frame per few hundred rows: allow it as many as a million-row file needs.
     let mut requests = 0usize;
     loop {
@@ -428,7 +430,7 @@ fn serve_connection(
         // An administrative request on pam.sock is no mistake a PAM module makes: answer it, then
         // close the connection, so that a flood of them costs a connect each.
         let close_after = kind == SocketKind::Pam && request.is_admin();
-        let handled = crate::audit::with_request_id(request_id, || {
+        let handled = crate::audit::chain::with_request_id(request_id, || {
             daemon.handle(peer, kind, request, &mut state, &mut respond)
         });
         if handled.is_err() || close_after {

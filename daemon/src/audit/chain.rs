@@ -20,7 +20,7 @@ use subtle::ConstantTimeEq;
 use credd_proto::{AuditEntry, AuditReport};
 
 use crate::error::{DaemonError, Result};
-use crate::timefmt::rfc3339;
+use crate::system::time::rfc3339;
 
 const KEY_LEN: usize = 32;
 const MAC_LEN: usize = 32;

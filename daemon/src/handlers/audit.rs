@@ -4,7 +4,7 @@ use std::time::SystemTime;
 
 use credd_proto::{CheckReport, ErrorKind, ProtoError, Reply, validate_user_name};
 
-use crate::audit::Event;
+use crate::audit::chain::Event;
 use crate::handlers::{LIST_PAGE, Respond, error, internal};
 use crate::state::Daemon;
 

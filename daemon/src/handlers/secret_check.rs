@@ -4,11 +4,11 @@
 
 use credd_proto::Secret;
 
-use crate::audit::Event;
-use crate::codes::{self, CodeState};
+use crate::audit::chain::Event;
 use crate::handlers::internal;
-use crate::peer::Peer;
-use crate::peer::Source;
+use crate::policy::codes::{self, CodeState};
+use crate::server::peer::Peer;
+use crate::server::peer::Source;
 use crate::state::Daemon;
 use crate::store::{Account, AttemptSource, Begin, CodeRow, Succeeded, Success};
 use credd_proto::Reply;
@@ -187,7 +187,7 @@ impl Daemon {
         let too_long = secret.len() > self.live().config.password.max_length;
         let stored = account.hash.clone().filter(|_| !too_long);
         let verified = self.verify(&peer.source(source.rhost), secret, stored);
-        let now = crate::timefmt::now_unix();
+        let now = crate::system::time::now_unix();
         let mut store = self.store();
         match verified {
             None => match store.cancel_attempt(reservation) {

@@ -14,7 +14,7 @@
 //! does not reveal whether an account exists.
 //!
 //! Besides its own PBKDF2 strings, credd verifies the crypt(3) hashes of a shadow file it took
-//! over (`credctl import --from-shadow`) through the system's libxcrypt ([`crate::crypt`]):
+//! over (`credctl import --from-shadow`) through the system's libxcrypt ([`crate::crypto::crypt`]):
 //! yescrypt, gost-yescrypt, scrypt, bcrypt, sha512crypt and sha256crypt, and the legacy
 //! descrypt, bsdicrypt and md5crypt only with `[hashing] accept_legacy`. Such a hash is never
 //! sealed by the pepper (the MAC is over PBKDF2's derived key, which a crypt hash does not
@@ -298,7 +298,7 @@ impl Hasher {
         match HashScheme::of(stored) {
             Some(scheme) if scheme.is_crypt() => {
                 if self.check(stored).is_ok() {
-                    return crate::crypt::verify(password, stored);
+                    return crate::crypto::crypt::verify(password, stored);
                 }
                 self.dummy(password);
                 return false;
@@ -313,11 +313,11 @@ impl Hasher {
         let dk = &mut dk[..parts.output_len];
         match (parts.key_id.as_deref(), self.pepper.as_deref()) {
             (None, _) => {
-                crate::kdf::pbkdf2_hmac_sha256(password, &parts.salt, parts.iterations, dk);
+                crate::crypto::kdf::pbkdf2_hmac_sha256(password, &parts.salt, parts.iterations, dk);
                 dk.ct_eq(&parts.value).into()
             }
             (Some(k), Some(pepper)) if k == pepper.id() => {
-                crate::kdf::pbkdf2_hmac_sha256(password, &parts.salt, parts.iterations, dk);
+                crate::crypto::kdf::pbkdf2_hmac_sha256(password, &parts.salt, parts.iterations, dk);
                 let mut mac = Zeroizing::new([0u8; 32]);
                 pepper.seal(dk, &mut mac);
                 mac.ct_eq(&parts.value[..]).into()
@@ -332,7 +332,12 @@ impl Hasher {
     /// Spends the same work as a real verification and always fails.
     pub fn dummy(&self, password: &[u8]) {
         let mut dk = Zeroizing::new([0u8; OUTPUT_LEN]);
-        crate::kdf::pbkdf2_hmac_sha256(password, b"credd-dummy-salt", self.iterations, &mut dk[..]);
+        crate::crypto::kdf::pbkdf2_hmac_sha256(
+            password,
+            b"credd-dummy-salt",
+            self.iterations,
+            &mut dk[..],
+        );
         if let Some(pepper) = &self.pepper {
             let mut mac = Zeroizing::new([0u8; 32]);
             pepper.seal(&dk[..], &mut mac);
@@ -480,7 +485,7 @@ fn hash_password(password: &[u8], iterations: u32) -> Result<String> {
         return Err(DaemonError::Hashing("iterations must be at least 1".into()));
     }
     let mut dk = Zeroizing::new([0u8; OUTPUT_LEN]);
-    crate::kdf::pbkdf2_hmac_sha256(password, &salt, iterations, &mut dk[..]);
+    crate::crypto::kdf::pbkdf2_hmac_sha256(password, &salt, iterations, &mut dk[..]);
     Ok(format!(
         "${SCHEME}$i={iterations},l={OUTPUT_LEN}${}${}",
         Base64Unpadded::encode_string(&salt),
@@ -757,7 +762,7 @@ mod tests {
     fn hashes_over_the_cost_caps_are_refused_and_never_run() {
         let hasher = plain().accepting_legacy(true);
         assert_eq!(hasher.caps, CostCaps::defaults_for(1000));
-        let pbkdf2 = crate::hashing::hash_password(b"x", 1000)
+        let pbkdf2 = crate::crypto::hashing::hash_password(b"x", 1000)
             .unwrap()
             .replace("i=1000,", "i=4294967295,");
         for (stored, why) in [

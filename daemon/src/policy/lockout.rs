@@ -23,7 +23,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
 use crate::config;
-use crate::namekey::{NameHasher, NameKey};
+use crate::crypto::namekey::{NameHasher, NameKey};
 
 /// Largest `deny` the config accepts: failure rows are kept per account (and failure times per
 /// unknown name) up to a bound that must stay above it, or locking would silently stop.

@@ -1,0 +1,8 @@
+//! What credd asks of the operating system: the kernel's view of a peer process, the account and
+//! group databases, the service manager, and the clock.
+
+pub mod groups;
+pub mod notify;
+pub mod nss;
+pub mod procinfo;
+pub mod time;
