@@ -27,137 +27,7 @@ pub struct Config {
     pub alerts: Alerts,
 }
 
-/// What a detector does besides its audit event when it fires (docs/alerts.md).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Action {
-    /// The audit event only.
-    #[default]
-    Log,
-    /// Also delay the source's attempts by `[alerts] throttle_delay` while its episode lasts.
-    Throttle,
-}
-
-/// One detector: `threshold` distinct keys (accounts, sources) within `window` fire it; 0 turns
-/// it off.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Detector {
-    pub threshold: u32,
-    #[serde(with = "duration_str")]
-    pub window: Duration,
-    #[serde(default)]
-    pub action: Action,
-}
-
-impl Detector {
-    const fn new(threshold: u32, window_secs: u64) -> Detector {
-        Detector {
-            threshold,
-            window: Duration::from_secs(window_secs),
-            action: Action::Log,
-        }
-    }
-}
-
-/// Detectors of unusual patterns (docs/alerts.md); each fires once per episode.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Alerts {
-    /// A firing waits until its episode has been quiet this long (at most 5 × `settle` after it
-    /// opened), so that its event counts the whole burst, not the first `threshold` of it.
-    #[serde(with = "duration_str")]
-    pub settle: Duration,
-    /// Names (accounts, sources) listed in a firing at most; the count is always complete.
-    pub max_names: usize,
-    /// The delay of an attempt from a source that a detector with `action = "throttle"` has
-    /// fired on, while its episode lasts.
-    #[serde(with = "duration_str")]
-    pub throttle_delay: Duration,
-    /// Distinct accounts failing from one source (rhost of root callers, else the local uid).
-    pub spray: Detector,
-    /// The same over hours.
-    pub slow_spray: Detector,
-    /// Distinct sources failing on one account.
-    pub distributed: Detector,
-    /// Distinct accounts reset by one administrator uid.
-    pub reset_burst: Detector,
-    /// Distinct accounts reset by all administrators together.
-    pub reset_accounts: Detector,
-    /// A right password after at least `threshold` failures of the account within `window`.
-    pub success_after_failures: Detector,
-    /// A reset code redeemed from a source no login of the account came from; `window`: how long
-    /// a source of a successful login is remembered. `threshold`: 0 off, anything else on.
-    pub unexpected_code: Detector,
-}
-
-impl Default for Alerts {
-    fn default() -> Self {
-        Alerts {
-            settle: Duration::from_secs(20),
-            max_names: 20,
-            throttle_delay: Duration::from_secs(2),
-            spray: Detector::new(10, 600),
-            slow_spray: Detector::new(30, 6 * 3600),
-            distributed: Detector::new(10, 3600),
-            reset_burst: Detector::new(10, 3600),
-            reset_accounts: Detector::new(20, 3600),
-            success_after_failures: Detector::new(4, 900),
-            unexpected_code: Detector::new(1, 90 * 24 * 3600),
-        }
-    }
-}
-
-impl Alerts {
-    pub fn detectors(&self) -> [(&'static str, &Detector); 7] {
-        [
-            ("spray", &self.spray),
-            ("slow_spray", &self.slow_spray),
-            ("distributed", &self.distributed),
-            ("reset_burst", &self.reset_burst),
-            ("reset_accounts", &self.reset_accounts),
-            ("success_after_failures", &self.success_after_failures),
-            ("unexpected_code", &self.unexpected_code),
-        ]
-    }
-
-    fn validate(&self) -> std::result::Result<(), String> {
-        if self.settle.is_zero() || self.settle > Duration::from_secs(3600) {
-            return Err("alerts.settle: must be between 1s and 1h".into());
-        }
-        if self.max_names > 100 {
-            return Err("alerts.max_names: at most 100".into());
-        }
-        if self.throttle_delay > Duration::from_secs(10) {
-            return Err("alerts.throttle_delay: at most 10s".into());
-        }
-        for (name, d) in self.detectors() {
-            if d.threshold > crate::alerts::MAX_THRESHOLD {
-                return Err(format!(
-                    "alerts.{name}.threshold: at most {} (0 turns the detector off)",
-                    crate::alerts::MAX_THRESHOLD
-                ));
-            }
-            if d.threshold > 0 && d.window < Duration::from_secs(1) {
-                return Err(format!("alerts.{name}.window: must be at least 1s"));
-            }
-            if d.window > Duration::from_secs(366 * 24 * 3600) {
-                return Err(format!("alerts.{name}.window: at most a year"));
-            }
-        }
-        for (name, d) in [
-            ("success_after_failures", &self.success_after_failures),
-            ("unexpected_code", &self.unexpected_code),
-        ] {
-            if d.action == Action::Throttle {
-                return Err(format!(
-                    "alerts.{name}.action: only \"log\" (the event it fires on is a single login)"
-                ));
-            }
-        }
-        Ok(())
-    }
-}
+pub use crate::alerts::settings::{Action, Alerts, Detector};
 
 /// Who administers besides root (DESIGN.md §4).
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -177,7 +47,7 @@ pub struct Audit {
     /// `rfc3164` (key=value fields) or `rfc5424` (structured data, for remote collectors).
     pub format: String,
     /// How often the chain head is checkpointed to syslog (also at start and at shutdown).
-    #[serde(with = "duration_str")]
+    #[serde(with = "crate::system::time::serde_duration")]
     pub checkpoint_interval: Duration,
     /// Record the name typed for an unknown user. Off by default: a mistyped name is often a
     /// password.
@@ -220,7 +90,7 @@ impl Audit {
 #[serde(deny_unknown_fields, default)]
 pub struct Codes {
     /// Default lifetime; `credctl reset --ttl` may choose another within the same range.
-    #[serde(with = "duration_str")]
+    #[serde(with = "crate::system::time::serde_duration")]
     pub ttl: Duration,
     /// Wrong codes before the code is burned.
     pub max_attempts: u32,
@@ -250,7 +120,7 @@ pub const MAX_CODE_TTL: Duration = Duration::from_secs(24 * 3600);
 pub struct Sessions {
     /// Also end the processes of revoked login sessions (SIGHUP, then SIGKILL after the grace).
     pub terminate_on_revoke: bool,
-    #[serde(with = "duration_str")]
+    #[serde(with = "crate::system::time::serde_duration")]
     pub terminate_grace: Duration,
 }
 
@@ -269,7 +139,7 @@ impl Default for Sessions {
 pub struct Lockout {
     /// Failures inside `fail_interval` that lock an account; 0 disables locking.
     pub deny: u32,
-    #[serde(with = "duration_str")]
+    #[serde(with = "crate::system::time::serde_duration")]
     pub fail_interval: Duration,
     /// `None` ("never"): only an administrator unlocks.
     #[serde(with = "unlock_str")]
@@ -311,6 +181,20 @@ pub struct Rate {
     pub requests: Bucket,
 }
 
+impl Lockout {
+    /// The rules in Unix seconds, as the pure policy takes them.
+    pub fn policy(&self) -> crate::policy::lockout::Policy {
+        let secs = |d: Duration| d.as_secs().max(1) as i64;
+        crate::policy::lockout::Policy {
+            deny: self.deny,
+            fail_interval: self.fail_interval.as_secs() as i64,
+            unlock_after: self.unlock_time.map(secs),
+            root_unlock_after: self.root_unlock_time.map(secs),
+            even_deny_root: self.even_deny_root,
+        }
+    }
+}
+
 impl Default for Lockout {
     fn default() -> Self {
         Lockout {
@@ -321,6 +205,20 @@ impl Default for Lockout {
             even_deny_root: false,
             account_check: true,
             mode: "lock".into(),
+        }
+    }
+}
+
+impl Rate {
+    pub fn rates(&self) -> crate::policy::ratelimit::Rates {
+        use crate::policy::ratelimit::Rate as R;
+        let rate = |b: Bucket| R::new(b.burst, b.per_minute);
+        crate::policy::ratelimit::Rates {
+            account: rate(self.account),
+            host: rate(self.host),
+            local_uid: rate(self.local_uid),
+            change: rate(self.change),
+            requests: rate(self.requests),
         }
     }
 }
@@ -378,9 +276,6 @@ pub struct Hashing {
     pub max_memory_mib: u64,
 }
 
-/// The default PBKDF2 cap: four times the policy, and never below four times its default, so that
-/// lowering `iterations` does not lock out every account hashed under the old value.
-pub const MIN_DEFAULT_MAX_ITERATIONS: u32 = 2_400_000;
 /// rounds=5000 is what sha512crypt and sha256crypt mean without `rounds=`.
 pub const MIN_MAX_CRYPT_ROUNDS: u64 = 5_000;
 /// Debian's default yescrypt (`$y$j9T$`, N = 4096, r = 32).
@@ -389,11 +284,8 @@ pub const MIN_MAX_MEMORY_MIB: u64 = 16;
 impl Hashing {
     /// `max_iterations`, or 4 × `iterations` and at least 2 400 000.
     pub fn max_iterations(&self) -> u32 {
-        self.max_iterations.unwrap_or_else(|| {
-            self.iterations
-                .saturating_mul(4)
-                .max(MIN_DEFAULT_MAX_ITERATIONS)
-        })
+        self.max_iterations
+            .unwrap_or_else(|| crate::crypto::hashing::default_max_iterations(self.iterations))
     }
 
     pub fn cost_caps(&self) -> crate::crypto::hashing::CostCaps {
@@ -423,7 +315,7 @@ pub struct Limits {
     /// Open connections from one non-root uid.
     pub max_connections_per_uid: usize,
     /// A connection silent for this long is closed, so a slow peer cannot hold a worker.
-    #[serde(with = "duration_str")]
+    #[serde(with = "crate::system::time::serde_duration")]
     pub idle_timeout: Duration,
     /// Hashing jobs queued or running at once; past it the reply is `Busy`. A quarter is kept for
     /// root peers.
@@ -439,10 +331,31 @@ impl Default for Hashing {
             pepper_file: None,
             accept_legacy: false,
             max_iterations: None,
-            max_crypt_rounds: 1_000_000,
-            max_bcrypt_cost: 13,
-            max_memory_mib: 128,
+            max_crypt_rounds: crate::crypto::hashing::DEFAULT_MAX_CRYPT_ROUNDS,
+            max_bcrypt_cost: crate::crypto::hashing::DEFAULT_MAX_BCRYPT_COST,
+            max_memory_mib: crate::crypto::hashing::DEFAULT_MAX_MEMORY_MIB,
         }
+    }
+}
+
+impl Password {
+    /// The rules, with the blocklist file read now (a missing file is an error naming it).
+    pub fn quality(&self) -> Result<crate::policy::quality::Quality> {
+        let blocklist = if self.blocklist.as_os_str().is_empty() {
+            Default::default()
+        } else {
+            let text =
+                std::fs::read_to_string(&self.blocklist).map_err(|e| DaemonError::Config {
+                    path: self.blocklist.clone(),
+                    message: format!("password.blocklist: {e}"),
+                })?;
+            crate::policy::quality::parse_blocklist(&text)
+        };
+        Ok(crate::policy::quality::Quality::new(
+            self.min_length,
+            self.max_length,
+            blocklist,
+        ))
     }
 }
 
@@ -465,17 +378,6 @@ impl Default for Limits {
             hash_queue: 64,
             hash_threads: 0,
         }
-    }
-}
-
-mod duration_str {
-    use serde::{Deserialize, Deserializer};
-    use std::time::Duration;
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let s = String::deserialize(d)?;
-        humantime::parse_duration(&s)
-            .map_err(|e| serde::de::Error::custom(format!("invalid duration {s:?}: {e}")))
     }
 }
 
@@ -892,5 +794,36 @@ mod tests {
         assert!(err.contains("writable"), "{err}");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         assert!(Config::load(&path).is_ok());
+    }
+
+    #[test]
+    fn blocklist_file_is_read_case_insensitively() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("block.txt");
+        std::fs::write(&path, "Password123456\n\n  letmein-please  \n").unwrap();
+        let q = (Password {
+            min_length: 12,
+            max_length: 100,
+            blocklist: path,
+        })
+        .quality()
+        .unwrap();
+        assert!(q.check("bob", "PASSWORD123456").is_err());
+        assert!(q.check("bob", "LetMeIn-Please").is_err());
+        assert!(q.check("bob", "something else entirely").is_ok());
+    }
+
+    #[test]
+    fn a_missing_blocklist_is_a_config_error() {
+        let err = (Password {
+            min_length: 12,
+            max_length: 100,
+            blocklist: "/nonexistent/blocklist".into(),
+        })
+        .quality()
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(err.contains("password.blocklist"), "{err}");
     }
 }

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use credd::policy::quality;
 use credd::server;
 use credd::system::{notify, procinfo, time as timefmt};
 use credd_proto::paths;
@@ -20,9 +19,9 @@ use credd::config::Config;
 use credd::crypto::hashing::{Hasher, Pepper};
 use credd::error::{DaemonError, Result};
 use credd::server::Server;
-use credd::server::peer::SocketKind;
 use credd::state::Daemon;
 use credd::store::Store;
+use credd::system::peer::SocketKind;
 
 /// How long a shutdown waits for open connections before closing the store anyway; every write is
 /// a transaction, so cutting one short loses nothing that was acknowledged.
@@ -67,7 +66,7 @@ fn run(args: &Args) -> Result<()> {
     let config = Config::load(&args.config)?;
     if args.check_config {
         // Files the config names are part of it: a missing blocklist must fail here, not at start.
-        quality::Quality::from_config(&config.password)?;
+        config.password.quality()?;
         println!("credd: configuration {} is valid", args.config.display());
         return Ok(());
     }

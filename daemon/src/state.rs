@@ -103,11 +103,11 @@ impl Daemon {
             .transpose()?;
         let live = Live {
             config: config.clone(),
-            quality: Quality::from_config(&config.password)?,
+            quality: config.password.quality()?,
             hasher: Hasher::new(config.hashing.iterations, pepper)
                 .accepting_legacy(config.hashing.accept_legacy)
                 .with_caps(config.hashing.cost_caps()),
-            lockout: Policy::from_config(&config.lockout),
+            lockout: config.lockout.policy(),
         };
         Ok(Daemon {
             audit_queue: AuditQueue::default(),
@@ -116,7 +116,7 @@ impl Daemon {
             sink,
             audit_key_path,
             pool: HashPool::new(config.hash_threads(), config.limits.hash_queue),
-            rate: RateLimits::from_config(&config.rate),
+            rate: RateLimits::new(&config.rate.rates()),
             unknown_names: UnknownNames::new(),
             counters: Counters::new(),
             busy_log: BusyLog::default(),
@@ -338,16 +338,16 @@ impl Daemon {
         }
         let current = self.live();
         let live = Live {
-            quality: Quality::from_config(&new.password)?,
+            quality: new.password.quality()?,
             hasher: current
                 .hasher
                 .with_iterations(new.hashing.iterations)
                 .accepting_legacy(new.hashing.accept_legacy)
                 .with_caps(new.hashing.cost_caps()),
-            lockout: Policy::from_config(&new.lockout),
+            lockout: new.lockout.policy(),
             config: new,
         };
-        self.rate.reconfigure(&live.config.rate);
+        self.rate.reconfigure(&live.config.rate.rates());
         *self.live.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(live);
         Ok(needs_restart)
     }

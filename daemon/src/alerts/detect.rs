@@ -17,14 +17,14 @@ use std::collections::HashMap;
 use std::hash::Hash;
 
 use super::bucket::{Params, Track};
-use crate::config;
+use crate::alerts::settings as config;
 use crate::crypto::namekey::NameKey;
 
 /// Tracks per detector at most; when full, the eighth quiet longest goes, tracks without an
 /// episode first.
 pub const MAX_TRACKS: usize = 4096;
 
-/// Where an attempt came from ([`crate::server::peer::Source`], from `glue::source_of`), and `All`.
+/// Where an attempt came from ([`crate::policy::source::Source`], from `glue::source_of`), and `All`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Source {
     Remote(String),

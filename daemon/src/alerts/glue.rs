@@ -7,11 +7,11 @@ use credd_proto::{AuthRequest, ErrorKind, Reply};
 
 use super::detect::{Event, LoginOutcome, Source};
 use super::{Firing, Kind};
+use crate::alerts::settings::Action;
 use crate::audit::chain::Event as AuditEvent;
-use crate::config::Action;
 use crate::handlers::{error, internal};
-use crate::server::peer::Peer;
 use crate::state::Daemon;
+use crate::system::peer::Peer;
 use crate::system::time::now_unix;
 
 /// One decision, as the detectors see it.
@@ -81,9 +81,9 @@ impl PendingLogin {
 /// The source of an attempt, [`Peer::source`] as the detectors key it (they add `All`).
 pub fn source_of(peer: Peer, rhost: Option<&str>) -> Source {
     match peer.source(rhost) {
-        crate::server::peer::Source::Remote(h) => Source::Remote(h),
-        crate::server::peer::Source::Service => Source::Service,
-        crate::server::peer::Source::Local(uid) => Source::Local(uid),
+        crate::policy::source::Source::Remote(h) => Source::Remote(h),
+        crate::policy::source::Source::Service => Source::Service,
+        crate::policy::source::Source::Local(uid) => Source::Local(uid),
     }
 }
 

@@ -17,6 +17,7 @@
 pub mod bucket;
 pub mod detect;
 pub mod glue;
+pub mod settings;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -91,14 +92,14 @@ impl Alerts {
     pub fn feed(
         &self,
         event: &detect::Event<'_>,
-        alerts: &crate::config::Alerts,
+        alerts: &crate::alerts::settings::Alerts,
         now: i64,
     ) -> Vec<Firing> {
         detect::observe(&mut self.state(), event, now, &detect::Settings { alerts })
     }
 
     /// Episodes due by `now`.
-    pub fn tick(&self, alerts: &crate::config::Alerts, now: i64) -> Vec<Firing> {
+    pub fn tick(&self, alerts: &crate::alerts::settings::Alerts, now: i64) -> Vec<Firing> {
         detect::tick(&mut self.state(), now, &detect::Settings { alerts })
     }
 
@@ -106,14 +107,14 @@ impl Alerts {
         &self,
         source: &Source,
         account: Option<&str>,
-        alerts: &crate::config::Alerts,
+        alerts: &crate::alerts::settings::Alerts,
     ) -> bool {
         let state = self.state();
         detect::throttled(&state, source, alerts)
             || account.is_some_and(|a| detect::account_throttled(&state, &self.key(a), alerts))
     }
 
-    pub fn is_admin_throttled(&self, uid: u32, alerts: &crate::config::Alerts) -> bool {
+    pub fn is_admin_throttled(&self, uid: u32, alerts: &crate::alerts::settings::Alerts) -> bool {
         detect::admin_throttled(&self.state(), uid, alerts)
     }
 

@@ -3,7 +3,7 @@
 
 use super::detect::{self, Event, Kind, LoginOutcome, Source, State};
 use super::{Alerts, Firing};
-use crate::config;
+use crate::alerts::settings as config;
 
 fn defaults() -> config::Alerts {
     config::Alerts::default()

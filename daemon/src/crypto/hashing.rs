@@ -137,14 +137,27 @@ pub struct CostCaps {
     pub max_memory_mib: u64,
 }
 
+/// The default PBKDF2 cap: four times the policy, and never below four times its default, so that
+/// lowering `iterations` does not lock out every account hashed under the old value.
+pub const MIN_DEFAULT_MAX_ITERATIONS: u32 = 2_400_000;
+pub const DEFAULT_MAX_CRYPT_ROUNDS: u64 = 1_000_000;
+pub const DEFAULT_MAX_BCRYPT_COST: u32 = 13;
+pub const DEFAULT_MAX_MEMORY_MIB: u64 = 128;
+
+/// 4 × `iterations` and at least [`MIN_DEFAULT_MAX_ITERATIONS`].
+pub fn default_max_iterations(iterations: u32) -> u32 {
+    iterations.saturating_mul(4).max(MIN_DEFAULT_MAX_ITERATIONS)
+}
+
 impl CostCaps {
     /// The configuration's defaults for a policy of `iterations`.
     pub fn defaults_for(iterations: u32) -> CostCaps {
-        crate::config::Hashing {
-            iterations,
-            ..Default::default()
+        CostCaps {
+            max_iterations: default_max_iterations(iterations),
+            max_crypt_rounds: DEFAULT_MAX_CRYPT_ROUNDS,
+            max_bcrypt_cost: DEFAULT_MAX_BCRYPT_COST,
+            max_memory_mib: DEFAULT_MAX_MEMORY_MIB,
         }
-        .cost_caps()
     }
 }
 

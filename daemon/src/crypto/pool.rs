@@ -29,7 +29,7 @@ pub struct Busy;
 
 /// Whose work a job is: [`Source::Service`] is the console's and root's other local services'
 /// lane, one lane per remote address, one per local uid.
-pub use crate::server::peer::Source as Lane;
+pub use crate::policy::source::Source as Lane;
 
 impl Lane {
     fn class(&self) -> Class {

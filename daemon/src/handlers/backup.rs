@@ -22,8 +22,8 @@ use hmac::Mac;
 
 use crate::audit::chain::{AuditKey, Event};
 use crate::handlers::{Respond, error, internal};
-use crate::server::peer::Peer;
 use crate::state::Daemon;
+use crate::system::peer::Peer;
 
 /// Raw bytes per chunk: 32 KiB is 43 692 bytes of base64, well inside a 64 KiB frame.
 const CHUNK: usize = 32 * 1024;

@@ -9,9 +9,9 @@ use credd_proto::{ChangeRequest, ErrorKind, Reply, Secret, validate_field, valid
 
 use crate::handlers::secret_check::Checked;
 use crate::handlers::{error, internal};
-use crate::server::peer::Peer;
 use crate::state::Daemon;
 use crate::store::{Account, AttemptSource, PasswordChange, WriteConflict};
+use crate::system::peer::Peer;
 use crate::system::procinfo;
 use crate::system::time::{now_unix, rfc3339};
 

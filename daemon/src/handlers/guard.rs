@@ -7,8 +7,8 @@ use credd_proto::{ErrorKind, Reply, Request, Target};
 use crate::audit::chain::Event;
 use crate::handlers::error;
 use crate::handlers::import::Connection;
-use crate::server::peer::Peer;
 use crate::state::Daemon;
+use crate::system::peer::Peer;
 
 impl Daemon {
     /// `Some(refusal)` when `peer` is an admin-group member (not root) and `request` writes to a

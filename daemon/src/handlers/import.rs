@@ -24,9 +24,9 @@ use crate::config::{MAX_CODE_TTL, MIN_CODE_TTL};
 use crate::crypto::hashing::{self, Refusal};
 use crate::handlers::{Respond, error, internal};
 use crate::policy::codes;
-use crate::server::peer::Peer;
 use crate::state::Daemon;
 use crate::store::{Directory, ImportRun, Planned};
+use crate::system::peer::Peer;
 use crate::system::time::{now_unix, rfc3339};
 
 /// Rows one import may stage: the memory a connection may hold is bounded.

@@ -9,9 +9,9 @@ use credd_proto::{
 
 use crate::handlers::{LIST_PAGE, Respond, error, internal, not_found};
 use crate::policy::lockout::LockKind;
-use crate::server::peer::Peer;
 use crate::state::{Counters, Daemon};
 use crate::store::{Account, LockoutState};
+use crate::system::peer::Peer;
 use crate::system::time::{now_unix, rfc3339};
 
 impl Daemon {

@@ -13,9 +13,9 @@ use crate::audit::chain::{Event, QueuedEvent};
 use crate::handlers::secret_check::Checked;
 use crate::handlers::{error, internal};
 use crate::policy::ratelimit::{Attempt, Tripped};
-use crate::server::peer::Peer;
 use crate::state::Daemon;
 use crate::store::{Account, AttemptSource, LockRead};
+use crate::system::peer::Peer;
 use crate::system::time::{now_unix, now_unix_ms, rfc3339};
 
 impl Daemon {

@@ -20,9 +20,9 @@ use credd_proto::{
 
 use crate::crypto::hashing;
 use crate::policy::ratelimit::Tripped;
-use crate::server::peer::{Peer, SocketKind};
 use crate::state::Daemon;
 use crate::store::{Account, WriteConflict};
+use crate::system::peer::{Peer, SocketKind};
 use crate::system::time::rfc3339;
 
 /// Rows per store query while streaming a listing; the store lock is released between pages.
@@ -243,7 +243,7 @@ impl Daemon {
         let hasher = self.live().hasher.clone();
         match self
             .pool
-            .run(&crate::server::peer::Source::Service, move || {
+            .run(&crate::policy::source::Source::Service, move || {
                 hasher.hash(password.expose().as_bytes())
             }) {
             Err(_busy) => Err(Reply::Busy),

@@ -7,9 +7,9 @@ use credd_proto::{ErrorKind, Reply, ResetIssued, Target};
 use crate::config::{MAX_CODE_TTL, MIN_CODE_TTL};
 use crate::handlers::{error, internal, not_found};
 use crate::policy::codes;
-use crate::server::peer::Peer;
 use crate::state::Daemon;
 use crate::store::{ResetOrder, WriteConflict};
+use crate::system::peer::Peer;
 use crate::system::procinfo;
 use crate::system::time::{now_unix, rfc3339};
 

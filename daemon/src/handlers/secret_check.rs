@@ -7,10 +7,10 @@ use credd_proto::Secret;
 use crate::audit::chain::Event;
 use crate::handlers::internal;
 use crate::policy::codes::{self, CodeState};
-use crate::server::peer::Peer;
-use crate::server::peer::Source;
+use crate::policy::source::Source;
 use crate::state::Daemon;
 use crate::store::{Account, AttemptSource, Begin, CodeRow, Succeeded, Success};
+use crate::system::peer::Peer;
 use credd_proto::Reply;
 
 /// The dummy verification hashes at most this many bytes of an over-long secret: its cost does not

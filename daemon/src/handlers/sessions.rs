@@ -5,9 +5,9 @@ use credd_proto::{
 };
 
 use crate::handlers::{LIST_PAGE, Respond, error, internal};
-use crate::server::peer::Peer;
 use crate::state::Daemon;
 use crate::store::{NewSession, SessionRecord};
+use crate::system::peer::Peer;
 use crate::system::procinfo;
 use crate::system::time::{now_unix, rfc3339};
 

@@ -22,7 +22,6 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
-use crate::config;
 use crate::crypto::namekey::{NameHasher, NameKey};
 
 /// Largest `deny` the config accepts: failure rows are kept per account (and failure times per
@@ -40,17 +39,6 @@ pub struct Policy {
 }
 
 impl Policy {
-    pub fn from_config(c: &config::Lockout) -> Policy {
-        let secs = |d: std::time::Duration| d.as_secs().max(1) as i64;
-        Policy {
-            deny: c.deny,
-            fail_interval: c.fail_interval.as_secs() as i64,
-            unlock_after: c.unlock_time.map(secs),
-            root_unlock_after: c.root_unlock_time.map(secs),
-            even_deny_root: c.even_deny_root,
-        }
-    }
-
     /// Whether failures can lock this account at all. Root is exempt unless `even_deny_root`,
     /// as with faillock: a locked root is a locked-out administrator.
     pub fn applies(&self, root_account: bool) -> bool {

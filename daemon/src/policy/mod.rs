@@ -6,3 +6,4 @@ pub mod lockout;
 pub mod quality;
 pub mod ramp;
 pub mod ratelimit;
+pub mod source;

@@ -27,7 +27,6 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::Mutex;
 
-use crate::config;
 use crate::crypto::namekey::{NameHasher, NameKey};
 
 /// Buckets per table.
@@ -40,12 +39,23 @@ pub struct Rate {
 }
 
 impl Rate {
-    pub fn from_config(b: config::Bucket) -> Option<Rate> {
-        (b.burst > 0).then(|| Rate {
-            burst: f64::from(b.burst),
-            per_ms: f64::from(b.per_minute) / 60_000.0,
+    /// `burst` attempts at once, refilled at `per_minute`; `None` (no limit) for a burst of 0.
+    pub fn new(burst: u32, per_minute: u32) -> Option<Rate> {
+        (burst > 0).then(|| Rate {
+            burst: f64::from(burst),
+            per_ms: f64::from(per_minute) / 60_000.0,
         })
     }
+}
+
+/// The rate of each bucket family (`[rate]`); `None` turns one off.
+#[derive(Debug, Clone, Copy)]
+pub struct Rates {
+    pub account: Option<Rate>,
+    pub host: Option<Rate>,
+    pub local_uid: Option<Rate>,
+    pub change: Option<Rate>,
+    pub requests: Option<Rate>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -207,7 +217,7 @@ fn evict<K: Hash + Eq + Clone>(map: &mut HashMap<K, Bucket>, rate: Rate, now_ms:
     }
 }
 
-pub use crate::server::peer::Source;
+pub use crate::policy::source::Source;
 
 /// One authentication attempt, as the rate limits see it: the `host` bucket applies to
 /// [`Source::Remote`], `local_uid` to [`Source::Local`].
@@ -240,31 +250,28 @@ pub struct RateLimits {
 }
 
 /// One logged refusal per uid per minute.
-const REFUSALS_LOGGED: config::Bucket = config::Bucket {
-    burst: 1,
-    per_minute: 1,
-};
+const REFUSALS_LOGGED: (u32, u32) = (1, 1);
 
 impl RateLimits {
-    pub fn from_config(c: &config::Rate) -> RateLimits {
+    pub fn new(c: &Rates) -> RateLimits {
         RateLimits {
             names: NameHasher::new(),
-            account: Buckets::new("account", Rate::from_config(c.account)),
-            host: Buckets::new("host", Rate::from_config(c.host)),
-            local_uid: Buckets::new("local_uid", Rate::from_config(c.local_uid)),
-            change: Buckets::new("change", Rate::from_config(c.change)),
-            requests: Buckets::new("requests", Rate::from_config(c.requests)),
-            refusals: Buckets::new("refusals", Rate::from_config(REFUSALS_LOGGED)),
+            account: Buckets::new("account", c.account),
+            host: Buckets::new("host", c.host),
+            local_uid: Buckets::new("local_uid", c.local_uid),
+            change: Buckets::new("change", c.change),
+            requests: Buckets::new("requests", c.requests),
+            refusals: Buckets::new("refusals", Rate::new(REFUSALS_LOGGED.0, REFUSALS_LOGGED.1)),
         }
     }
 
     /// Applies a reloaded `[rate]`; the buckets keep their state.
-    pub fn reconfigure(&self, c: &config::Rate) {
-        self.account.set_rate(Rate::from_config(c.account));
-        self.host.set_rate(Rate::from_config(c.host));
-        self.local_uid.set_rate(Rate::from_config(c.local_uid));
-        self.change.set_rate(Rate::from_config(c.change));
-        self.requests.set_rate(Rate::from_config(c.requests));
+    pub fn reconfigure(&self, c: &Rates) {
+        self.account.set_rate(c.account);
+        self.host.set_rate(c.host);
+        self.local_uid.set_rate(c.local_uid);
+        self.change.set_rate(c.change);
+        self.requests.set_rate(c.requests);
     }
 
     /// Any request of a caller that is not root through and through, by its (real) uid.
@@ -363,21 +370,18 @@ impl RateLimits {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Bucket as B;
+    type B = Option<Rate>;
 
     fn off() -> B {
-        B {
-            burst: 0,
-            per_minute: 0,
-        }
+        None
     }
 
     fn b(burst: u32, per_minute: u32) -> B {
-        B { burst, per_minute }
+        Rate::new(burst, per_minute)
     }
 
     fn limits(account: B, host: B, local: B) -> RateLimits {
-        RateLimits::from_config(&config::Rate {
+        RateLimits::new(&Rates {
             account,
             host,
             local_uid: local,
@@ -525,7 +529,7 @@ mod tests {
     fn unlock_refills_the_owners_own_buckets_too() {
         // sudo run by alice (uid 1000) with wrong passwords empties her local_uid bucket; once
         // an administrator unlocks her, her right password must get in at once.
-        let l = RateLimits::from_config(&config::Rate {
+        let l = RateLimits::new(&Rates {
             account: b(10, 10),
             host: off(),
             local_uid: b(5, 10),
@@ -549,7 +553,7 @@ mod tests {
 
     #[test]
     fn changes_have_their_own_bucket_and_right_ones_cost_nothing() {
-        let l = RateLimits::from_config(&config::Rate {
+        let l = RateLimits::new(&Rates {
             account: b(10, 10),
             host: off(),
             local_uid: b(1, 1),
@@ -572,14 +576,14 @@ mod tests {
 
     #[test]
     fn a_reload_changes_the_rate_and_keeps_the_tokens() {
-        let rate = |burst, per_minute| config::Rate {
-            account: B { burst, per_minute },
+        let rate = |burst, per_minute| Rates {
+            account: b(burst, per_minute),
             host: off(),
             local_uid: off(),
             change: off(),
             requests: off(),
         };
-        let l = RateLimits::from_config(&rate(3, 60));
+        let l = RateLimits::new(&rate(3, 60));
         for _ in 0..3 {
             drop(l.admit(&console("alice"), 0).unwrap());
         }
@@ -632,7 +636,7 @@ mod tests {
 
     #[test]
     fn every_request_of_a_uid_counts_and_refusals_are_logged_once_a_minute() {
-        let l = RateLimits::from_config(&config::Rate {
+        let l = RateLimits::new(&Rates {
             account: off(),
             host: off(),
             local_uid: off(),

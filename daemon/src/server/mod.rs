@@ -5,8 +5,6 @@
 //! `limits.idle_timeout` is closed, and a connection carries at most [`MAX_REQUESTS_PER_CONNECTION`]
 //! requests, so no peer can hold a thread for long.
 
-pub mod peer;
-
 use std::collections::HashMap;
 use std::io::{ErrorKind as IoKind, Read};
 use std::os::fd::AsRawFd;
@@ -24,8 +22,8 @@ use credd_proto::{
 };
 
 use crate::error::{DaemonError, Result};
-use crate::server::peer::{Peer, SocketKind};
 use crate::state::Daemon;
+use crate::system::peer::{Peer, SocketKind};
 
 /// A PAM hook needs two or three requests; an admin session a handful.
 const MAX_REQUESTS_PER_CONNECTION: usize = 64;

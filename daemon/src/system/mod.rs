@@ -4,5 +4,6 @@
 pub mod groups;
 pub mod notify;
 pub mod nss;
+pub mod peer;
 pub mod procinfo;
 pub mod time;

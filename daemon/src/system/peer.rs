@@ -4,20 +4,8 @@ use std::os::unix::net::UnixStream;
 
 use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
 
+pub use crate::policy::source::Source;
 use crate::system::groups::AdminGroup;
-
-/// Where a request comes from, as far as credd can believe it (DESIGN.md §4): the rate limits,
-/// the hashing pool's lanes and the alert detectors all count by it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Source {
-    /// `PAM_RHOST` from a caller that is root through and through (sshd, Dovecot's auth worker).
-    Remote(String),
-    /// A caller that is root through and through, without a remote host (login on a console, a
-    /// local service, credctl).
-    Service,
-    /// Any other caller, by its uid (the real uid of a setuid program such as `su`).
-    Local(u32),
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Peer {
