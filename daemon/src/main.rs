@@ -195,7 +195,7 @@ fn run(args: &Args) -> Result<()> {
         })
         .map_err(|e| DaemonError::Startup(format!("cannot start the audit writer: {e}")))?;
     spawn_maintenance(Arc::clone(&daemon));
-    credd::alerts::glue::spawn_ticker(Arc::clone(&daemon));
+    credd::handlers::alerts::spawn_ticker(Arc::clone(&daemon));
 
     let admin_gid = daemon.admin_group.as_ref().map(|g| g.gid);
     // The sockets appear only now, with their final modes: a client that can connect can be served.

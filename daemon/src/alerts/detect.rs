@@ -24,7 +24,7 @@ use crate::crypto::namekey::NameKey;
 /// episode first.
 pub const MAX_TRACKS: usize = 4096;
 
-/// Where an attempt came from ([`crate::policy::source::Source`], from `glue::source_of`), and `All`.
+/// Where an attempt came from ([`crate::policy::source::Source`], from `handlers::alerts::source_of`), and `All`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Source {
     Remote(String),

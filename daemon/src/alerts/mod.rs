@@ -4,8 +4,10 @@
 //!
 //! - [`bucket`]: leaky buckets over distinct keys and their episodes (pure).
 //! - [`detect`]: the detectors, pure functions over (state, event, now).
-//! - [`glue`]: the daemon's side: what login.rs and reset.rs observe, the audit events of the
-//!   firings, the throttle, and the remembered sources of successful logins.
+//! - [`settings`]: `[alerts]`, as the config file gives it.
+//!
+//! The daemon's side (what the login and reset handlers observe, the audit events of the firings,
+//! the throttle, the remembered sources of successful logins) is `handlers/alerts.rs`.
 //!
 //! State is in memory and bounded ([`detect::MAX_TRACKS`] tracks per detector,
 //! [`bucket::MAX_DROPS`] drops per track), lost at a restart; only the sources of successful logins
@@ -16,7 +18,6 @@
 
 pub mod bucket;
 pub mod detect;
-pub mod glue;
 pub mod settings;
 
 use std::collections::{HashMap, VecDeque};
@@ -25,7 +26,6 @@ use std::sync::Mutex;
 use crate::crypto::namekey::NameHasher;
 
 pub use detect::{Firing, Kind, LoginOutcome, Source};
-pub use glue::Observation;
 
 /// The largest `threshold` the config accepts: below [`bucket::MAX_DROPS`], so every bucket can
 /// overflow.

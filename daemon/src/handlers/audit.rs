@@ -5,7 +5,7 @@ use std::time::SystemTime;
 use credd_proto::{CheckReport, ErrorKind, ProtoError, Reply, validate_user_name};
 
 use crate::audit::chain::Event;
-use crate::handlers::{LIST_PAGE, Respond, error, internal};
+use crate::handlers::reply::{LIST_PAGE, Respond, error, internal};
 use crate::state::Daemon;
 
 impl Daemon {

@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 use hmac::Mac;
 
 use crate::audit::chain::{AuditKey, Event};
-use crate::handlers::{Respond, error, internal};
+use crate::handlers::reply::{Respond, error, internal};
 use crate::state::Daemon;
 use crate::system::peer::Peer;
 

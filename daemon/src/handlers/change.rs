@@ -7,8 +7,8 @@
 
 use credd_proto::{ChangeRequest, ErrorKind, Reply, Secret, validate_field, validate_user_name};
 
+use crate::handlers::reply::{error, internal};
 use crate::handlers::secret_check::Checked;
-use crate::handlers::{error, internal};
 use crate::state::Daemon;
 use crate::store::{Account, AttemptSource, PasswordChange, WriteConflict};
 use crate::system::peer::Peer;

@@ -5,8 +5,8 @@
 use credd_proto::{ErrorKind, Reply, Request, Target};
 
 use crate::audit::chain::Event;
-use crate::handlers::error;
 use crate::handlers::import::Connection;
+use crate::handlers::reply::error;
 use crate::state::Daemon;
 use crate::system::peer::Peer;
 

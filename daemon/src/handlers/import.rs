@@ -22,7 +22,7 @@ use credd_proto::{
 use crate::audit::chain::Event;
 use crate::config::{MAX_CODE_TTL, MIN_CODE_TTL};
 use crate::crypto::hashing::{self, Refusal};
-use crate::handlers::{Respond, error, internal};
+use crate::handlers::reply::{Respond, error, internal};
 use crate::policy::codes;
 use crate::state::Daemon;
 use crate::store::{Directory, ImportRun, Planned};
@@ -305,13 +305,15 @@ impl Daemon {
                         problems.add(line, "user", format!("{} already exists", row.user));
                         continue;
                     }
-                    let uid = match crate::handlers::resolve_uid_in(&accounts, &row.user, row.uid) {
-                        Ok(uid) => uid,
-                        Err(message) => {
-                            problems.add(line, "uid", message);
-                            continue;
-                        }
-                    };
+                    let uid =
+                        match crate::handlers::reply::resolve_uid_in(&accounts, &row.user, row.uid)
+                        {
+                            Ok(uid) => uid,
+                            Err(message) => {
+                                problems.add(line, "uid", message);
+                                continue;
+                            }
+                        };
                     if let Some(uid) = uid {
                         if let Some(holder) = directory.by_uid.get(&uid) {
                             problems.add(
@@ -490,7 +492,7 @@ impl Daemon {
                     disable: row.expired,
                 }
             } else {
-                let uid = match crate::handlers::resolve_uid_in(&accounts, &row.user, None) {
+                let uid = match crate::handlers::reply::resolve_uid_in(&accounts, &row.user, None) {
                     Ok(uid) => uid,
                     Err(message) => {
                         problems.add(line, SHADOW_NAME, message);

@@ -7,7 +7,7 @@ use credd_proto::{
     validate_field,
 };
 
-use crate::handlers::{LIST_PAGE, Respond, error, internal, not_found};
+use crate::handlers::reply::{LIST_PAGE, Respond, error, internal, not_found};
 use crate::policy::lockout::LockKind;
 use crate::state::{Counters, Daemon};
 use crate::store::{Account, LockoutState};
@@ -113,7 +113,7 @@ impl Daemon {
                 // Attempts refused while it was locked drained its buckets; the owner's right
                 // password right after an unlock must get in.
                 self.rate.forget_account(&account.name, account.uid);
-                self.observe(&crate::alerts::Observation::Cleared {
+                self.observe(&crate::handlers::alerts::Observation::Cleared {
                     account: &account.name,
                 });
                 Reply::Ok

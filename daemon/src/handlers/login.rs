@@ -10,8 +10,8 @@ use credd_proto::{
 };
 
 use crate::audit::chain::{Event, QueuedEvent};
+use crate::handlers::reply::{error, internal};
 use crate::handlers::secret_check::Checked;
-use crate::handlers::{error, internal};
 use crate::policy::ratelimit::{Attempt, Tripped};
 use crate::state::Daemon;
 use crate::store::{Account, AttemptSource, LockRead};
@@ -111,7 +111,8 @@ impl Daemon {
                     .map(|event| QueuedEvent::capture(&event, now));
             }
         }
-        after.alert = crate::alerts::glue::PendingLogin::of(peer, &req, known, &outcome, via_code);
+        after.alert =
+            crate::handlers::alerts::PendingLogin::of(peer, &req, known, &outcome, via_code);
         (outcome, after)
     }
 
@@ -350,8 +351,8 @@ impl Daemon {
 pub(crate) struct AfterReply {
     line: Option<String>,
     event: Option<QueuedEvent>,
-    /// What the alerts' detectors are fed (alerts/glue.rs).
-    alert: Option<crate::alerts::glue::PendingLogin>,
+    /// What the alerts' detectors are fed (handlers/alerts.rs).
+    alert: Option<crate::handlers::alerts::PendingLogin>,
 }
 
 /// How the rate limits see an authentication: by [`Peer::source`], so that a caller that is not

@@ -5,7 +5,7 @@ use std::time::Duration;
 use credd_proto::{ErrorKind, Reply, ResetIssued, Target};
 
 use crate::config::{MAX_CODE_TTL, MIN_CODE_TTL};
-use crate::handlers::{error, internal, not_found};
+use crate::handlers::reply::{error, internal, not_found};
 use crate::policy::codes;
 use crate::state::Daemon;
 use crate::store::{ResetOrder, WriteConflict};
@@ -37,7 +37,7 @@ impl Daemon {
             Err(reply) => return reply,
         };
         let now = now_unix();
-        self.observe(&crate::alerts::Observation::Reset {
+        self.observe(&crate::handlers::alerts::Observation::Reset {
             admin_uid: peer.uid,
             account: &account.name,
         });
@@ -67,7 +67,7 @@ impl Daemon {
             Ok(Ok(revoked)) => {
                 // The code is the way back in: earlier wrong guesses must not refuse it.
                 self.rate.forget_account(&account.name, account.uid);
-                self.observe(&crate::alerts::Observation::Cleared {
+                self.observe(&crate::handlers::alerts::Observation::Cleared {
                     account: &account.name,
                 });
                 let sessions_revoked = revoked.len() as u64;

@@ -5,7 +5,7 @@
 use credd_proto::Secret;
 
 use crate::audit::chain::Event;
-use crate::handlers::internal;
+use crate::handlers::reply::internal;
 use crate::policy::codes::{self, CodeState};
 use crate::policy::source::Source;
 use crate::state::Daemon;

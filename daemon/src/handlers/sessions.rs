@@ -4,7 +4,7 @@ use credd_proto::{
     ErrorKind, ProtoError, Reply, SessionInfo, SessionRequest, validate_field, validate_user_name,
 };
 
-use crate::handlers::{LIST_PAGE, Respond, error, internal};
+use crate::handlers::reply::{LIST_PAGE, Respond, error, internal};
 use crate::state::Daemon;
 use crate::store::{NewSession, SessionRecord};
 use crate::system::peer::Peer;

@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use credd_proto::{AuthRequest, ErrorKind, Reply};
 
-use super::detect::{Event, LoginOutcome, Source};
-use super::{Firing, Kind};
+use crate::alerts::detect::{Event, LoginOutcome, Source};
 use crate::alerts::settings::Action;
+use crate::alerts::{Firing, Kind};
 use crate::audit::chain::Event as AuditEvent;
-use crate::handlers::{error, internal};
+use crate::handlers::reply::{error, internal};
 use crate::state::Daemon;
 use crate::system::peer::Peer;
 use crate::system::time::now_unix;
