@@ -309,7 +309,9 @@ fn spawn_maintenance(daemon: Arc<Daemon>) {
                         ..Default::default()
                     });
                 }
-                if last_checkpoint.elapsed() >= daemon.live().config.audit.checkpoint_interval {
+                if last_checkpoint.elapsed()
+                    >= daemon.current_policy().config.audit.checkpoint_interval
+                {
                     daemon.checkpoint("periodic");
                     last_checkpoint = std::time::Instant::now();
                 }

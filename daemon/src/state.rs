@@ -49,11 +49,6 @@ struct QueueState {
     held: usize,
 }
 
-thread_local! {
-    /// The policy pinned for the request a connection thread is serving.
-    static PINNED: std::cell::RefCell<Option<Arc<Live>>> = const { std::cell::RefCell::new(None) };
-}
-
 /// What a configuration reload (SIGHUP) replaces as a whole: the policy of every request from
 /// then on. A request in progress keeps the `Live` it started with.
 pub struct Live {
@@ -300,22 +295,10 @@ impl Daemon {
         }
     }
 
-    /// The policy of the request this thread is serving ([`Daemon::serving`]), else the one in
-    /// force now (see [`Live`]).
-    pub fn live(&self) -> Arc<Live> {
-        PINNED
-            .with(|pinned| pinned.borrow().clone())
-            .unwrap_or_else(|| Arc::clone(&self.live.read().unwrap_or_else(|p| p.into_inner())))
-    }
-
-    /// Runs `serve` with the policy in force now pinned for this thread: one read of the lock per
-    /// request, and a reload meanwhile cannot mix two policies in one request.
-    pub fn serving<T>(&self, serve: impl FnOnce() -> T) -> T {
-        let live = Arc::clone(&self.live.read().unwrap_or_else(|p| p.into_inner()));
-        PINNED.with(|pinned| *pinned.borrow_mut() = Some(live));
-        let result = serve();
-        PINNED.with(|pinned| *pinned.borrow_mut() = None);
-        result
+    /// The policy in force now. A request reads the one pinned in its context instead
+    /// (`handlers::context`), so that a reload in the middle of it cannot mix two policies.
+    pub fn current_policy(&self) -> Arc<Live> {
+        Arc::clone(&self.live.read().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// Applies `new` (already parsed and validated) from the next request on. Sections that only
@@ -336,7 +319,7 @@ impl Daemon {
         if new.audit.syslog != old.audit.syslog || new.audit.format != old.audit.format {
             needs_restart.push("audit.syslog/format");
         }
-        let current = self.live();
+        let current = self.current_policy();
         let live = Live {
             quality: new.password.quality()?,
             hasher: current

@@ -9,6 +9,7 @@ use crate::alerts::detect::{Event, LoginOutcome, Source};
 use crate::alerts::settings::Action;
 use crate::alerts::{Firing, Kind};
 use crate::audit::chain::Event as AuditEvent;
+use crate::handlers::context::Context;
 use crate::handlers::reply::{error, internal};
 use crate::state::Daemon;
 use crate::system::peer::Peer;
@@ -92,8 +93,9 @@ impl Daemon {
     /// `action = "throttle"` has an episode open for this source (or, for `distributed`, this
     /// account). A delay only, before any hashing slot is taken, and bounded in threads
     /// ([`super::MAX_DELAYED_PER_SOURCE`], [`super::MAX_DELAYED`]).
-    pub(crate) fn alerts_throttle(&self, peer: Peer, req: &AuthRequest) {
-        let live = self.live();
+    pub(crate) fn alerts_throttle(&self, ctx: &Context<'_>, req: &AuthRequest) {
+        let peer = ctx.peer;
+        let live = &ctx.live;
         let a = &live.config.alerts;
         if a.throttle_delay.is_zero()
             || ![a.spray.action, a.slow_spray.action, a.distributed.action]
@@ -108,8 +110,8 @@ impl Daemon {
     }
 
     /// Feeds one decision to the detectors and records what fires.
-    pub(crate) fn observe(&self, observation: &Observation<'_>) {
-        let live = self.live();
+    pub(crate) fn observe(&self, ctx: &Context<'_>, observation: &Observation<'_>) {
+        let live = &ctx.live;
         let a = &live.config.alerts;
         let now = now_unix();
         let fired = match *observation {
@@ -178,7 +180,7 @@ impl Daemon {
 
     /// Episodes due by now (the alerts thread, every second).
     pub fn alerts_tick(&self) {
-        let live = self.live();
+        let live = self.current_policy();
         let fired = self.alerts.tick(&live.config.alerts, now_unix());
         self.record_firings(fired);
     }
@@ -206,7 +208,8 @@ impl Daemon {
     }
 
     /// `credctl alerts ack ID`: the alert must exist; the acknowledgement is audited.
-    pub(crate) fn ack_alert(&self, peer: Peer, id: &str) -> Reply {
+    pub(crate) fn ack_alert(&self, ctx: &Context<'_>, id: &str) -> Reply {
+        let peer = ctx.peer;
         if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
             return error(
                 ErrorKind::InvalidArgument,

@@ -5,6 +5,7 @@ use std::time::SystemTime;
 use credd_proto::{CheckReport, ErrorKind, ProtoError, Reply, validate_user_name};
 
 use crate::audit::chain::Event;
+use crate::handlers::context::Context;
 use crate::handlers::reply::{LIST_PAGE, Respond, error, internal};
 use crate::state::Daemon;
 
@@ -55,10 +56,10 @@ impl Daemon {
         Reply::AuditVerified(Box::new(report))
     }
 
-    pub(crate) fn check(&self) -> Reply {
+    pub(crate) fn check(&self, ctx: &Context<'_>) -> Reply {
         self.flush_audit();
         // Bound first: the store lock must be released before `integrity_failure` records.
-        let hasher = self.live().hasher.clone();
+        let hasher = ctx.live.hasher.clone();
         let checked = {
             let store = self.store();
             store.check(&self.audit_key_path).and_then(|found| {

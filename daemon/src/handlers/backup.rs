@@ -21,9 +21,9 @@ use sha2::{Digest, Sha256};
 use hmac::Mac;
 
 use crate::audit::chain::{AuditKey, Event};
+use crate::handlers::context::Context;
 use crate::handlers::reply::{Respond, error, internal};
 use crate::state::Daemon;
-use crate::system::peer::Peer;
 
 /// Raw bytes per chunk: 32 KiB is 43 692 bytes of base64, well inside a 64 KiB frame.
 const CHUNK: usize = 32 * 1024;
@@ -40,7 +40,12 @@ impl Drop for Snapshot {
 }
 
 impl Daemon {
-    pub(crate) fn backup(&self, peer: Peer, respond: &mut Respond<'_>) -> Result<(), ProtoError> {
+    pub(crate) fn backup(
+        &self,
+        ctx: &Context<'_>,
+        respond: &mut Respond<'_>,
+    ) -> Result<(), ProtoError> {
+        let peer = ctx.peer;
         if !peer.is_root() {
             return respond(&error(
                 ErrorKind::NotPermitted,

@@ -7,11 +7,11 @@
 
 use credd_proto::{ChangeRequest, ErrorKind, Reply, Secret, validate_field, validate_user_name};
 
+use crate::handlers::context::Context;
 use crate::handlers::reply::{error, internal};
 use crate::handlers::secret_check::Checked;
 use crate::state::Daemon;
 use crate::store::{Account, AttemptSource, PasswordChange, WriteConflict};
-use crate::system::peer::Peer;
 use crate::system::procinfo;
 use crate::system::time::{now_unix, rfc3339};
 
@@ -25,15 +25,16 @@ enum Proof {
 }
 
 impl Daemon {
-    pub(crate) fn change_check(&self, peer: Peer, mut req: ChangeRequest) -> Reply {
+    pub(crate) fn change_check(&self, ctx: &Context<'_>, mut req: ChangeRequest) -> Reply {
         let old = req.old.take();
-        match self.prove_old(peer, &req, old) {
+        match self.prove_old(ctx, &req, old) {
             Ok((_, _)) => Reply::Ok,
             Err(reply) => reply,
         }
     }
 
-    pub(crate) fn change_password(&self, peer: Peer, mut req: ChangeRequest) -> Reply {
+    pub(crate) fn change_password(&self, ctx: &Context<'_>, mut req: ChangeRequest) -> Reply {
+        let peer = ctx.peer;
         let Some(new) = req.new.take() else {
             return error(
                 ErrorKind::BadRequest,
@@ -41,14 +42,14 @@ impl Daemon {
             );
         };
         let old = req.old.take();
-        let (account, proof) = match self.prove_old(peer, &req, old) {
+        let (account, proof) = match self.prove_old(ctx, &req, old) {
             Ok(proven) => proven,
             Err(reply) => return reply,
         };
-        if let Err(why) = self.live().quality.check(&account.name, new.expose()) {
+        if let Err(why) = ctx.live.quality.check(&account.name, new.expose()) {
             return error(ErrorKind::InvalidArgument, why);
         }
-        let hasher = self.live().hasher.clone();
+        let hasher = ctx.live.hasher.clone();
         let hashed = self.pool.run(&peer.source(None), move || {
             hasher.hash(new.expose().as_bytes())
         });
@@ -98,7 +99,7 @@ impl Daemon {
             }
             Ok(Err(_)) => Reply::UnknownUser,
             Ok(Ok(revoked)) => {
-                self.end_sessions(revoked);
+                self.end_sessions(ctx, revoked);
                 Reply::Ok
             }
         }
@@ -107,7 +108,7 @@ impl Daemon {
     /// The quality rules alone, for the module to check a new password before asking for it a
     /// second time (pam_pwquality's order). No hashing, no write, no log line: nothing here needs
     /// a rate limit, and a caller learns only what the rules say of a password it chose.
-    pub(crate) fn change_quality(&self, peer: Peer, mut req: ChangeRequest) -> Reply {
+    pub(crate) fn change_quality(&self, ctx: &Context<'_>, mut req: ChangeRequest) -> Reply {
         if let Err(message) =
             validate_user_name(&req.user).and_then(|()| validate_field("service", &req.service))
         {
@@ -116,12 +117,12 @@ impl Daemon {
         let Some(new) = req.new.take() else {
             return error(ErrorKind::BadRequest, "no new password in a quality check");
         };
-        let account = match self.target_account(peer, &req.user) {
+        let account = match self.target_account(ctx, &req.user) {
             Err(reply) => return reply,
             Ok(None) => return Reply::UnknownUser,
             Ok(Some(account)) => account,
         };
-        match self.live().quality.check(&account.name, new.expose()) {
+        match ctx.live.quality.check(&account.name, new.expose()) {
             Ok(()) => Reply::Ok,
             Err(why) => error(ErrorKind::InvalidArgument, why),
         }
@@ -130,10 +131,11 @@ impl Daemon {
     /// The account and how the caller proved it may change its password.
     fn prove_old(
         &self,
-        peer: Peer,
+        ctx: &Context<'_>,
         req: &ChangeRequest,
         old: Option<Secret>,
     ) -> Result<(Account, Proof), Reply> {
+        let peer = ctx.peer;
         if let Err(message) =
             validate_user_name(&req.user).and_then(|()| validate_field("service", &req.service))
         {
@@ -154,17 +156,17 @@ impl Daemon {
             {
                 Ok(ticket) => ticket,
                 Err(tripped) => {
-                    let known = matches!(self.target_account(peer, &req.user), Ok(Some(_)));
+                    let known = matches!(self.target_account(ctx, &req.user), Ok(Some(_)));
                     let shown = if known {
                         req.user.as_str()
                     } else {
                         "(unknown)"
                     };
-                    return Err(self.rate_limited(peer, shown, &req.service, tripped, !known));
+                    return Err(self.rate_limited(ctx, shown, &req.service, tripped, !known));
                 }
             }
         };
-        let proven = self.prove_old_charged(peer, req, old);
+        let proven = self.prove_old_charged(ctx, req, old);
         match &proven {
             Ok(_) | Err(Reply::Busy) => {
                 self.rate.settle(ticket, crate::system::time::now_unix_ms())
@@ -176,14 +178,15 @@ impl Daemon {
 
     fn prove_old_charged(
         &self,
-        peer: Peer,
+        ctx: &Context<'_>,
         req: &ChangeRequest,
         old: Option<Secret>,
     ) -> Result<(Account, Proof), Reply> {
-        let Some(account) = self.target_account(peer, &req.user)? else {
+        let peer = ctx.peer;
+        let Some(account) = self.target_account(ctx, &req.user)? else {
             // The same hashing work as for an account, so the reply time tells nothing.
             if let Some(old) = old {
-                self.dummy_verify(&peer.source(None), old);
+                self.dummy_verify(ctx, &peer.source(None), old);
             }
             return Err(Reply::UnknownUser);
         };
@@ -203,7 +206,7 @@ impl Daemon {
             tty: None,
             peer_uid: peer.uid,
         };
-        match self.check_secret(peer, &account, old, &source, now_unix(), None, None) {
+        match self.check_secret(ctx, &account, old, &source, now_unix(), None, None) {
             Checked::Password { .. } => Ok((account, Proof::Password)),
             Checked::Code(digest) => Ok((account, Proof::Code(digest))),
             Checked::Changed => Err(Reply::Denied),

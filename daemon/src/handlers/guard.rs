@@ -5,20 +5,16 @@
 use credd_proto::{ErrorKind, Reply, Request, Target};
 
 use crate::audit::chain::Event;
-use crate::handlers::import::Connection;
+use crate::handlers::context::Context;
 use crate::handlers::reply::error;
 use crate::state::Daemon;
-use crate::system::peer::Peer;
 
 impl Daemon {
     /// `Some(refusal)` when `peer` is an admin-group member (not root) and `request` writes to a
     /// protected account. Reads (status, listings, audit) stay open to members.
-    pub(crate) fn refuse_protected(
-        &self,
-        peer: Peer,
-        request: &Request,
-        conn: &Connection,
-    ) -> Option<Reply> {
+    pub(crate) fn refuse_protected(&self, ctx: &Context<'_>, request: &Request) -> Option<Reply> {
+        let peer = ctx.peer;
+        let conn = &*ctx.conn;
         if peer.is_root() || !peer.admin_member {
             return None;
         }
@@ -39,7 +35,7 @@ impl Daemon {
         };
         if protected {
             return Some(self.refused(
-                peer,
+                ctx,
                 request,
                 "protected_account",
                 "members of the admin group cannot act on root or on other members of the admin \
@@ -60,7 +56,7 @@ impl Daemon {
         };
         if unknown_with_password {
             return Some(self.refused(
-                peer,
+                ctx,
                 request,
                 "unknown_name_with_password",
                 "members of the admin group may add a name the system does not know only without \
@@ -70,7 +66,8 @@ impl Daemon {
         None
     }
 
-    fn refused(&self, peer: Peer, request: &Request, reason: &str, message: &str) -> Reply {
+    fn refused(&self, ctx: &Context<'_>, request: &Request, reason: &str, message: &str) -> Reply {
+        let peer = ctx.peer;
         self.counters.bump(&self.counters.refused_peers);
         self.record(&Event {
             name: "peer_refused",

@@ -22,11 +22,11 @@ use credd_proto::{
 use crate::audit::chain::Event;
 use crate::config::{MAX_CODE_TTL, MIN_CODE_TTL};
 use crate::crypto::hashing::{self, Refusal};
+use crate::handlers::context::Context;
 use crate::handlers::reply::{Respond, error, internal};
 use crate::policy::codes;
 use crate::state::Daemon;
 use crate::store::{Directory, ImportRun, Planned};
-use crate::system::peer::Peer;
 use crate::system::time::{now_unix, rfc3339};
 
 /// Rows one import may stage: the memory a connection may hold is bounded.
@@ -145,11 +145,11 @@ impl Daemon {
 
     pub(crate) fn import_commit(
         &self,
-        peer: Peer,
-        conn: &mut Connection,
+        ctx: &mut Context<'_>,
         respond: &mut Respond<'_>,
     ) -> Result<(), ProtoError> {
-        let Some(staging) = conn.staging.take() else {
+        let peer = ctx.peer;
+        let Some(staging) = ctx.conn.staging.take() else {
             return respond(&error(ErrorKind::BadRequest, "no import in progress"));
         };
         let started = Instant::now();
@@ -174,15 +174,15 @@ impl Daemon {
         let checked_at = started.elapsed();
         let now = now_unix();
         let planned = if staging.options.shadow.is_some() {
-            self.plan_shadow(&staging)
+            self.plan_shadow(ctx, &staging)
         } else {
-            self.plan_import(&staging, now)
+            self.plan_import(ctx, &staging, now)
         };
         let plan = match planned {
             Err(reply) => return respond(&reply),
             Ok(plan) => plan,
         };
-        if let Some(reply) = self.import_rate_limited(peer, &staging, &plan, now) {
+        if let Some(reply) = self.import_rate_limited(ctx, &staging, &plan, now) {
             return respond(&reply);
         }
         let mut actions: BTreeMap<String, u64> = BTreeMap::new();
@@ -239,7 +239,7 @@ impl Daemon {
             Ok(revoked) => revoked,
         };
         let sessions_revoked = revoked.len() as u64;
-        self.end_sessions(revoked);
+        self.end_sessions(ctx, revoked);
         respond(&Reply::ImportSummary(Box::new(ImportSummary {
             dry_run: false,
             rows,
@@ -262,7 +262,12 @@ impl Daemon {
     }
 
     /// Checks every row against the store and the rules, all of them, before anything is written.
-    fn plan_import(&self, staging: &Staging, now: i64) -> Result<ImportPlan, Reply> {
+    fn plan_import(
+        &self,
+        ctx: &Context<'_>,
+        staging: &Staging,
+        now: i64,
+    ) -> Result<ImportPlan, Reply> {
         if staging.rows.is_empty() {
             return Err(whole_file_problem("no rows"));
         }
@@ -282,7 +287,7 @@ impl Daemon {
             .options
             .ttl_seconds
             .map(Duration::from_secs)
-            .unwrap_or(self.live().config.codes.ttl);
+            .unwrap_or(ctx.live.config.codes.ttl);
         for row in &staging.rows {
             let line = row.line;
             if let Err(message) = validate_user_name(&row.user) {
@@ -335,7 +340,7 @@ impl Daemon {
                     let hash = match row
                         .password_hash
                         .as_deref()
-                        .map(|h| usable_hash(&self.live().hasher, h))
+                        .map(|h| usable_hash(&ctx.live.hasher, h))
                         .transpose()
                     {
                         Ok(hash) => hash,
@@ -400,7 +405,7 @@ impl Daemon {
                         problems.add(line, "password_hash", "set-hash needs a password_hash");
                         continue;
                     };
-                    match usable_hash(&self.live().hasher, hash) {
+                    match usable_hash(&ctx.live.hasher, hash) {
                         Ok(hash) => Planned::SetHash {
                             name,
                             hash,
@@ -427,7 +432,7 @@ impl Daemon {
     /// anything is written. A malformed entry refuses the import as a CSV problem does; an
     /// account credd already holds (without `replace`) and a legacy hash the policy refuses are
     /// left out and reported.
-    fn plan_shadow(&self, staging: &Staging) -> Result<ImportPlan, Reply> {
+    fn plan_shadow(&self, ctx: &Context<'_>, staging: &Staging) -> Result<ImportPlan, Reply> {
         let replace = staging.options.shadow.is_some_and(|s| s.replace);
         if !staging.rows.is_empty() {
             return Err(error(
@@ -465,7 +470,7 @@ impl Daemon {
                 );
                 continue;
             }
-            let hash = match self.live().hasher.check(&row.password_hash) {
+            let hash = match ctx.live.hasher.check(&row.password_hash) {
                 Ok(()) => row.password_hash.clone(),
                 Err(refusal @ Refusal::Legacy(_)) => {
                     skip(&mut plan, refusal.to_string());
@@ -538,15 +543,16 @@ impl Daemon {
     /// refused before anything changes, unless --allow-bulk (audited with the import).
     fn import_rate_limited(
         &self,
-        peer: Peer,
+        ctx: &Context<'_>,
         staging: &Staging,
         plan: &ImportPlan,
         now: i64,
     ) -> Option<Reply> {
+        let peer = ctx.peer;
         if plan.codes.is_empty() || staging.options.allow_bulk {
             return None;
         }
-        let limits = &self.live().config.codes;
+        let limits = &ctx.live.config.codes;
         let store = self.store();
         let per_account = match store.resets_per_account_since(now - HOUR) {
             Ok(counts) => counts,

@@ -7,11 +7,11 @@ use credd_proto::{
     validate_field,
 };
 
+use crate::handlers::context::Context;
 use crate::handlers::reply::{LIST_PAGE, Respond, error, internal, not_found};
 use crate::policy::lockout::LockKind;
 use crate::state::{Counters, Daemon};
 use crate::store::{Account, LockoutState};
-use crate::system::peer::Peer;
 use crate::system::time::{now_unix, rfc3339};
 
 impl Daemon {
@@ -27,20 +27,25 @@ impl Daemon {
         }
     }
 
-    fn account_status(&self, account: &Account, now: i64) -> Result<AccountStatus, Reply> {
+    fn account_status(
+        &self,
+        ctx: &Context<'_>,
+        account: &Account,
+        now: i64,
+    ) -> Result<AccountStatus, Reply> {
         let state = self
             .store()
-            .lockout_state(&account.name, &self.live().lockout, now)
+            .lockout_state(&account.name, &ctx.live.lockout, now)
             .map_err(internal)?;
         Ok(status_of(account, state))
     }
 
-    pub(crate) fn status_of(&self, target: &Target) -> Reply {
+    pub(crate) fn status_of(&self, ctx: &Context<'_>, target: &Target) -> Reply {
         // Refused attempts' failure rows are written after their replies.
         self.flush_audit();
         match self
             .resolve(target)
-            .and_then(|a| self.account_status(&a, now_unix()))
+            .and_then(|a| self.account_status(ctx, &a, now_unix()))
         {
             Ok(status) => Reply::Status(Box::new(status)),
             Err(reply) => reply,
@@ -48,10 +53,14 @@ impl Daemon {
     }
 
     /// Every account with failures in the window or a lock, streamed page by page.
-    pub(crate) fn status_list(&self, respond: &mut Respond<'_>) -> Result<(), ProtoError> {
+    pub(crate) fn status_list(
+        &self,
+        ctx: &Context<'_>,
+        respond: &mut Respond<'_>,
+    ) -> Result<(), ProtoError> {
         self.flush_audit();
         let now = now_unix();
-        let window = self.live().lockout.window_start(now);
+        let window = ctx.live.lockout.window_start(now);
         let mut after: Option<String> = None;
         let mut count = 0u64;
         loop {
@@ -65,7 +74,7 @@ impl Daemon {
             let Some(last) = page.last() else { break };
             after = Some(last.name.clone());
             for account in &page {
-                match self.account_status(account, now) {
+                match self.account_status(ctx, account, now) {
                     Ok(status) => respond(&Reply::StatusItem(Box::new(status)))?,
                     Err(reply) => return respond(&reply),
                 }
@@ -75,7 +84,8 @@ impl Daemon {
         respond(&Reply::End { count })
     }
 
-    pub(crate) fn lock(&self, peer: Peer, target: &Target, reason: Option<&str>) -> Reply {
+    pub(crate) fn lock(&self, ctx: &Context<'_>, target: &Target, reason: Option<&str>) -> Reply {
+        let peer = ctx.peer;
         if let Some(reason) = reason
             && let Err(message) = validate_field("reason", reason)
         {
@@ -92,13 +102,14 @@ impl Daemon {
             Err(e) => internal(e),
             Ok(Err(_)) => not_found(&account.name),
             Ok(Ok(revoked)) => {
-                self.end_sessions(revoked);
+                self.end_sessions(ctx, revoked);
                 Reply::Ok
             }
         }
     }
 
-    pub(crate) fn unlock(&self, peer: Peer, target: &Target) -> Reply {
+    pub(crate) fn unlock(&self, ctx: &Context<'_>, target: &Target) -> Reply {
+        let peer = ctx.peer;
         let account = match self.resolve(target) {
             Ok(a) => a,
             Err(reply) => return reply,
@@ -113,9 +124,12 @@ impl Daemon {
                 // Attempts refused while it was locked drained its buckets; the owner's right
                 // password right after an unlock must get in.
                 self.rate.forget_account(&account.name, account.uid);
-                self.observe(&crate::handlers::alerts::Observation::Cleared {
-                    account: &account.name,
-                });
+                self.observe(
+                    ctx,
+                    &crate::handlers::alerts::Observation::Cleared {
+                        account: &account.name,
+                    },
+                );
                 Reply::Ok
             }
         }

@@ -10,6 +10,7 @@ use credd_proto::{
 };
 
 use crate::audit::chain::{Event, QueuedEvent};
+use crate::handlers::context::Context;
 use crate::handlers::reply::{error, internal};
 use crate::handlers::secret_check::Checked;
 use crate::policy::ratelimit::{Attempt, Tripped};
@@ -22,7 +23,12 @@ impl Daemon {
     /// The account `user` names, if this peer may act on it. A non-root peer may reach only the
     /// account whose stored uid is its own; for any other name it gets `None`, exactly as if the
     /// account did not exist, so it learns nothing about other accounts.
-    pub(crate) fn target_account(&self, peer: Peer, user: &str) -> Result<Option<Account>, Reply> {
+    pub(crate) fn target_account(
+        &self,
+        ctx: &Context<'_>,
+        user: &str,
+    ) -> Result<Option<Account>, Reply> {
+        let peer = ctx.peer;
         if peer.is_root() {
             return self.reader().account(user).map_err(internal);
         }
@@ -35,11 +41,16 @@ impl Daemon {
     }
 
     /// The reply, and what is left to do once it is on its way (see [`AfterReply`]).
-    pub(crate) fn authenticate(&self, peer: Peer, mut req: AuthRequest) -> (Reply, AfterReply) {
+    pub(crate) fn authenticate(
+        &self,
+        ctx: &Context<'_>,
+        mut req: AuthRequest,
+    ) -> (Reply, AfterReply) {
+        let peer = ctx.peer;
         if let Err(reply) = check_pam_fields(&req) {
             return (reply, AfterReply::default());
         }
-        self.alerts_throttle(peer, &req);
+        self.alerts_throttle(ctx, &req);
         let ticket = self.rate.admit(&rate_attempt(peer, &req), now_unix_ms());
         // Root callers (sshd, login): the account, its code and its lock in one read
         // transaction. Others reach their own account only (target_account).
@@ -49,7 +60,7 @@ impl Daemon {
                 Err(e) => return (internal(e), AfterReply::default()),
             }
         } else {
-            match self.target_account(peer, &req.user) {
+            match self.target_account(ctx, &req.user) {
                 Ok(t) => (t, None),
                 Err(reply) => return (reply, AfterReply::default()),
             }
@@ -62,7 +73,7 @@ impl Daemon {
         let ticket = match ticket {
             Ok(ticket) => ticket,
             Err(tripped) => {
-                let reply = self.rate_limited(peer, shown, &req.service, tripped, target.is_none());
+                let reply = self.rate_limited(ctx, shown, &req.service, tripped, target.is_none());
                 return (reply, AfterReply::default());
             }
         };
@@ -71,10 +82,10 @@ impl Daemon {
         let known = target.is_some();
         let (outcome, audited, via_code) = match target {
             Some(account) => {
-                self.authenticate_account(peer, &account, secret, &req, now, prefetched)
+                self.authenticate_account(ctx, &account, secret, &req, now, prefetched)
             }
             None => (
-                self.authenticate_unknown(peer, &req, secret, now),
+                self.authenticate_unknown(ctx, &req, secret, now),
                 false,
                 false,
             ),
@@ -107,7 +118,7 @@ impl Daemon {
             ));
             if !audited {
                 after.event = self
-                    .login_event(peer, &req, &outcome)
+                    .login_event(ctx, &req, &outcome)
                     .map(|event| QueuedEvent::capture(&event, now));
             }
         }
@@ -119,7 +130,7 @@ impl Daemon {
     /// Writes the log line and queues the audit row of an authentication whose reply was sent.
     /// Neither changes the outcome, and a refusal (a locked account's above all) is then answered
     /// in what the IPC costs: the write to stderr and the audit writer's wake-up come after.
-    pub(crate) fn after_reply(&self, after: AfterReply) {
+    pub(crate) fn after_reply(&self, ctx: &Context<'_>, after: AfterReply) {
         if let Some(line) = after.line {
             let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
         }
@@ -127,7 +138,7 @@ impl Daemon {
             self.record_captured(event);
         }
         if let Some(login) = after.alert {
-            self.observe(&login.observation());
+            self.observe(ctx, &login.observation());
         }
     }
 
@@ -137,10 +148,11 @@ impl Daemon {
     /// for outcomes recorded elsewhere (rate-limit refusals, once per burst).
     fn login_event<'a>(
         &self,
-        peer: Peer,
+        ctx: &Context<'_>,
         req: &'a AuthRequest,
         outcome: &Reply,
     ) -> Option<Event<'a>> {
+        let peer = ctx.peer;
         let unknown = matches!(
             outcome,
             Reply::UnknownUser
@@ -158,7 +170,7 @@ impl Daemon {
             // Rate-limit refusals are recorded once per burst, where they trip.
             _ => return None,
         };
-        let target = if unknown && !self.live().config.audit.log_unknown_names {
+        let target = if unknown && !ctx.live.config.audit.log_unknown_names {
             None
         } else {
             Some(req.user.as_str())
@@ -193,12 +205,13 @@ impl Daemon {
 
     pub(crate) fn rate_limited(
         &self,
-        peer: Peer,
+        ctx: &Context<'_>,
         shown: &str,
         service: &str,
         tripped: Tripped,
         unknown: bool,
     ) -> Reply {
+        let peer = ctx.peer;
         self.counters.bump(&self.counters.rate_limited_replies);
         if tripped.first_of_burst {
             eprintln!(
@@ -209,7 +222,7 @@ impl Daemon {
             self.record(&Event {
                 name: "rate_limited",
                 actor_uid: Some(peer.uid),
-                target: (!unknown || self.live().config.audit.log_unknown_names).then_some(shown),
+                target: (!unknown || ctx.live.config.audit.log_unknown_names).then_some(shown),
                 service: Some(service),
                 outcome: "refused",
                 detail: format!("limit={} (once per burst)", tripped.limit),
@@ -227,13 +240,14 @@ impl Daemon {
     /// the secret.
     fn authenticate_account(
         &self,
-        peer: Peer,
+        ctx: &Context<'_>,
         account: &Account,
         secret: Secret,
         req: &AuthRequest,
         now: i64,
         prefetched: Option<crate::store::LoginState>,
     ) -> (Reply, bool, bool) {
+        let peer = ctx.peer;
         let source = AttemptSource {
             service: &req.service,
             rhost: req.rhost.as_deref(),
@@ -249,9 +263,9 @@ impl Daemon {
         } else {
             Reply::Ok
         };
-        let login = self.login_event(peer, req, &if_right);
+        let login = self.login_event(ctx, req, &if_right);
         let reply = match self.check_secret(
-            peer,
+            ctx,
             account,
             secret,
             &source,
@@ -279,21 +293,22 @@ impl Daemon {
 
     fn authenticate_unknown(
         &self,
-        peer: Peer,
+        ctx: &Context<'_>,
         req: &AuthRequest,
         secret: Secret,
         now: i64,
     ) -> Reply {
+        let peer = ctx.peer;
         let (name, rhost) = (req.user.as_str(), req.rhost.as_deref());
-        if let Err(until) = self.unknown_names.begin(name, &self.live().lockout, now) {
+        if let Err(until) = self.unknown_names.begin(name, &ctx.live.lockout, now) {
             return Reply::Locked {
                 until: until.map(rfc3339),
                 unknown: true,
             };
         }
-        if self.dummy_verify(&peer.source(rhost), secret) {
+        if self.dummy_verify(ctx, &peer.source(rhost), secret) {
             self.unknown_names
-                .failed(name, &self.live().lockout, now_unix());
+                .failed(name, &ctx.live.lockout, now_unix());
             Reply::UnknownUser
         } else {
             self.unknown_names.cancel(name);
@@ -301,13 +316,13 @@ impl Daemon {
         }
     }
 
-    pub(crate) fn account_check(&self, peer: Peer, req: AccountRequest) -> Reply {
+    pub(crate) fn account_check(&self, ctx: &Context<'_>, req: AccountRequest) -> Reply {
         if let Err(message) =
             validate_user_name(&req.user).and_then(|()| validate_field("service", &req.service))
         {
             return error(ErrorKind::BadRequest, message);
         }
-        let account = match self.target_account(peer, &req.user) {
+        let account = match self.target_account(ctx, &req.user) {
             Err(reply) => return reply,
             Ok(None) => return Reply::UnknownUser,
             Ok(Some(a)) => a,
@@ -315,7 +330,7 @@ impl Daemon {
         if account.disabled {
             return Reply::Disabled;
         }
-        if self.live().config.lockout.account_check {
+        if ctx.live.config.lockout.account_check {
             let now = now_unix();
             let read = self.reader().lock(&account.name, now);
             let lock = match read {

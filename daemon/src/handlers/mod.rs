@@ -5,6 +5,7 @@ pub mod alerts;
 pub mod audit;
 pub mod backup;
 pub mod change;
+pub mod context;
 pub mod guard;
 pub mod import;
 pub mod lockout;
@@ -21,32 +22,22 @@ use credd_proto::{ErrorKind, PROTOCOL_VERSION, ProtoError, Reply, Request};
 
 use crate::policy::ratelimit::Tripped;
 use crate::state::Daemon;
-use crate::system::peer::{Peer, SocketKind};
+use crate::system::peer::SocketKind;
 
+use crate::handlers::context::Context;
 use reply::{Respond, error};
 
 impl Daemon {
     /// Serves one request, writing its reply (or replies, for a listing) through `respond`,
-    /// under one policy from start to end (see [`Daemon::serving`]).
+    /// under the policy pinned in `ctx` from start to end.
     pub fn handle(
         self: &Arc<Self>,
-        peer: Peer,
-        socket: SocketKind,
+        ctx: &mut Context<'_>,
         request: Request,
-        conn: &mut crate::handlers::import::Connection,
         respond: &mut Respond<'_>,
     ) -> Result<(), ProtoError> {
-        self.serving(|| self.serve(peer, socket, request, conn, respond))
-    }
-
-    fn serve(
-        self: &Arc<Self>,
-        peer: Peer,
-        socket: SocketKind,
-        request: Request,
-        conn: &mut crate::handlers::import::Connection,
-        respond: &mut Respond<'_>,
-    ) -> Result<(), ProtoError> {
+        let peer = ctx.peer;
+        let socket = ctx.socket;
         // R1: every request of a caller that is not root through and through is charged before it
         // can cost any work, write a row or a log line, so that no local user can fill the disk,
         // the syslog pipe or credd's stderr. Far above ordinary use; refusals are counted, and
@@ -56,7 +47,7 @@ impl Daemon {
                 .rate
                 .admit_request(peer.budget_uid(), crate::system::time::now_unix_ms())
         {
-            return respond(&self.requests_limited(peer, request.name(), tripped));
+            return respond(&self.requests_limited(ctx, request.name(), tripped));
         }
         if request.is_admin() && !(socket == SocketKind::Admin && peer.may_administer()) {
             self.counters.bump(&self.counters.refused_peers);
@@ -92,7 +83,7 @@ impl Daemon {
                 "administrative requests are served to root and the admin group on admin.sock only",
             ));
         }
-        if let Some(refusal) = self.refuse_protected(peer, &request, conn) {
+        if let Some(refusal) = self.refuse_protected(ctx, &request) {
             return respond(&refusal);
         }
         let reply = match request {
@@ -100,65 +91,66 @@ impl Daemon {
                 version: PROTOCOL_VERSION,
             },
             Request::Authenticate(req) => {
-                let (reply, after) = self.authenticate(peer, req);
+                let (reply, after) = self.authenticate(ctx, req);
                 self.hold_audit();
                 let sent = respond(&reply);
-                self.after_reply(after);
+                self.after_reply(ctx, after);
                 self.release_audit();
                 return sent;
             }
-            Request::AccountCheck(req) => self.account_check(peer, req),
+            Request::AccountCheck(req) => self.account_check(ctx, req),
             Request::UserAdd {
                 user,
                 uid,
                 password,
                 must_change,
-            } => self.user_add(peer, &user, uid, password, must_change),
-            Request::UserRemove { user } => self.user_remove(peer, &user),
+            } => self.user_add(ctx, &user, uid, password, must_change),
+            Request::UserRemove { user } => self.user_remove(ctx, &user),
             Request::UserList => return self.user_list(respond),
             Request::UserShow { user } => self.user_show(&user),
             Request::UserSetDisabled { user, disabled } => {
-                self.user_set_disabled(peer, &user, disabled)
+                self.user_set_disabled(ctx, &user, disabled)
             }
             Request::SetPassword {
                 user,
                 password,
                 must_change,
-            } => self.set_password(peer, &user, password, must_change),
-            Request::Status { target: Some(t) } => self.status_of(&t),
-            Request::Status { target: None } => return self.status_list(respond),
-            Request::Lock { target, reason } => self.lock(peer, &target, reason.as_deref()),
-            Request::Unlock { target } => self.unlock(peer, &target),
+            } => self.set_password(ctx, &user, password, must_change),
+            Request::Status { target: Some(t) } => self.status_of(ctx, &t),
+            Request::Status { target: None } => return self.status_list(ctx, respond),
+            Request::Lock { target, reason } => self.lock(ctx, &target, reason.as_deref()),
+            Request::Unlock { target } => self.unlock(ctx, &target),
             Request::DaemonStatus => self.daemon_status(),
             Request::Reset {
                 target,
                 ttl_seconds,
                 keep_password,
-            } => self.reset(peer, &target, ttl_seconds, keep_password),
-            Request::ChangeCheck(req) => self.change_check(peer, req),
-            Request::ChangePassword(req) => self.change_password(peer, req),
-            Request::ChangeQuality(req) => self.change_quality(peer, req),
-            Request::SessionOpen(req) => self.session_open(peer, req),
-            Request::SessionClose(req) => self.session_close(peer, req),
+            } => self.reset(ctx, &target, ttl_seconds, keep_password),
+            Request::ChangeCheck(req) => self.change_check(ctx, req),
+            Request::ChangePassword(req) => self.change_password(ctx, req),
+            Request::ChangeQuality(req) => self.change_quality(ctx, req),
+            Request::SessionOpen(req) => self.session_open(ctx, req),
+            Request::SessionClose(req) => self.session_close(ctx, req),
             Request::Sessions { user } => return self.sessions_list(user.as_deref(), respond),
             Request::Audit { user, since } => {
                 return self.audit_list(user.as_deref(), since.as_deref(), respond);
             }
             Request::AuditVerify => self.audit_verify(),
-            Request::AlertAck { id } => self.ack_alert(peer, &id),
-            Request::Check => self.check(),
-            Request::ImportBegin(options) => self.import_begin(conn, options),
-            Request::ImportRows { rows } => self.import_rows(conn, rows),
-            Request::ImportShadowRows { rows } => self.import_shadow_rows(conn, rows),
-            Request::ImportCommit => return self.import_commit(peer, conn, respond),
-            Request::Backup => return self.backup(peer, respond),
+            Request::AlertAck { id } => self.ack_alert(ctx, &id),
+            Request::Check => self.check(ctx),
+            Request::ImportBegin(options) => self.import_begin(ctx.conn, options),
+            Request::ImportRows { rows } => self.import_rows(ctx.conn, rows),
+            Request::ImportShadowRows { rows } => self.import_shadow_rows(ctx.conn, rows),
+            Request::ImportCommit => return self.import_commit(ctx, respond),
+            Request::Backup => return self.backup(ctx, respond),
         };
         respond(&reply)
     }
 
     /// A request refused by the `requests` bucket: counted always, logged and audited once per
     /// uid per minute. The same reply whatever the request names, so it tells nothing about accounts.
-    fn requests_limited(&self, peer: Peer, request: &str, tripped: Tripped) -> Reply {
+    fn requests_limited(&self, ctx: &Context<'_>, request: &str, tripped: Tripped) -> Reply {
+        let peer = ctx.peer;
         self.counters.bump(&self.counters.rate_limited_replies);
         // Under a steady flood every refill admits one request and starts a new "burst": the
         // line is also held to one per uid per minute.

@@ -5,11 +5,11 @@ use std::time::Duration;
 use credd_proto::{ErrorKind, Reply, ResetIssued, Target};
 
 use crate::config::{MAX_CODE_TTL, MIN_CODE_TTL};
+use crate::handlers::context::Context;
 use crate::handlers::reply::{error, internal, not_found};
 use crate::policy::codes;
 use crate::state::Daemon;
 use crate::store::{ResetOrder, WriteConflict};
-use crate::system::peer::Peer;
 use crate::system::procinfo;
 use crate::system::time::{now_unix, rfc3339};
 
@@ -18,14 +18,15 @@ const HOUR: i64 = 3600;
 impl Daemon {
     pub(crate) fn reset(
         &self,
-        peer: Peer,
+        ctx: &Context<'_>,
         target: &Target,
         ttl_seconds: Option<u64>,
         keep_password: bool,
     ) -> Reply {
+        let peer = ctx.peer;
         let ttl = ttl_seconds
             .map(Duration::from_secs)
-            .unwrap_or(self.live().config.codes.ttl);
+            .unwrap_or(ctx.live.config.codes.ttl);
         if !(MIN_CODE_TTL..=MAX_CODE_TTL).contains(&ttl) {
             return error(
                 ErrorKind::InvalidArgument,
@@ -37,11 +38,14 @@ impl Daemon {
             Err(reply) => return reply,
         };
         let now = now_unix();
-        self.observe(&crate::handlers::alerts::Observation::Reset {
-            admin_uid: peer.uid,
-            account: &account.name,
-        });
-        if let Some(reply) = self.reset_rate_limited(&account.name, peer.uid, now) {
+        self.observe(
+            ctx,
+            &crate::handlers::alerts::Observation::Reset {
+                admin_uid: peer.uid,
+                account: &account.name,
+            },
+        );
+        if let Some(reply) = self.reset_rate_limited(ctx, &account.name, peer.uid, now) {
             return reply;
         }
         let code = match codes::generate() {
@@ -67,11 +71,14 @@ impl Daemon {
             Ok(Ok(revoked)) => {
                 // The code is the way back in: earlier wrong guesses must not refuse it.
                 self.rate.forget_account(&account.name, account.uid);
-                self.observe(&crate::handlers::alerts::Observation::Cleared {
-                    account: &account.name,
-                });
+                self.observe(
+                    ctx,
+                    &crate::handlers::alerts::Observation::Cleared {
+                        account: &account.name,
+                    },
+                );
                 let sessions_revoked = revoked.len() as u64;
-                self.end_sessions(revoked);
+                self.end_sessions(ctx, revoked);
                 Reply::ResetIssued(Box::new(ResetIssued {
                     user: account.name,
                     code,
@@ -84,8 +91,14 @@ impl Daemon {
 
     /// `[codes] per_account_per_hour` and `per_admin_per_hour`; a refusal is audited so that a
     /// collector can alert on it.
-    fn reset_rate_limited(&self, user: &str, admin_uid: u32, now: i64) -> Option<Reply> {
-        let limits = &self.live().config.codes;
+    fn reset_rate_limited(
+        &self,
+        ctx: &Context<'_>,
+        user: &str,
+        admin_uid: u32,
+        now: i64,
+    ) -> Option<Reply> {
+        let limits = &ctx.live.config.codes;
         let counts = self.store().resets_since(user, admin_uid, now - HOUR);
         let (for_account, by_admin) = match counts {
             Ok(counts) => counts,
@@ -121,9 +134,13 @@ impl Daemon {
 
     /// Revoked sessions end with `[sessions] terminate_on_revoke`; otherwise they stay listed as
     /// revoked (and audited with the change).
-    pub(crate) fn end_sessions(&self, revoked: Vec<crate::store::RevokedSession>) {
-        if self.live().config.sessions.terminate_on_revoke {
-            procinfo::terminate(revoked, self.live().config.sessions.terminate_grace);
+    pub(crate) fn end_sessions(
+        &self,
+        ctx: &Context<'_>,
+        revoked: Vec<crate::store::RevokedSession>,
+    ) {
+        if ctx.live.config.sessions.terminate_on_revoke {
+            procinfo::terminate(revoked, ctx.live.config.sessions.terminate_grace);
         }
     }
 }

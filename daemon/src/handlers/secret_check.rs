@@ -5,12 +5,12 @@
 use credd_proto::Secret;
 
 use crate::audit::chain::Event;
+use crate::handlers::context::Context;
 use crate::handlers::reply::internal;
 use crate::policy::codes::{self, CodeState};
 use crate::policy::source::Source;
 use crate::state::Daemon;
 use crate::store::{Account, AttemptSource, Begin, CodeRow, Succeeded, Success};
-use crate::system::peer::Peer;
 use credd_proto::Reply;
 
 /// The dummy verification hashes at most this many bytes of an over-long secret: its cost does not
@@ -56,7 +56,7 @@ impl Daemon {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn check_secret(
         &self,
-        peer: Peer,
+        ctx: &Context<'_>,
         account: &Account,
         secret: Secret,
         source: &AttemptSource<'_>,
@@ -73,14 +73,14 @@ impl Daemon {
         };
         let secret = match (code, codes::normalize(secret.expose())) {
             (Some(code), Some(typed)) => {
-                match self.check_code(peer, account, &code, &typed, source, now) {
+                match self.check_code(ctx, account, &code, &typed, source, now) {
                     Some(outcome) => return outcome,
                     None => secret,
                 }
             }
             _ => secret,
         };
-        self.check_password(peer, account, secret, source, now, login, lock)
+        self.check_password(ctx, account, secret, source, now, login, lock)
     }
 
     /// A code-shaped secret while a reset code is pending. `None`: not a code after all — the
@@ -91,13 +91,14 @@ impl Daemon {
     /// but an administrative lock set after the reset does.
     fn check_code(
         &self,
-        peer: Peer,
+        ctx: &Context<'_>,
         account: &Account,
         code: &CodeRow,
         typed: &str,
         source: &AttemptSource<'_>,
         now: i64,
     ) -> Option<Checked> {
+        let peer = ctx.peer;
         let peer_uid = source.peer_uid;
         match self.store().admin_locked(&account.name) {
             Err(e) => return Some(Checked::Failed(internal(e))),
@@ -105,7 +106,11 @@ impl Daemon {
             Ok(false) => {}
         }
         // The same PBKDF2 work as a password check, so timing does not tell that a code is pending.
-        if !self.dummy_verify(&peer.source(source.rhost), Secret::new(typed.to_owned())) {
+        if !self.dummy_verify(
+            ctx,
+            &peer.source(source.rhost),
+            Secret::new(typed.to_owned()),
+        ) {
             return Some(Checked::Busy);
         }
         let active = codes::state(code.expires_at, now) == CodeState::Active;
@@ -123,7 +128,7 @@ impl Daemon {
         if active {
             // Counted even when the account kept its password (`reset --keep-password`), so that a
             // pending code burns after max_attempts whatever else the user types.
-            let max = self.live().config.codes.max_attempts;
+            let max = ctx.live.config.codes.max_attempts;
             if let Err(e) =
                 self.store()
                     .code_rejected(&account.name, &code.digest, max, peer_uid, now)
@@ -142,7 +147,7 @@ impl Daemon {
     #[allow(clippy::too_many_arguments)]
     fn check_password(
         &self,
-        peer: Peer,
+        ctx: &Context<'_>,
         account: &Account,
         secret: Secret,
         source: &AttemptSource<'_>,
@@ -150,6 +155,7 @@ impl Daemon {
         login: Option<&Event<'_>>,
         lock: Option<crate::store::LockRead>,
     ) -> Checked {
+        let peer = ctx.peer;
         // A locked account is answered from a read: no hashing and no fsync'ed write before the
         // reply (a guesser hammering a lock costs what the IPC costs). The refusal's failure row
         // follows through the deferred writer. A lock set after this read is still caught by
@@ -172,21 +178,17 @@ impl Daemon {
             Ok(_) => {}
         }
         let root_account = account.uid == Some(0);
-        let begun = self.store().begin_attempt(
-            &account.name,
-            root_account,
-            &self.live().lockout,
-            now,
-            source,
-        );
+        let begun =
+            self.store()
+                .begin_attempt(&account.name, root_account, &ctx.live.lockout, now, source);
         let reservation = match begun {
             Err(e) => return Checked::Failed(internal(e)),
             Ok(Begin::Locked { until }) => return Checked::Locked(until),
             Ok(Begin::Proceed { reservation }) => reservation,
         };
-        let too_long = secret.len() > self.live().config.password.max_length;
+        let too_long = secret.len() > ctx.live.config.password.max_length;
         let stored = account.hash.clone().filter(|_| !too_long);
-        let verified = self.verify(&peer.source(source.rhost), secret, stored);
+        let verified = self.verify(ctx, &peer.source(source.rhost), secret, stored);
         let now = crate::system::time::now_unix();
         let mut store = self.store();
         match verified {
@@ -246,7 +248,7 @@ impl Daemon {
                 }
                 // A lock this failure sets is audited (account_locked) in the same transaction.
                 if let Err(e) =
-                    store.attempt_failed(&account.name, root_account, &self.live().lockout, now)
+                    store.attempt_failed(&account.name, root_account, &ctx.live.lockout, now)
                 {
                     return Checked::Failed(internal(e));
                 }
@@ -256,15 +258,21 @@ impl Daemon {
     }
 
     /// A dummy verification of the configured cost; `false` when the pool was full.
-    pub(crate) fn dummy_verify(&self, lane: &Source, secret: Secret) -> bool {
-        self.verify(lane, secret, None).is_some()
+    pub(crate) fn dummy_verify(&self, ctx: &Context<'_>, lane: &Source, secret: Secret) -> bool {
+        self.verify(ctx, lane, secret, None).is_some()
     }
 
     /// One PBKDF2 on the pool at the configured strength, whatever `stored` holds: without a
     /// hash (unknown name, account without password, over-long secret), or with one over the
     /// cost caps, a dummy of the same cost runs and fails. `None`: the pool was full and nothing ran.
-    fn verify(&self, lane: &Source, secret: Secret, stored: Option<String>) -> Option<Verified> {
-        let hasher = self.live().hasher.clone();
+    fn verify(
+        &self,
+        ctx: &Context<'_>,
+        lane: &Source,
+        secret: Secret,
+        stored: Option<String>,
+    ) -> Option<Verified> {
+        let hasher = ctx.live.hasher.clone();
         let result = self.pool.run(lane, move || {
             let over_cap = stored.as_deref().and_then(|hash| hasher.over_cap(hash));
             match stored {

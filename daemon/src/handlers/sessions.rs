@@ -4,10 +4,10 @@ use credd_proto::{
     ErrorKind, ProtoError, Reply, SessionInfo, SessionRequest, validate_field, validate_user_name,
 };
 
+use crate::handlers::context::Context;
 use crate::handlers::reply::{LIST_PAGE, Respond, error, internal};
 use crate::state::Daemon;
 use crate::store::{NewSession, SessionRecord};
-use crate::system::peer::Peer;
 use crate::system::procinfo;
 use crate::system::time::{now_unix, rfc3339};
 
@@ -28,7 +28,8 @@ impl Daemon {
             .map_err(|message| error(ErrorKind::BadRequest, message))
     }
 
-    pub(crate) fn session_open(&self, peer: Peer, req: SessionRequest) -> Reply {
+    pub(crate) fn session_open(&self, ctx: &Context<'_>, req: SessionRequest) -> Reply {
+        let peer = ctx.peer;
         if let Err(reply) = Self::check_session_fields(&req) {
             return reply;
         }
@@ -37,7 +38,7 @@ impl Daemon {
         if !peer.is_root() {
             return Reply::UnknownUser;
         }
-        let account = match self.target_account(peer, &req.user) {
+        let account = match self.target_account(ctx, &req.user) {
             Err(reply) => return reply,
             Ok(None) => return Reply::UnknownUser,
             Ok(Some(a)) => a,
@@ -59,14 +60,15 @@ impl Daemon {
         }
     }
 
-    pub(crate) fn session_close(&self, peer: Peer, req: SessionRequest) -> Reply {
+    pub(crate) fn session_close(&self, ctx: &Context<'_>, req: SessionRequest) -> Reply {
+        let peer = ctx.peer;
         if let Err(reply) = Self::check_session_fields(&req) {
             return reply;
         }
         if !peer.is_root() {
             return Reply::UnknownUser;
         }
-        let account = match self.target_account(peer, &req.user) {
+        let account = match self.target_account(ctx, &req.user) {
             Err(reply) => return reply,
             Ok(None) => return Reply::UnknownUser,
             Ok(Some(a)) => a,

@@ -4,19 +4,24 @@
 use credd_proto::{ErrorKind, ProtoError, Reply, Secret, validate_user_name};
 
 use super::reply::{LIST_PAGE, Respond, error, internal, not_found, resolve_uid, user_info};
+use crate::handlers::context::Context;
 use crate::state::Daemon;
 use crate::store::WriteConflict;
-use crate::system::peer::Peer;
 
 impl Daemon {
     /// Hashes on the pool as a privileged caller: only root reaches the admin requests.
-    pub(crate) fn hash_new_password(&self, user: &str, password: Secret) -> Result<String, Reply> {
+    pub(crate) fn hash_new_password(
+        &self,
+        ctx: &Context<'_>,
+        user: &str,
+        password: Secret,
+    ) -> Result<String, Reply> {
         // The same rules as a user's own change: an administrator's password is no exception.
-        self.live()
+        ctx.live
             .quality
             .check(user, password.expose())
             .map_err(|why| error(ErrorKind::InvalidArgument, why))?;
-        let hasher = self.live().hasher.clone();
+        let hasher = ctx.live.hasher.clone();
         match self
             .pool
             .run(&crate::policy::source::Source::Service, move || {
@@ -30,12 +35,13 @@ impl Daemon {
 
     pub(crate) fn user_add(
         &self,
-        peer: Peer,
+        ctx: &Context<'_>,
         user: &str,
         uid: Option<u32>,
         password: Option<Secret>,
         must_change: bool,
     ) -> Reply {
+        let peer = ctx.peer;
         if let Err(message) = validate_user_name(user) {
             return error(ErrorKind::InvalidArgument, message);
         }
@@ -44,7 +50,7 @@ impl Daemon {
             Err(message) => return error(ErrorKind::InvalidArgument, message),
         };
         let hash = match password
-            .map(|p| self.hash_new_password(user, p))
+            .map(|p| self.hash_new_password(ctx, user, p))
             .transpose()
         {
             Ok(hash) => hash,
@@ -73,30 +79,33 @@ impl Daemon {
         }
     }
 
-    pub(crate) fn user_remove(&self, peer: Peer, user: &str) -> Reply {
+    pub(crate) fn user_remove(&self, ctx: &Context<'_>, user: &str) -> Reply {
+        let peer = ctx.peer;
         let result = self.store().remove_account(user, peer.uid);
         write_outcome(user, result)
     }
 
-    pub(crate) fn user_set_disabled(&self, peer: Peer, user: &str, disabled: bool) -> Reply {
+    pub(crate) fn user_set_disabled(&self, ctx: &Context<'_>, user: &str, disabled: bool) -> Reply {
+        let peer = ctx.peer;
         let result = self.store().set_disabled(user, disabled, peer.uid);
         write_outcome(user, result)
     }
 
     pub(crate) fn set_password(
         &self,
-        peer: Peer,
+        ctx: &Context<'_>,
         user: &str,
         password: Secret,
         must_change: bool,
     ) -> Reply {
+        let peer = ctx.peer;
         // Check the account first so a typo does not cost a full hash.
         match self.store().account(user) {
             Err(e) => return internal(e),
             Ok(None) => return not_found(user),
             Ok(Some(_)) => {}
         }
-        let hash = match self.hash_new_password(user, password) {
+        let hash = match self.hash_new_password(ctx, user, password) {
             Ok(hash) => hash,
             Err(reply) => return reply,
         };
@@ -105,7 +114,7 @@ impl Daemon {
             Err(e) => internal(e),
             Ok(Err(_)) => not_found(user),
             Ok(Ok(revoked)) => {
-                self.end_sessions(revoked);
+                self.end_sessions(ctx, revoked);
                 Reply::Ok
             }
         }

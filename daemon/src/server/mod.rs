@@ -428,8 +428,14 @@ fn serve_connection(
         // An administrative request on pam.sock is no mistake a PAM module makes: answer it, then
         // close the connection, so that a flood of them costs a connect each.
         let close_after = kind == SocketKind::Pam && request.is_admin();
+        let mut ctx = crate::handlers::context::Context {
+            peer,
+            socket: kind,
+            live: daemon.current_policy(),
+            conn: &mut state,
+        };
         let handled = crate::audit::chain::with_request_id(request_id, || {
-            daemon.handle(peer, kind, request, &mut state, &mut respond)
+            daemon.handle(&mut ctx, request, &mut respond)
         });
         if handled.is_err() || close_after {
             return;
