@@ -1,7 +1,6 @@
 //! credd: the privileged credential daemon. See DESIGN.md for the architecture.
 
 use std::fs::OpenOptions;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -326,9 +325,9 @@ fn spawn_maintenance(daemon: Arc<Daemon>) {
 /// New files private by default (database, WAL, sockets before their chmod), and no core dumps or
 /// ptrace by other same-uid processes: memory holds passwords in flight.
 fn harden_process() {
-    unsafe {
-        libc::umask(0o077);
-        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+    if let Err(e) = nix::sys::prctl::set_dumpable(false) {
+        eprintln!("credd: cannot make the process undumpable: {e}");
     }
 }
 
@@ -470,7 +469,7 @@ fn make_dir(path: &Path, mode: u32) -> Result<()> {
 
 /// One daemon per state directory (a second one would be a second writer) and per runtime
 /// directory (it would replace our sockets).
-fn lock_dir(dir: &Path) -> Result<std::fs::File> {
+fn lock_dir(dir: &Path) -> Result<nix::fcntl::Flock<std::fs::File>> {
     let path = dir.join(paths::LOCK_NAME);
     let file = OpenOptions::new()
         .create(true)
@@ -480,14 +479,14 @@ fn lock_dir(dir: &Path) -> Result<std::fs::File> {
         .custom_flags(libc::O_NOFOLLOW)
         .open(&path)
         .map_err(|e| DaemonError::io(&path, e))?;
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc != 0 {
-        let err = std::io::Error::last_os_error();
-        return Err(if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
-            DaemonError::AlreadyRunning(dir.to_path_buf())
-        } else {
-            DaemonError::io(&path, err)
-        });
-    }
-    Ok(file)
+    // Held until the returned lock is dropped, that is for the daemon's whole life.
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(
+        |(_, errno)| {
+            if errno == nix::errno::Errno::EWOULDBLOCK {
+                DaemonError::AlreadyRunning(dir.to_path_buf())
+            } else {
+                DaemonError::io(&path, std::io::Error::from(errno))
+            }
+        },
+    )
 }

@@ -296,6 +296,7 @@ mod tests {
         // SAFETY: getpriority of the calling thread.
         let ours = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
         let theirs = pool
+            // SAFETY: getpriority of the calling (hashing) thread.
             .run(&Lane::Service, || unsafe {
                 libc::getpriority(libc::PRIO_PROCESS, 0)
             })

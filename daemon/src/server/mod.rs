@@ -300,10 +300,9 @@ impl Server {
 
 fn shutdown_all(fds: &[i32]) {
     for fd in fds {
-        // SAFETY: the fds belong to listeners that `run` keeps open until the accept loops end.
-        unsafe {
-            libc::shutdown(*fd, libc::SHUT_RDWR);
-        }
+        // The fds belong to listeners that `run` keeps open until the accept loops end; an error
+        // means the loop is already gone.
+        let _ = nix::sys::socket::shutdown(*fd, nix::sys::socket::Shutdown::Both);
     }
 }
 

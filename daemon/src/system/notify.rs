@@ -125,13 +125,10 @@ pub fn stopping() {
 
 /// CLOCK_MONOTONIC in microseconds, as `MONOTONIC_USEC=` wants it.
 pub fn monotonic_usec() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: a valid pointer to a timespec; CLOCK_MONOTONIC always exists on Linux.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    (ts.tv_sec as u64) * 1_000_000 + (ts.tv_nsec as u64) / 1_000
+    // CLOCK_MONOTONIC always exists on Linux; 0 would only make systemd ignore the stamp.
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map(|ts| (ts.tv_sec() as u64) * 1_000_000 + (ts.tv_nsec() as u64) / 1_000)
+        .unwrap_or(0)
 }
 
 /// Records the outcome of reload number `generation` in `RUNTIME_DIR/reload-status` (written
