@@ -29,7 +29,7 @@ pub struct Config {
 
 pub use crate::alerts::settings::{Action, Alerts, Detector};
 
-/// Who administers besides root (DESIGN.md §4).
+/// Who administers besides root (docs/architecture.md#callers).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Admin {

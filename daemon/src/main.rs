@@ -1,4 +1,4 @@
-//! credd: the privileged credential daemon. See DESIGN.md for the architecture.
+//! credd: the privileged credential daemon. docs/architecture.md has the map.
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};

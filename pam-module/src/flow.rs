@@ -5,7 +5,7 @@
 //! reaches credd). Everything that decides a PAM return code lives here and is tested with
 //! scripted implementations of both, so no test needs libpam or a daemon.
 //!
-//! The rules (DESIGN.md §10) in one place:
+//! The rules (docs/pam.md) in one place:
 //!
 //! | hook | credd says | return code |
 //! |---|---|---|
@@ -269,7 +269,7 @@ impl HookContext {
 
     /// Whether a password change must prove the current password: always, unless root itself
     /// asks (real uid 0) for a change that is not a forced one. pam_unix's rule; credd checks the
-    /// same on its side (DESIGN.md §4).
+    /// same on its side (docs/architecture.md#callers).
     fn old_secret_required(&self) -> bool {
         self.real_uid != 0 || self.flags & PAM_CHANGE_EXPIRED_AUTHTOK != 0
     }
@@ -621,12 +621,12 @@ fn change_password(
 #[derive(Default)]
 struct AskedCredd(bool);
 
-/// Before the first prompt of a password change: is this a credd account at all? If not, the
-/// hook steps aside before asking anything, so that the modules after us (pam_unix) are the only
-/// ones to prompt for a local account. A cheap account check, never a password verification; a
-/// non-root caller learns nothing it could not learn with its own `passwd`, because credd answers
-/// `UnknownUser` for every account but its own (DESIGN.md §4). Any other answer goes on to the
-/// change request, which decides.
+/// Before the first prompt of a password change: is this a credd account at all? If not, the hook
+/// steps aside before asking anything, so that the modules after us (pam_unix) are the only ones to
+/// prompt for a local account. A cheap account check, never a password verification; a non-root
+/// caller learns nothing it could not learn with its own `passwd`, because credd answers
+/// `UnknownUser` for every account but its own (docs/architecture.md#callers). Any other answer
+/// goes on to the change request, which decides.
 fn ensure_credd_account(
     ctx: &HookContext,
     transport: &mut impl Transport,
@@ -950,7 +950,7 @@ pub fn close_session(ctx: &HookContext, transport: &mut impl Transport) -> PamRe
 }
 
 /// Sessions of accounts credd does not hold are none of its business: `PAM_IGNORE`, whatever
-/// `ignore_unknown_user` says (DESIGN.md §10). Any failure is `PAM_SESSION_ERR`; the documented
+/// `ignore_unknown_user` says (docs/pam.md). Any failure is `PAM_SESSION_ERR`; the documented
 /// stacks use `session optional`, so a daemon that is down does not block logins here.
 fn session(ctx: &HookContext, transport: &mut impl Transport, open: bool) -> PamResultCode {
     let Ok(user) = ctx.user_name() else {

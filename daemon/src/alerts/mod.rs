@@ -1,4 +1,4 @@
-//! Detectors of unusual patterns (issue 21, DESIGN.md §13): password sprays, slow sprays,
+//! Detectors of unusual patterns (docs/alerts.md): password sprays, slow sprays,
 //! distributed guessing, reset bursts, a success right after a burst of failures, and a reset
 //! code redeemed from a source no login of the account came from. docs/alerts.md.
 //!

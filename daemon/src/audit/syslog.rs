@@ -26,7 +26,7 @@ use crate::audit::chain::Published;
 /// Events waiting for syslog at most; past it new events are dropped and counted.
 const QUEUE_CAPACITY: usize = 10_000;
 const RETRY_INTERVAL: Duration = Duration::from_secs(1);
-/// The private enterprise number in our structured-data id, as in DESIGN.md §7.
+/// The private enterprise number in our structured-data id, as in docs/audit.md.
 pub const SD_ID: &str = "credd@32473";
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,8 +2,8 @@
 //! change itself (UPDATE).
 //!
 //! The old secret — the password, or a pending reset code — is required unless the caller's real
-//! uid is 0 (DESIGN.md §4): `passwd` is setuid root, so its effective uid says nothing about who
-//! runs it. A wrong old password counts toward the lock like a wrong login.
+//! uid is 0 (docs/architecture.md#callers): `passwd` is setuid root, so its effective uid says
+//! nothing about who runs it. A wrong old password counts toward the lock like a wrong login.
 
 use credd_proto::{ChangeRequest, ErrorKind, Reply, Secret, validate_field, validate_user_name};
 

@@ -1,6 +1,6 @@
-//! What a member of `[admin] group` may not touch: root's account and the accounts of other
-//! members (DESIGN.md §4). Otherwise one compromised administrator could reset another and take
-//! over both, or reset root's credd password. Only root may act on those accounts.
+//! What a member of `[admin] group` may not touch: root's account and the accounts of other members
+//! (docs/architecture.md#callers). Otherwise one compromised administrator could reset another and
+//! take over both, or reset root's credd password. Only root may act on those accounts.
 
 use credd_proto::{ErrorKind, Reply, Request, Target};
 

@@ -153,7 +153,7 @@ impl Daemon {
             return respond(&error(ErrorKind::BadRequest, "no import in progress"));
         };
         let started = Instant::now();
-        // Bulk changes are refused on a damaged database (DESIGN §5).
+        // Bulk changes are refused on a damaged database (docs/architecture.md#store).
         let damage = self.store().quick_check();
         match damage {
             Err(e) => return respond(&internal(e)),

@@ -279,10 +279,10 @@ impl Daemon {
                 // Over the caps: the dummy below runs instead of the stored hash's work.
                 Some(hash) if over_cap.is_none() => {
                     let ok = hasher.verify(secret.expose().as_bytes(), &hash);
-                    // DESIGN §5: a login under weaker parameters than the policy, or with a
-                    // crypt(3) hash taken over from a shadow file, rehashes in the same job while
-                    // the password is at hand. Only after a success: a failure's timing stays
-                    // that of one verification.
+                    // docs/architecture.md#store: a login under weaker parameters than the policy,
+                    // or with a crypt(3) hash taken over from a shadow file, rehashes in the same
+                    // job while the password is at hand. Only after a success: a failure's timing
+                    // stays that of one verification.
                     let rehashed = (ok && hasher.needs_rehash(&hash))
                         .then(|| hasher.hash(secret.expose().as_bytes()).ok())
                         .flatten()

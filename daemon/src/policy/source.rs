@@ -1,8 +1,8 @@
 //! Where an attempt comes from: the key the rate limits, the hashing pool's lanes and the alert
 //! detectors count by (`system::peer` says which a caller is).
 
-/// Where a request comes from, as far as credd can believe it (DESIGN.md §4): the rate limits,
-/// the hashing pool's lanes and the alert detectors all count by it.
+/// Where a request comes from, as far as credd can believe it (docs/architecture.md#callers): the
+/// rate limits, the hashing pool's lanes and the alert detectors all count by it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Source {
     /// `PAM_RHOST` from a caller that is root through and through (sshd, Dovecot's auth worker).

@@ -1,5 +1,5 @@
-//! The administrators' group (`[admin] group`, DESIGN.md §4): who besides root may use
-//! admin.sock, and which accounts such a member may not touch.
+//! The administrators' group (`[admin] group`, docs/architecture.md#callers): who besides root may
+//! use admin.sock, and which accounts such a member may not touch.
 //!
 //! Membership of a caller comes from the kernel: the gid and supplementary groups the connecting
 //! process held at connect time (SO_PEERCRED and SO_PEERGROUPS), never from what it claims nor

@@ -47,8 +47,8 @@ impl Peer {
         self.is_root() || self.admin_member
     }
 
-    /// Authority over accounts (DESIGN.md §4): the effective uid, so that `su` run by a user may
-    /// authenticate its target.
+    /// Authority over accounts (docs/architecture.md#callers): the effective uid, so that `su` run
+    /// by a user may authenticate its target.
     pub fn is_root(&self) -> bool {
         self.uid == 0
     }
