@@ -3,6 +3,7 @@
 
 use rusqlite::{OptionalExtension, params};
 
+use super::audited::Outcome;
 use super::{RevokedSession, Store, WriteConflict, exists, lockout, sessions};
 use crate::audit::chain::{self, Event};
 use crate::policy::codes::CodeDigest;
@@ -64,43 +65,38 @@ impl Store {
         &mut self,
         order: &ResetOrder<'_>,
     ) -> crate::error::Result<Result<Vec<RevokedSession>, WriteConflict>> {
-        let tx = self.conn.transaction()?;
-        let mut out = Vec::new();
-        if !exists(&tx, order.user)? {
-            return Ok(Err(WriteConflict::NotFound));
-        }
-        tx.execute(
-            "INSERT OR REPLACE INTO reset_codes (user, digest, issued_at, expires_at, attempts, issued_by)
-             VALUES (?1, ?2, ?3, ?4, 0, ?5)",
-            params![
-                order.user,
-                &order.digest[..],
-                order.now,
-                order.expires_at,
-                order.admin_uid
-            ],
-        )?;
-        if order.keep_password {
+        self.audited(order.now, |tx| {
+            if !exists(tx, order.user)? {
+                return Outcome::refuse(WriteConflict::NotFound);
+            }
             tx.execute(
-                "UPDATE users SET must_change = 1, updated_at = ?2, generation = generation + 1
-                 WHERE name = ?1",
-                params![order.user, order.now],
+                "INSERT OR REPLACE INTO reset_codes (user, digest, issued_at, expires_at, attempts, issued_by)
+                 VALUES (?1, ?2, ?3, ?4, 0, ?5)",
+                params![
+                    order.user,
+                    &order.digest[..],
+                    order.now,
+                    order.expires_at,
+                    order.admin_uid
+                ],
             )?;
-        } else {
-            tx.execute(
-                "UPDATE users SET hash = NULL, must_change = 1, updated_at = ?2,
-                                  generation = generation + 1
-                 WHERE name = ?1",
-                params![order.user, order.now],
-            )?;
-        }
-        lockout::clear_lock_and_failures(&tx, order.user)?;
-        let revoked = sessions::revoke(&tx, order.user, None, "reset", order.now)?;
-        out.push(chain::record(
-            &tx,
-            &self.audit_key,
-            order.now,
-            &Event {
+            if order.keep_password {
+                tx.execute(
+                    "UPDATE users SET must_change = 1, updated_at = ?2, generation = generation + 1
+                     WHERE name = ?1",
+                    params![order.user, order.now],
+                )?;
+            } else {
+                tx.execute(
+                    "UPDATE users SET hash = NULL, must_change = 1, updated_at = ?2,
+                                      generation = generation + 1
+                     WHERE name = ?1",
+                    params![order.user, order.now],
+                )?;
+            }
+            lockout::clear_lock_and_failures(tx, order.user)?;
+            let revoked = sessions::revoke(tx, order.user, None, "reset", order.now)?;
+            tx.record(&Event {
                 name: "reset_issued",
                 actor_uid: Some(order.admin_uid),
                 target: Some(order.user),
@@ -112,11 +108,9 @@ impl Store {
                     revoked.len()
                 ),
                 ..Default::default()
-            },
-        )?);
-        tx.commit()?;
-        self.sink.publish_events(out);
-        Ok(Ok(revoked))
+            })?;
+            Ok(Outcome::Commit(Ok(revoked)))
+        })
     }
 
     /// A wrong code: counts the attempt and burns the code at `max_attempts`. Returns whether
@@ -130,86 +124,67 @@ impl Store {
         peer_uid: u32,
         now: i64,
     ) -> crate::error::Result<bool> {
-        let tx = self.conn.transaction()?;
-        let mut out = Vec::new();
-        let attempts: Option<u32> = tx
-            .query_row(
-                "UPDATE reset_codes SET attempts = attempts + 1 WHERE user = ?1 AND digest = ?2
-                 RETURNING attempts",
-                params![user, digest],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let Some(attempts) = attempts else {
-            return Ok(false); // consumed, purged or replaced meanwhile
-        };
-        let burned = crate::policy::codes::burned(attempts, max_attempts);
-        out.push(chain::record(
-            &tx,
-            &self.audit_key,
-            now,
-            &Event {
+        self.audited(now, |tx| {
+            let attempts: Option<u32> = tx
+                .query_row(
+                    "UPDATE reset_codes SET attempts = attempts + 1 WHERE user = ?1 AND digest = ?2
+                     RETURNING attempts",
+                    params![user, digest],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let Some(attempts) = attempts else {
+                return Ok(Outcome::Rollback(false)); // consumed, purged or replaced meanwhile
+            };
+            let burned = crate::policy::codes::burned(attempts, max_attempts);
+            tx.record(&Event {
                 name: "code_rejected",
                 actor_uid: Some(peer_uid),
                 target: Some(user),
                 outcome: "denied",
                 detail: format!("attempt={attempts} max_attempts={max_attempts}"),
                 ..Default::default()
-            },
-        )?);
-        if burned {
-            tx.execute(
-                "DELETE FROM reset_codes WHERE user = ?1 AND digest = ?2",
-                params![user, digest],
-            )?;
-            out.push(chain::record(
-                &tx,
-                &self.audit_key,
-                now,
-                &Event {
+            })?;
+            if burned {
+                tx.execute(
+                    "DELETE FROM reset_codes WHERE user = ?1 AND digest = ?2",
+                    params![user, digest],
+                )?;
+                tx.record(&Event {
                     name: "code_burned",
                     actor_uid: Some(peer_uid),
                     target: Some(user),
                     outcome: "burned",
                     detail: format!("after {attempts} wrong codes"),
                     ..Default::default()
-                },
-            )?);
-        }
-        tx.commit()?;
-        self.sink.publish_events(out);
-        Ok(burned)
+                })?;
+            }
+            Ok(Outcome::Commit(burned))
+        })
     }
 
     /// Deletes every expired code, with an audit row each. Returns how many.
     pub fn purge_expired_codes(&mut self, now: i64) -> crate::error::Result<usize> {
-        let tx = self.conn.transaction()?;
-        let mut out = Vec::new();
-        let expired: Vec<(String, i64)> = {
-            let mut stmt =
-                tx.prepare("SELECT user, expires_at FROM reset_codes WHERE expires_at <= ?1")?;
-            let rows = stmt.query_map(params![now], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()?
-        };
-        for (user, expires_at) in &expired {
-            tx.execute("DELETE FROM reset_codes WHERE user = ?1", params![user])?;
-            out.push(chain::record(
-                &tx,
-                &self.audit_key,
-                now,
-                &Event {
+        self.audited(now, |tx| {
+            let expired: Vec<(String, i64)> = {
+                let mut stmt =
+                    tx.prepare("SELECT user, expires_at FROM reset_codes WHERE expires_at <= ?1")?;
+                let rows = stmt.query_map(params![now], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()?
+            };
+            for (user, expires_at) in &expired {
+                tx.execute("DELETE FROM reset_codes WHERE user = ?1", params![user])?;
+                tx.record(&Event {
                     name: "code_expired",
                     actor_uid: None,
                     target: Some(user),
                     outcome: "purged",
                     detail: format!("expired_at={}", crate::system::time::rfc3339(*expires_at)),
                     ..Default::default()
-                },
-            )?);
-        }
-        tx.commit()?;
-        self.sink.publish_events(out);
-        Ok(expired.len())
+                })?;
+            }
+            Ok(Outcome::Commit(expired.len()))
+        })
     }
 
     /// A verified password change: new hash, must-change cleared, the code consumed (if the change
@@ -223,67 +198,57 @@ impl Store {
         &mut self,
         change: &PasswordChange<'_>,
     ) -> crate::error::Result<Result<Vec<RevokedSession>, WriteConflict>> {
-        let tx = self.conn.transaction()?;
-        let mut out = Vec::new();
-        let n = tx.execute(
-            "UPDATE users SET hash = ?2, must_change = 0, updated_at = ?3,
-                              generation = generation + 1
-             WHERE name = ?1 AND generation = ?4",
-            params![change.user, change.new_hash, change.now, change.generation],
-        )?;
-        if n != 1 {
-            return Ok(Err(if exists(&tx, change.user)? {
-                WriteConflict::Changed
-            } else {
-                WriteConflict::NotFound
-            }));
-        }
-        let consumed = match change.code_digest {
-            Some(digest) => {
-                let n = tx.execute(
-                    "DELETE FROM reset_codes WHERE user = ?1 AND digest = ?2",
-                    params![change.user, digest],
-                )?;
-                if n != 1 {
-                    // Dropping the transaction rolls the hash back.
-                    return Ok(Err(WriteConflict::Changed));
-                }
-                n
+        self.audited(change.now, |tx| {
+            let n = tx.execute(
+                "UPDATE users SET hash = ?2, must_change = 0, updated_at = ?3,
+                                  generation = generation + 1
+                 WHERE name = ?1 AND generation = ?4",
+                params![change.user, change.new_hash, change.now, change.generation],
+            )?;
+            if n != 1 {
+                return Outcome::refuse(if exists(tx, change.user)? {
+                    WriteConflict::Changed
+                } else {
+                    WriteConflict::NotFound
+                });
             }
-            // A change proven by the password (or by root) voids a pending code too.
-            None => tx.execute(
-                "DELETE FROM reset_codes WHERE user = ?1",
-                params![change.user],
-            )?,
-        };
-        if change.code_digest.is_some() && consumed == 1 {
-            out.push(chain::record(
-                &tx,
-                &self.audit_key,
-                change.now,
-                &Event {
+            let consumed = match change.code_digest {
+                Some(digest) => {
+                    let n = tx.execute(
+                        "DELETE FROM reset_codes WHERE user = ?1 AND digest = ?2",
+                        params![change.user, digest],
+                    )?;
+                    if n != 1 {
+                        // The refusal rolls the hash back.
+                        return Outcome::refuse(WriteConflict::Changed);
+                    }
+                    n
+                }
+                // A change proven by the password (or by root) voids a pending code too.
+                None => tx.execute(
+                    "DELETE FROM reset_codes WHERE user = ?1",
+                    params![change.user],
+                )?,
+            };
+            if change.code_digest.is_some() && consumed == 1 {
+                tx.record(&Event {
                     name: "code_redeemed",
                     actor_uid: Some(change.peer_uid),
                     target: Some(change.user),
                     outcome: "ok",
                     detail: format!("service={:?}", change.service),
                     ..Default::default()
-                },
-            )?);
-        }
-        lockout::clear_failures_and_their_lock(&tx, change.user)?;
-        let revoked = sessions::revoke(
-            &tx,
-            change.user,
-            change.except_audit_session,
-            "password changed",
-            change.now,
-        )?;
-        out.push(chain::record(
-            &tx,
-            &self.audit_key,
-            change.now,
-            &Event {
+                })?;
+            }
+            lockout::clear_failures_and_their_lock(tx, change.user)?;
+            let revoked = sessions::revoke(
+                tx,
+                change.user,
+                change.except_audit_session,
+                "password changed",
+                change.now,
+            )?;
+            tx.record(&Event {
                 name: "password_changed",
                 actor_uid: Some(change.peer_uid),
                 target: Some(change.user),
@@ -295,11 +260,9 @@ impl Store {
                     revoked.len()
                 ),
                 ..Default::default()
-            },
-        )?);
-        tx.commit()?;
-        self.sink.publish_events(out);
-        Ok(Ok(revoked))
+            })?;
+            Ok(Outcome::Commit(Ok(revoked)))
+        })
     }
 }
 

@@ -6,8 +6,9 @@ use std::collections::{HashMap, HashSet};
 
 use rusqlite::params;
 
+use super::audited::Outcome;
 use super::{RevokedSession, Store, sessions};
-use crate::audit::chain::{Chain, Event};
+use crate::audit::chain::Event;
 use crate::policy::codes::CodeDigest;
 
 /// One validated row, ready to apply.
@@ -157,15 +158,9 @@ impl Store {
         run: &ImportRun<'_>,
         rows: &[(u64, Planned)],
     ) -> crate::error::Result<Vec<RevokedSession>> {
-        let tx = self.conn.transaction()?;
-        let mut chain = Chain::start(&tx)?;
-        let mut published = Vec::new();
         let actor = Some(run.admin_uid);
-        published.push(chain.append(
-            &tx,
-            &self.audit_key,
-            run.now,
-            &Event {
+        self.audited(run.now, |tx| {
+            tx.record(&Event {
                 name: "import_started",
                 actor_uid: actor,
                 outcome: "ok",
@@ -176,47 +171,35 @@ impl Store {
                     run.allow_bulk
                 ),
                 ..Default::default()
-            },
-        )?);
-        let pending = Pending::load(&tx)?;
-        let mut revoked = Vec::new();
-        for (line, row) in rows {
-            let (event, detail) = apply_row(&tx, row, run.now, &pending, &mut revoked)?;
-            chain.append(
-                &tx,
-                &self.audit_key,
-                run.now,
-                &Event {
+            })?;
+            let pending = Pending::load(tx)?;
+            let mut revoked = Vec::new();
+            for (line, row) in rows {
+                let (event, detail) = apply_row(tx, row, run.now, &pending, &mut revoked)?;
+                tx.record_unpublished(&Event {
                     name: event,
                     actor_uid: actor,
                     target: Some(row.name()),
                     outcome: "ok",
                     detail: format!("import={:?} line={line}{detail}", run.source),
                     ..Default::default()
-                },
-            )?;
-        }
-        published.push(chain.append(
-            &tx,
-            &self.audit_key,
-            run.now,
-            &Event {
+                })?;
+            }
+            tx.record(&Event {
                 name: "import_finished",
                 actor_uid: actor,
                 outcome: "ok",
                 detail: format!("source={:?} {}", run.source, run.summary),
                 ..Default::default()
-            },
-        )?);
-        tx.commit()?;
-        self.sink.publish_events(published);
-        Ok(revoked)
+            })?;
+            Ok(Outcome::Commit(revoked))
+        })
     }
 }
 
 /// Applies one row; returns its audit event name and extra detail.
 fn apply_row(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &rusqlite::Connection,
     row: &Planned,
     now: i64,
     pending: &Pending,

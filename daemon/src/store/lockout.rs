@@ -4,11 +4,12 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::Result;
 
+use super::audited::{AuditedTx, Outcome};
 use super::{
     ACCOUNT_COLUMNS, Account, FAILURES_KEPT_PER_ACCOUNT, RevokedSession, Store, WriteConflict,
     account_from_row, exists, sessions, upgrade_hash,
 };
-use crate::audit::chain::{self, Event};
+use crate::audit::chain::Event;
 use crate::policy::lockout::{self, Gate, Lock, LockKind, Policy};
 
 /// Where a failed attempt came from, for `credctl status` and the audit trail.
@@ -195,14 +196,16 @@ fn insert_lock(
     Ok(())
 }
 
-fn unlocked_by_time(user: &str) -> Event<'_> {
-    Event {
+/// Clears an expired lock and the failures that set it, with its audit row.
+fn clear_expired_lock(tx: &mut AuditedTx<'_>, user: &str) -> Result<()> {
+    clear_lock_and_failures(tx, user)?;
+    tx.record(&Event {
         name: "account_unlocked",
         target: Some(user),
         outcome: "timeout",
         detail: "unlock_time passed".into(),
         ..Default::default()
-    }
+    })
 }
 
 /// Clears an expired lock and the failures that set it, so the account starts afresh.
@@ -233,40 +236,26 @@ impl Store {
         now: i64,
         source: &AttemptSource<'_>,
     ) -> Result<Begin> {
-        let tx = self.conn.transaction()?;
-        let mut out = Vec::new();
-        match lockout::gate(lock_of(&tx, user)?.as_ref(), now) {
-            Gate::Locked { until } => {
-                insert_failure(&tx, user, now, source, true)?;
-                tx.commit()?;
-                self.sink.publish_events(std::mem::take(&mut out));
-                return Ok(Begin::Locked { until });
+        self.audited(now, |tx| {
+            match lockout::gate(lock_of(tx, user)?.as_ref(), now) {
+                Gate::Locked { until } => {
+                    insert_failure(tx, user, now, source, true)?;
+                    return Ok(Outcome::Commit(Begin::Locked { until }));
+                }
+                Gate::Expired => clear_expired_lock(tx, user)?,
+                Gate::Open => {}
             }
-            Gate::Expired => {
-                clear_lock_and_failures(&tx, user)?;
-                out.push(chain::record(
-                    &tx,
-                    &self.audit_key,
-                    now,
-                    &unlocked_by_time(user),
-                )?);
+            let counted = failures_in_window(tx, user, policy.window_start(now))?;
+            if !policy.attempt_allowed(counted, root_account) {
+                // Attempts in flight already fill the window: refuse like a lock.
+                insert_failure(tx, user, now, source, true)?;
+                return Ok(Outcome::Commit(Begin::Locked {
+                    until: policy.prospective_until(root_account, now),
+                }));
             }
-            Gate::Open => {}
-        }
-        let counted = failures_in_window(&tx, user, policy.window_start(now))?;
-        if !policy.attempt_allowed(counted, root_account) {
-            // Attempts in flight already fill the window: refuse like a lock.
-            insert_failure(&tx, user, now, source, true)?;
-            tx.commit()?;
-            self.sink.publish_events(std::mem::take(&mut out));
-            return Ok(Begin::Locked {
-                until: policy.prospective_until(root_account, now),
-            });
-        }
-        let reservation = insert_failure(&tx, user, now, source, false)?;
-        tx.commit()?;
-        self.sink.publish_events(std::mem::take(&mut out));
-        Ok(Begin::Proceed { reservation })
+            let reservation = insert_failure(tx, user, now, source, false)?;
+            Ok(Outcome::Commit(Begin::Proceed { reservation }))
+        })
     }
 
     /// The password was right. Clears the failure count, unless a lock was set meanwhile by a
@@ -281,40 +270,34 @@ impl Store {
         now: i64,
         success: &Success<'_>,
     ) -> Result<Succeeded> {
-        let tx = self.conn.transaction()?;
-        if let Some(proven) = success.generation {
-            let current: Option<i64> = tx
-                .query_row(
-                    "SELECT generation FROM users WHERE name = ?1",
-                    params![user],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            if current != Some(proven) {
-                return Ok(Succeeded::ChangedMeanwhile);
+        self.audited(now, |tx| {
+            if let Some(proven) = success.generation {
+                let current: Option<i64> = tx
+                    .query_row(
+                        "SELECT generation FROM users WHERE name = ?1",
+                        params![user],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if current != Some(proven) {
+                    return Ok(Outcome::Rollback(Succeeded::ChangedMeanwhile));
+                }
             }
-        }
-        if let Gate::Locked { until } = lockout::gate(lock_of(&tx, user)?.as_ref(), now) {
-            tx.commit()?;
-            return Ok(Succeeded::LockedMeanwhile { until });
-        }
-        tx.execute("DELETE FROM failures WHERE user = ?1", params![user])?;
-        tx.execute("DELETE FROM locks WHERE user = ?1", params![user])?;
-        let mut out = Vec::new();
-        // docs/audit.md: a rehash writes hash_upgraded and then the login's event.
-        let mut upgraded = false;
-        if let Some((old, new)) = success.rehash
-            && let Some(published) = upgrade_hash(&tx, &self.audit_key, user, old, new, now)?
-        {
-            out.push(published);
-            upgraded = true;
-        }
-        if let Some(event) = success.event {
-            out.push(chain::record(&tx, &self.audit_key, now, event)?);
-        }
-        tx.commit()?;
-        self.sink.publish_events(out);
-        Ok(Succeeded::Recorded { upgraded })
+            if let Gate::Locked { until } = lockout::gate(lock_of(tx, user)?.as_ref(), now) {
+                return Ok(Outcome::Commit(Succeeded::LockedMeanwhile { until }));
+            }
+            tx.execute("DELETE FROM failures WHERE user = ?1", params![user])?;
+            tx.execute("DELETE FROM locks WHERE user = ?1", params![user])?;
+            // docs/audit.md: a rehash writes hash_upgraded and then the login's event.
+            let upgraded = match success.rehash {
+                Some((old, new)) => upgrade_hash(tx, user, old, new)?,
+                None => false,
+            };
+            if let Some(event) = success.event {
+                tx.record(event)?;
+            }
+            Ok(Outcome::Commit(Succeeded::Recorded { upgraded }))
+        })
     }
 
     /// The password was wrong: the reservation stands as the failure; lock when the window is full.
@@ -326,20 +309,15 @@ impl Store {
         policy: &Policy,
         now: i64,
     ) -> Result<Option<Lock>> {
-        let tx = self.conn.transaction()?;
-        let counted = failures_in_window(&tx, user, policy.window_start(now))?;
-        let new_lock = match lock_of(&tx, user)? {
-            Some(_) => None,
-            None => policy.lock_after_failure(counted, root_account, now),
-        };
-        let mut out = Vec::new();
-        if let Some(lock) = &new_lock {
-            insert_lock(&tx, user, lock, None)?;
-            out.push(chain::record(
-                &tx,
-                &self.audit_key,
-                now,
-                &Event {
+        self.audited(now, |tx| {
+            let counted = failures_in_window(tx, user, policy.window_start(now))?;
+            let new_lock = match lock_of(tx, user)? {
+                Some(_) => None,
+                None => policy.lock_after_failure(counted, root_account, now),
+            };
+            if let Some(lock) = &new_lock {
+                insert_lock(tx, user, lock, None)?;
+                tx.record(&Event {
                     name: "account_locked",
                     target: Some(user),
                     outcome: "locked",
@@ -349,12 +327,10 @@ impl Store {
                             .map_or("administrator".to_string(), crate::system::time::rfc3339)
                     ),
                     ..Default::default()
-                },
-            )?);
-        }
-        tx.commit()?;
-        self.sink.publish_events(out);
-        Ok(new_lock)
+                })?;
+            }
+            Ok(Outcome::Commit(new_lock))
+        })
     }
 
     /// Verification never ran (hashing pool busy): the attempt must not count.
@@ -366,25 +342,17 @@ impl Store {
 
     /// The lock in force for `user` now, clearing an expired one (acct_mgmt's check).
     pub fn current_lock(&mut self, user: &str, now: i64) -> Result<Option<Option<i64>>> {
-        let tx = self.conn.transaction()?;
-        let mut out = Vec::new();
-        let result = match lockout::gate(lock_of(&tx, user)?.as_ref(), now) {
-            Gate::Locked { until } => Some(until),
-            Gate::Expired => {
-                clear_lock_and_failures(&tx, user)?;
-                out.push(chain::record(
-                    &tx,
-                    &self.audit_key,
-                    now,
-                    &unlocked_by_time(user),
-                )?);
-                None
-            }
-            Gate::Open => None,
-        };
-        tx.commit()?;
-        self.sink.publish_events(out);
-        Ok(result)
+        self.audited(now, |tx| {
+            let result = match lockout::gate(lock_of(tx, user)?.as_ref(), now) {
+                Gate::Locked { until } => Some(until),
+                Gate::Expired => {
+                    clear_expired_lock(tx, user)?;
+                    None
+                }
+                Gate::Open => None,
+            };
+            Ok(Outcome::Commit(result))
+        })
     }
 
     /// An administrative lock: replaces any failures lock, never lifts by time, and revokes the
@@ -396,24 +364,19 @@ impl Store {
         by_uid: u32,
         now: i64,
     ) -> Result<std::result::Result<Vec<RevokedSession>, WriteConflict>> {
-        let tx = self.conn.transaction()?;
-        let mut out = Vec::new();
-        if !exists(&tx, user)? {
-            return Ok(Err(WriteConflict::NotFound));
-        }
-        let lock = Lock {
-            since: now,
-            until: None,
-            kind: LockKind::Administrator,
-            reason: reason.map(str::to_owned),
-        };
-        insert_lock(&tx, user, &lock, Some(by_uid))?;
-        let revoked = sessions::revoke(&tx, user, None, "administrative lock", now)?;
-        out.push(chain::record(
-            &tx,
-            &self.audit_key,
-            now,
-            &Event {
+        self.audited(now, |tx| {
+            if !exists(tx, user)? {
+                return Outcome::refuse(WriteConflict::NotFound);
+            }
+            let lock = Lock {
+                since: now,
+                until: None,
+                kind: LockKind::Administrator,
+                reason: reason.map(str::to_owned),
+            };
+            insert_lock(tx, user, &lock, Some(by_uid))?;
+            let revoked = sessions::revoke(tx, user, None, "administrative lock", now)?;
+            tx.record(&Event {
                 name: "admin_lock",
                 actor_uid: Some(by_uid),
                 target: Some(user),
@@ -424,11 +387,9 @@ impl Store {
                     revoked.len()
                 ),
                 ..Default::default()
-            },
-        )?);
-        tx.commit()?;
-        self.sink.publish_events(out);
-        Ok(Ok(revoked))
+            })?;
+            Ok(Outcome::Commit(Ok(revoked)))
+        })
     }
 
     /// Deletes the failure count and a failures lock (not an administrative one).
@@ -451,29 +412,22 @@ impl Store {
         by_uid: u32,
         now: i64,
     ) -> Result<std::result::Result<bool, WriteConflict>> {
-        let tx = self.conn.transaction()?;
-        let mut out = Vec::new();
-        if !exists(&tx, user)? {
-            return Ok(Err(WriteConflict::NotFound));
-        }
-        let was_locked = lock_of(&tx, user)?.is_some();
-        clear_lock_and_failures(&tx, user)?;
-        out.push(chain::record(
-            &tx,
-            &self.audit_key,
-            now,
-            &Event {
+        self.audited(now, |tx| {
+            if !exists(tx, user)? {
+                return Outcome::refuse(WriteConflict::NotFound);
+            }
+            let was_locked = lock_of(tx, user)?.is_some();
+            clear_lock_and_failures(tx, user)?;
+            tx.record(&Event {
                 name: "account_unlocked",
                 actor_uid: Some(by_uid),
                 target: Some(user),
                 outcome: "ok",
                 detail: format!("was_locked={was_locked}"),
                 ..Default::default()
-            },
-        )?);
-        tx.commit()?;
-        self.sink.publish_events(out);
-        Ok(Ok(was_locked))
+            })?;
+            Ok(Outcome::Commit(Ok(was_locked)))
+        })
     }
 
     /// Failures in the window, the lock (as stored, even if its time is up) and the last failure.

@@ -14,8 +14,10 @@ use crate::audit::chain::{self, AuditKey, Event};
 use crate::audit::syslog::Sink;
 use crate::error::{DaemonError, Result};
 use crate::system::time::now_unix;
+use audited::{AuditedTx, Outcome};
 
 mod alerts;
+mod audited;
 mod codes;
 mod import;
 mod lockout;
@@ -395,37 +397,32 @@ impl Store {
         must_change: bool,
         actor_uid: u32,
     ) -> Result<std::result::Result<Account, WriteConflict>> {
-        let tx = self.conn.transaction()?;
-        let mut out = Vec::new();
-        let name_taken: bool = tx.query_row(
-            "SELECT EXISTS(SELECT 1 FROM users WHERE name = ?1)",
-            params![name],
-            |r| r.get(0),
-        )?;
-        if name_taken {
-            return Ok(Err(WriteConflict::NameTaken));
-        }
-        if let Some(uid) = uid {
-            let holder: Option<String> = tx
-                .query_row("SELECT name FROM users WHERE uid = ?1", params![uid], |r| {
-                    r.get(0)
-                })
-                .optional()?;
-            if let Some(holder) = holder {
-                return Ok(Err(WriteConflict::UidTaken(holder)));
-            }
-        }
         let now = now_unix();
-        tx.execute(
-            "INSERT INTO users (name, uid, hash, disabled, must_change, created_at, updated_at)
-             VALUES (?1, ?2, ?3, 0, ?4, ?5, ?5)",
-            params![name, uid, hash, must_change, now],
-        )?;
-        out.push(chain::record(
-            &tx,
-            &self.audit_key,
-            now,
-            &Event {
+        self.audited(now, |tx| {
+            let name_taken: bool = tx.query_row(
+                "SELECT EXISTS(SELECT 1 FROM users WHERE name = ?1)",
+                params![name],
+                |r| r.get(0),
+            )?;
+            if name_taken {
+                return Outcome::refuse(WriteConflict::NameTaken);
+            }
+            if let Some(uid) = uid {
+                let holder: Option<String> = tx
+                    .query_row("SELECT name FROM users WHERE uid = ?1", params![uid], |r| {
+                        r.get(0)
+                    })
+                    .optional()?;
+                if let Some(holder) = holder {
+                    return Outcome::refuse(WriteConflict::UidTaken(holder));
+                }
+            }
+            tx.execute(
+                "INSERT INTO users (name, uid, hash, disabled, must_change, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, 0, ?4, ?5, ?5)",
+                params![name, uid, hash, must_change, now],
+            )?;
+            tx.record(&Event {
                 name: "user_added",
                 actor_uid: Some(actor_uid),
                 target: Some(name),
@@ -436,20 +433,18 @@ impl Store {
                     hash.is_some()
                 ),
                 ..Default::default()
-            },
-        )?);
-        tx.commit()?;
-        self.sink.publish_events(out);
-        Ok(Ok(Account {
-            name: name.to_string(),
-            uid,
-            hash: hash.map(str::to_string),
-            disabled: false,
-            must_change,
-            created_at: now,
-            updated_at: now,
-            generation: 0,
-        }))
+            })?;
+            Ok(Outcome::Commit(Ok(Account {
+                name: name.to_string(),
+                uid,
+                hash: hash.map(str::to_string),
+                disabled: false,
+                must_change,
+                created_at: now,
+                updated_at: now,
+                generation: 0,
+            })))
+        })
     }
 
     pub fn remove_account(
@@ -457,21 +452,14 @@ impl Store {
         name: &str,
         actor_uid: u32,
     ) -> Result<std::result::Result<(), WriteConflict>> {
-        let tx = self.conn.transaction()?;
-        let mut out = Vec::new();
-        let n = tx.execute("DELETE FROM users WHERE name = ?1", params![name])?;
-        if n != 1 {
-            return Ok(Err(WriteConflict::NotFound));
-        }
-        out.push(chain::record(
-            &tx,
-            &self.audit_key,
-            now_unix(),
-            &admin_event("user_removed", actor_uid, name, String::new()),
-        )?);
-        tx.commit()?;
-        self.sink.publish_events(out);
-        Ok(Ok(()))
+        self.audited(now_unix(), |tx| {
+            let n = tx.execute("DELETE FROM users WHERE name = ?1", params![name])?;
+            if n != 1 {
+                return Outcome::refuse(WriteConflict::NotFound);
+            }
+            tx.record(&admin_event("user_removed", actor_uid, name, String::new()))?;
+            Ok(Outcome::Commit(Ok(())))
+        })
     }
 
     pub fn set_disabled(
@@ -480,30 +468,23 @@ impl Store {
         disabled: bool,
         actor_uid: u32,
     ) -> Result<std::result::Result<(), WriteConflict>> {
-        let tx = self.conn.transaction()?;
-        let mut out = Vec::new();
         let now = now_unix();
-        let n = tx.execute(
-            "UPDATE users SET disabled = ?2, updated_at = ?3 WHERE name = ?1",
-            params![name, disabled, now],
-        )?;
-        if n != 1 {
-            return Ok(Err(WriteConflict::NotFound));
-        }
-        let event = if disabled {
-            "user_disabled"
-        } else {
-            "user_enabled"
-        };
-        out.push(chain::record(
-            &tx,
-            &self.audit_key,
-            now,
-            &admin_event(event, actor_uid, name, String::new()),
-        )?);
-        tx.commit()?;
-        self.sink.publish_events(out);
-        Ok(Ok(()))
+        self.audited(now, |tx| {
+            let n = tx.execute(
+                "UPDATE users SET disabled = ?2, updated_at = ?3 WHERE name = ?1",
+                params![name, disabled, now],
+            )?;
+            if n != 1 {
+                return Outcome::refuse(WriteConflict::NotFound);
+            }
+            let event = if disabled {
+                "user_disabled"
+            } else {
+                "user_enabled"
+            };
+            tx.record(&admin_event(event, actor_uid, name, String::new()))?;
+            Ok(Outcome::Commit(Ok(())))
+        })
     }
 
     /// An administrator sets the password: any pending reset code is void and the account's
@@ -515,25 +496,21 @@ impl Store {
         must_change: bool,
         actor_uid: u32,
     ) -> Result<std::result::Result<Vec<RevokedSession>, WriteConflict>> {
-        let tx = self.conn.transaction()?;
-        let mut out = Vec::new();
         let now = now_unix();
-        let n = tx.execute(
-            "UPDATE users SET hash = ?2, must_change = ?3, updated_at = ?4,
-                              generation = generation + 1
-             WHERE name = ?1",
-            params![name, hash, must_change, now],
-        )?;
-        if n != 1 {
-            return Ok(Err(WriteConflict::NotFound));
-        }
-        tx.execute("DELETE FROM reset_codes WHERE user = ?1", params![name])?;
-        let revoked = sessions::revoke(&tx, name, None, "password set by an administrator", now)?;
-        out.push(chain::record(
-            &tx,
-            &self.audit_key,
-            now,
-            &admin_event(
+        self.audited(now, |tx| {
+            let n = tx.execute(
+                "UPDATE users SET hash = ?2, must_change = ?3, updated_at = ?4,
+                                  generation = generation + 1
+                 WHERE name = ?1",
+                params![name, hash, must_change, now],
+            )?;
+            if n != 1 {
+                return Outcome::refuse(WriteConflict::NotFound);
+            }
+            tx.execute("DELETE FROM reset_codes WHERE user = ?1", params![name])?;
+            let revoked =
+                sessions::revoke(tx, name, None, "password set by an administrator", now)?;
+            tx.record(&admin_event(
                 "password_changed",
                 actor_uid,
                 name,
@@ -541,11 +518,9 @@ impl Store {
                     "by=administrator must_change={must_change} sessions_revoked={}",
                     revoked.len()
                 ),
-            ),
-        )?);
-        tx.commit()?;
-        self.sink.publish_events(out);
-        Ok(Ok(revoked))
+            ))?;
+            Ok(Outcome::Commit(Ok(revoked)))
+        })
     }
 }
 
@@ -582,18 +557,19 @@ impl Store {
 
     /// Deferred rows in one transaction: one fsync for a whole batch.
     pub fn write_deferred(&mut self, items: &[Deferred]) -> Result<()> {
-        let tx = self.conn.transaction()?;
-        let mut published = Vec::with_capacity(items.len());
-        for item in items {
-            match item {
-                Deferred::Event(event) => published.push(event.record(&tx, &self.audit_key)?),
-                Deferred::LockedAttempt(attempt) => lockout::insert_locked_attempt(&tx, attempt)?,
-                Deferred::LoginSource(source) => alerts::insert_login_source(&tx, source)?,
+        // Each queued row carries its own time.
+        self.audited(now_unix(), |tx| {
+            for item in items {
+                match item {
+                    Deferred::Event(event) => tx.record_queued(event)?,
+                    Deferred::LockedAttempt(attempt) => {
+                        lockout::insert_locked_attempt(tx, attempt)?
+                    }
+                    Deferred::LoginSource(source) => alerts::insert_login_source(tx, source)?,
+                }
             }
-        }
-        tx.commit()?;
-        self.sink.publish_events(published);
-        Ok(())
+            Ok(Outcome::Commit(()))
+        })
     }
 
     pub fn audit_verify(&self) -> Result<credd_proto::AuditReport> {
@@ -704,39 +680,27 @@ fn admin_event<'a>(
 
 /// Replaces `old` by `new` only if the account still has `old` (a transparent rehash must never
 /// overwrite a password an administrator set meanwhile), with its `hash_upgraded` audit row in
-/// the caller's transaction. `None`: the account no longer has `old`.
-pub(super) fn upgrade_hash(
-    conn: &Connection,
-    key: &AuditKey,
-    name: &str,
-    old: &str,
-    new: &str,
-    now: i64,
-) -> rusqlite::Result<Option<chain::Published>> {
-    let n = conn.execute(
+/// the caller's transaction. `false`: the account no longer has `old`.
+fn upgrade_hash(tx: &mut AuditedTx<'_>, name: &str, old: &str, new: &str) -> Result<bool> {
+    let n = tx.execute(
         "UPDATE users SET hash = ?3 WHERE name = ?1 AND hash = ?2",
         params![name, old, new],
     )?;
     if n != 1 {
-        return Ok(None);
+        return Ok(false);
     }
-    chain::record(
-        conn,
-        key,
-        now,
-        &Event {
-            name: "hash_upgraded",
-            target: Some(name),
-            outcome: "ok",
-            detail: format!(
-                "from={:?} to={:?}",
-                crate::crypto::hashing::describe(old),
-                crate::crypto::hashing::describe(new)
-            ),
-            ..Default::default()
-        },
-    )
-    .map(Some)
+    tx.record(&Event {
+        name: "hash_upgraded",
+        target: Some(name),
+        outcome: "ok",
+        detail: format!(
+            "from={:?} to={:?}",
+            crate::crypto::hashing::describe(old),
+            crate::crypto::hashing::describe(new)
+        ),
+        ..Default::default()
+    })?;
+    Ok(true)
 }
 
 pub(crate) fn exists(conn: &Connection, user: &str) -> rusqlite::Result<bool> {

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use rusqlite::params;
 
 use super::Store;
-use crate::audit::chain::{self, Event};
+use super::audited::Outcome;
+use crate::audit::chain::Event;
 use crate::crypto::hashing::{self, Hasher};
 use crate::system::time::now_unix;
 
@@ -27,31 +28,27 @@ impl Store {
     /// Replaces every plain PBKDF2 hash by its peppered form, in one transaction with one audit
     /// row: a crash leaves all of them plain or all of them sealed. Returns how many changed.
     pub fn seal_hashes(&mut self, hasher: &Hasher) -> crate::error::Result<u64> {
-        let tx = self.conn.transaction()?;
-        let mut sealed = 0u64;
-        {
-            let mut select =
-                tx.prepare("SELECT name, hash FROM users WHERE hash LIKE '$pbkdf2-sha256$%'")?;
-            let mut update = tx.prepare("UPDATE users SET hash = ?2 WHERE name = ?1")?;
-            let rows: Vec<(String, String)> = select
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<rusqlite::Result<_>>()?;
-            for (name, hash) in rows {
-                // A plain hash credd cannot parse stays as it is: it never verified anyway.
-                if let Some(new) = hasher.seal(&hash) {
-                    update.execute(params![name, new])?;
-                    sealed += 1;
+        let sealed = self.audited(now_unix(), |tx| {
+            let mut sealed = 0u64;
+            {
+                let mut select =
+                    tx.prepare("SELECT name, hash FROM users WHERE hash LIKE '$pbkdf2-sha256$%'")?;
+                let mut update = tx.prepare("UPDATE users SET hash = ?2 WHERE name = ?1")?;
+                let rows: Vec<(String, String)> = select
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<rusqlite::Result<_>>()?;
+                for (name, hash) in rows {
+                    // A plain hash credd cannot parse stays as it is: it never verified anyway.
+                    if let Some(new) = hasher.seal(&hash) {
+                        update.execute(params![name, new])?;
+                        sealed += 1;
+                    }
                 }
             }
-        }
-        if sealed == 0 {
-            return Ok(0);
-        }
-        let published = chain::record(
-            &tx,
-            &self.audit_key,
-            now_unix(),
-            &Event {
+            if sealed == 0 {
+                return Ok(Outcome::Rollback(0));
+            }
+            tx.record(&Event {
                 name: "pepper_applied",
                 outcome: "ok",
                 detail: format!(
@@ -59,10 +56,12 @@ impl Store {
                     hasher.pepper_id().unwrap_or("none")
                 ),
                 ..Default::default()
-            },
-        )?;
-        tx.commit()?;
-        self.sink.publish_events(vec![published]);
+            })?;
+            Ok(Outcome::Commit(sealed))
+        })?;
+        if sealed == 0 {
+            return Ok(0);
+        }
         // The plain hashes are still in the write-ahead log's old frames: copy the new pages
         // into the database and empty the log, so no file of the state directory keeps them.
         self.truncate_wal()?;

@@ -3,8 +3,9 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::audited::Outcome;
 use super::{Store, WriteConflict, exists};
-use crate::audit::chain::{self, Event};
+use crate::audit::chain::Event;
 
 /// The process that opened a session, as the kernel describes it (SO_PEERCRED and /proc).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,33 +114,28 @@ impl Store {
         &mut self,
         s: &NewSession<'_>,
     ) -> crate::error::Result<Result<i64, WriteConflict>> {
-        let tx = self.conn.transaction()?;
-        let mut out = Vec::new();
-        if !exists(&tx, s.user)? {
-            return Ok(Err(WriteConflict::NotFound));
-        }
-        tx.execute(
-            "INSERT INTO sessions (user, service, tty, rhost, pid, pid_start, audit_session,
-                                   loginuid, opened_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            params![
-                s.user,
-                s.service,
-                s.tty,
-                s.rhost,
-                s.by.pid,
-                s.by.pid_start.map(|v| v as i64),
-                s.by.audit_session,
-                s.by.loginuid,
-                s.now
-            ],
-        )?;
-        let id = tx.last_insert_rowid();
-        out.push(chain::record(
-            &tx,
-            &self.audit_key,
-            s.now,
-            &Event {
+        self.audited(s.now, |tx| {
+            if !exists(tx, s.user)? {
+                return Outcome::refuse(WriteConflict::NotFound);
+            }
+            tx.execute(
+                "INSERT INTO sessions (user, service, tty, rhost, pid, pid_start, audit_session,
+                                       loginuid, opened_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    s.user,
+                    s.service,
+                    s.tty,
+                    s.rhost,
+                    s.by.pid,
+                    s.by.pid_start.map(|v| v as i64),
+                    s.by.audit_session,
+                    s.by.loginuid,
+                    s.now
+                ],
+            )?;
+            let id = tx.last_insert_rowid();
+            tx.record(&Event {
                 name: "session_opened",
                 actor_uid: None,
                 target: Some(s.user),
@@ -154,11 +150,9 @@ impl Store {
                         .map_or("-".to_string(), |v| v.to_string())
                 ),
                 ..Default::default()
-            },
-        )?);
-        tx.commit()?;
-        self.sink.publish_events(out);
-        Ok(Ok(id))
+            })?;
+            Ok(Outcome::Commit(Ok(id)))
+        })
     }
 
     /// Removes the session `by` opened for `user` (the same process closes it, as PAM requires;
@@ -169,24 +163,19 @@ impl Store {
         by: &OpenedBy,
         now: i64,
     ) -> crate::error::Result<bool> {
-        let tx = self.conn.transaction()?;
-        let mut out = Vec::new();
-        let mut closed = tx.execute(
-            "DELETE FROM sessions WHERE user = ?1 AND pid = ?2 AND pid_start IS ?3",
-            params![user, by.pid, by.pid_start.map(|v| v as i64)],
-        )?;
-        if closed == 0 && by.audit_session.is_some() {
-            closed = tx.execute(
-                "DELETE FROM sessions WHERE user = ?1 AND audit_session = ?2",
-                params![user, by.audit_session],
+        self.audited(now, |tx| {
+            let mut closed = tx.execute(
+                "DELETE FROM sessions WHERE user = ?1 AND pid = ?2 AND pid_start IS ?3",
+                params![user, by.pid, by.pid_start.map(|v| v as i64)],
             )?;
-        }
-        if closed > 0 {
-            out.push(chain::record(
-                &tx,
-                &self.audit_key,
-                now,
-                &Event {
+            if closed == 0 && by.audit_session.is_some() {
+                closed = tx.execute(
+                    "DELETE FROM sessions WHERE user = ?1 AND audit_session = ?2",
+                    params![user, by.audit_session],
+                )?;
+            }
+            if closed > 0 {
+                tx.record(&Event {
                     name: "session_closed",
                     actor_uid: None,
                     target: Some(user),
@@ -197,12 +186,10 @@ impl Store {
                         by.audit_session.map_or("-".to_string(), |v| v.to_string())
                     ),
                     ..Default::default()
-                },
-            )?);
-        }
-        tx.commit()?;
-        self.sink.publish_events(out);
-        Ok(closed > 0)
+                })?;
+            }
+            Ok(Outcome::Commit(closed > 0))
+        })
     }
 
     /// Forgets sessions whose process is gone (or whose pid now belongs to another process):
@@ -212,36 +199,30 @@ impl Store {
         alive: impl Fn(i32, Option<u64>) -> bool,
         now: i64,
     ) -> crate::error::Result<usize> {
-        let tx = self.conn.transaction()?;
-        let rows: Vec<(i64, String, i32, Option<i64>)> = {
-            let mut stmt = tx.prepare("SELECT id, user, pid, pid_start FROM sessions")?;
-            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
-            rows.collect::<rusqlite::Result<_>>()?
-        };
-        let mut out = Vec::new();
-        let mut pruned = 0;
-        for (id, user, pid, pid_start) in rows {
-            if alive(pid, pid_start.map(|v| v as u64)) {
-                continue;
-            }
-            tx.execute("DELETE FROM sessions WHERE id = ?1", params![id])?;
-            out.push(chain::record(
-                &tx,
-                &self.audit_key,
-                now,
-                &Event {
+        self.audited(now, |tx| {
+            let rows: Vec<(i64, String, i32, Option<i64>)> = {
+                let mut stmt = tx.prepare("SELECT id, user, pid, pid_start FROM sessions")?;
+                let rows =
+                    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+                rows.collect::<rusqlite::Result<_>>()?
+            };
+            let mut pruned = 0;
+            for (id, user, pid, pid_start) in rows {
+                if alive(pid, pid_start.map(|v| v as u64)) {
+                    continue;
+                }
+                tx.execute("DELETE FROM sessions WHERE id = ?1", params![id])?;
+                tx.record(&Event {
                     name: "session_closed",
                     target: Some(&user),
                     outcome: "gone",
                     detail: format!("session={id} pid={pid}: the process ended without closing it"),
                     ..Default::default()
-                },
-            )?);
-            pruned += 1;
-        }
-        tx.commit()?;
-        self.sink.publish_events(out);
-        Ok(pruned)
+                })?;
+                pruned += 1;
+            }
+            Ok(Outcome::Commit(pruned))
+        })
     }
 
     /// Sessions (of `user`, or all) with ids above `after`, for streaming.
