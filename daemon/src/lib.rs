@@ -10,6 +10,7 @@ pub mod error;
 pub mod handlers;
 pub mod policy;
 pub mod server;
+pub mod startup;
 pub mod state;
 pub mod store;
 pub mod system;

@@ -627,7 +627,7 @@ mod tests {
 
     fn chain(n: usize) -> (tempfile::TempDir, Connection, AuditKey) {
         let dir = tempfile::tempdir().unwrap();
-        let store = crate::store::tests::open(&dir.path().join("credd.db")).unwrap();
+        let store = crate::store::sqlite::tests::open(&dir.path().join("credd.db")).unwrap();
         drop(store);
         let conn = Connection::open(dir.path().join("credd.db")).unwrap();
         let key = AuditKey::for_tests();

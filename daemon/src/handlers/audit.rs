@@ -61,7 +61,7 @@ impl Daemon {
         // Bound first: the store lock must be released before `integrity_failure` records.
         let hasher = ctx.live.hasher.clone();
         let checked = {
-            let store = self.store();
+            let mut store = self.store();
             store.check(&self.audit_key_path).and_then(|found| {
                 let over = store.accounts_over_cap(&hasher)?;
                 Ok((found, over))

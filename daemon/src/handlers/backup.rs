@@ -20,10 +20,12 @@ use sha2::{Digest, Sha256};
 
 use hmac::Mac;
 
-use crate::audit::chain::{AuditKey, Event};
+use crate::audit::chain::Event;
 use crate::handlers::context::Context;
 use crate::handlers::reply::{Respond, error, internal};
 use crate::state::Daemon;
+use crate::store::sqlite::backup::snapshot_into;
+pub use crate::store::sqlite::backup::{Examined, examine_copy};
 
 /// Raw bytes per chunk: 32 KiB is 43 692 bytes of base64, well inside a 64 KiB frame.
 const CHUNK: usize = 32 * 1024;
@@ -63,7 +65,18 @@ impl Daemon {
             SNAPSHOTS.fetch_add(1, Ordering::Relaxed)
         )));
         let _ = std::fs::remove_file(&snapshot.0);
-        let db = self.store().db_path().to_path_buf();
+        // The store lock is held only to learn the file; the copy reads through its own
+        // connection.
+        let Some((db, mut mac)) = self
+            .store()
+            .embedded()
+            .map(|s| (s.db_path().to_path_buf(), s.audit_key().backup_mac()))
+        else {
+            return respond(&error(
+                ErrorKind::InvalidArgument,
+                "this credd's store is not a file on this host: back it up where it lives",
+            ));
+        };
         if let Err(e) = snapshot_into(&db, &snapshot.0) {
             return respond(&internal(e));
         }
@@ -72,7 +85,6 @@ impl Daemon {
             Err(e) => return respond(&internal(e)),
         };
         let mut hasher = Sha256::new();
-        let mut mac = self.store().audit_key().backup_mac();
         let mut bytes = 0u64;
         let mut buf = vec![0u8; CHUNK];
         loop {
@@ -110,37 +122,6 @@ impl Daemon {
     }
 }
 
-/// `VACUUM INTO` through a read-only connection of its own, then a full integrity check of the
-/// copy.
-fn snapshot_into(db: &Path, target: &Path) -> crate::error::Result<()> {
-    let conn = rusqlite::Connection::open_with_flags(
-        db,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
-            | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX
-            | rusqlite::OpenFlags::SQLITE_OPEN_NOFOLLOW,
-    )?;
-    crate::store::schema::harden(&conn)?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    let target_str = target.to_str().ok_or_else(|| {
-        crate::error::DaemonError::Startup("state directory path is not UTF-8".into())
-    })?;
-    conn.execute("VACUUM INTO ?1", [target_str])?;
-    drop(conn);
-    let copy = rusqlite::Connection::open_with_flags(
-        target,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NOFOLLOW,
-    )?;
-    crate::store::schema::harden(&copy)?;
-    let verdict: String = copy.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
-    if verdict != "ok" {
-        return Err(crate::error::DaemonError::StoreSetup {
-            path: target.to_path_buf(),
-            message: format!("the snapshot failed its integrity check: {verdict}"),
-        });
-    }
-    Ok(())
-}
-
 /// Written by `credctl restore` into the state directory; turned into a `backup_restored` audit
 /// row at the next start ([`record_restore_note`]), then removed.
 pub const RESTORE_NOTE_NAME: &str = "restore.note";
@@ -150,7 +131,7 @@ pub const RESTORE_NOTE_NAME: &str = "restore.note";
 /// was not provably this host's. The note is removed once the row is committed.
 pub fn record_restore_note(
     state_dir: &Path,
-    store: &mut crate::store::Store,
+    store: &mut dyn crate::store::Store,
 ) -> crate::error::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let path = state_dir.join(RESTORE_NOTE_NAME);
@@ -225,113 +206,18 @@ pub fn read_trailer(file: &mut std::fs::File) -> std::io::Result<(u64, Option<[u
     Ok((len - TRAILER_LEN as u64, Some(mac)))
 }
 
-/// What `credctl restore` learns of a copy (the database bytes of a backup, staged).
-#[derive(Debug)]
-pub struct Examined {
-    /// Its schema version (credd migrates an older one forward at start).
-    pub version: i64,
-    /// Why it cannot be shown to be this host's, intact: no HMAC, an HMAC that does not match
-    /// under this host's audit key, or an audit chain that does not verify under it. Empty: it is.
-    /// Restoring it anyway takes `--force-foreign`.
-    pub foreign: Vec<String>,
-}
-
-/// Checks a staged copy before it replaces the database. `Err`: it must never be put in place
-/// (not a database, damaged, a newer schema, or a schema that is not exactly the one credd
-/// creates, whatever the flags). `key`: this host's audit key, if it has one; `mac`: the MAC the
-/// backup's trailer carries.
-pub fn examine_copy(
-    staged: &Path,
-    mac: Option<[u8; 32]>,
-    key: Option<&AuditKey>,
-) -> Result<Examined, String> {
-    let conn = rusqlite::Connection::open_with_flags(
-        staged,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NOFOLLOW,
-    )
-    .map_err(|e| format!("cannot open it as a database: {e}"))?;
-    crate::store::schema::harden(&conn).map_err(|e| format!("cannot open it safely: {e}"))?;
-    let verdict: String = conn
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .map_err(|e| format!("not a database credd can read: {e}"))?;
-    if verdict != "ok" {
-        return Err(format!("it fails SQLite's integrity check: {verdict}"));
-    }
-    let version: i64 = conn
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .map_err(|e| format!("cannot read its schema version: {e}"))?;
-    let current = crate::store::SCHEMA_VERSION;
-    if version < 1 {
-        return Err("schema version 0: not a credd database".into());
-    }
-    if version > current {
-        return Err(format!(
-            "its schema version {version} is newer than this credd understands ({current})"
-        ));
-    }
-    match crate::store::schema::verify(&conn, version) {
-        Err(e) => return Err(format!("cannot read its schema: {e}")),
-        Ok(Err(problems)) => {
-            return Err(format!(
-                "its schema is not the one credd creates (schema version {version}): {}; \
-                 not a credd database as credd wrote it",
-                problems.join("; ")
-            ));
-        }
-        Ok(Ok(())) => {}
-    }
-    let mut foreign = Vec::new();
-    let Some(key) = key else {
-        foreign.push("this host has no audit key to check it with".to_string());
-        return Ok(Examined { version, foreign });
-    };
-    match mac {
-        None => foreign.push(
-            "it carries no HMAC (not a file written by `credctl backup` of this version)".into(),
-        ),
-        Some(expected) => {
-            let mut m = key.backup_mac();
-            let mut file = std::fs::File::open(staged).map_err(|e| e.to_string())?;
-            let mut buf = vec![0u8; CHUNK];
-            loop {
-                let n = file.read(&mut buf).map_err(|e| e.to_string())?;
-                if n == 0 {
-                    break;
-                }
-                m.update(&buf[..n]);
-            }
-            if m.verify_slice(&expected).is_err() {
-                foreign.push(
-                    "its HMAC does not match under this host's audit key (a backup of another \
-                     host, or edited since it was taken)"
-                        .into(),
-                );
-            }
-        }
-    }
-    // The chain came with schema version 4.
-    if version >= 4 {
-        let report = crate::audit::chain::verify(&conn, key)
-            .map_err(|e| format!("cannot read its audit table: {e}"))?;
-        if let (Some(seq), Some(problem)) = (report.first_bad_seq, report.problem) {
-            foreign.push(format!(
-                "its audit chain does not verify under this host's audit key at row {seq}: {problem}"
-            ));
-        }
-    }
-    Ok(Examined { version, foreign })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audit::chain::AuditKey;
+    use crate::store::{Accounts, Maintenance};
     use std::io::Write;
 
     /// A database of the current schema with one account and one audit row, and a backup file of
     /// it (trailer included) under `key`.
     fn backup_file(dir: &Path, key: AuditKey) -> PathBuf {
         let db = dir.join("credd.db");
-        let mut store = crate::store::Store::open(
+        let mut store = crate::store::sqlite::SqliteStore::open(
             &db,
             AuditKey::for_tests(),
             crate::audit::syslog::Sink::disabled(),
@@ -341,7 +227,7 @@ mod tests {
             .insert_account("alice", Some(1000), Some("$pbkdf2-sha256$x"), false, 0)
             .unwrap()
             .unwrap();
-        store.truncate_wal().unwrap();
+        store.checkpoint().unwrap();
         drop(store);
         let bytes = std::fs::read(&db).unwrap();
         let mut m = key.backup_mac();

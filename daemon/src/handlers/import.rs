@@ -553,7 +553,7 @@ impl Daemon {
             return None;
         }
         let limits = &ctx.live.config.codes;
-        let store = self.store();
+        let mut store = self.store();
         let per_account = match store.resets_per_account_since(now - HOUR) {
             Ok(counts) => counts,
             Err(e) => return Some(internal(e)),

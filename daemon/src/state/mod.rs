@@ -16,8 +16,7 @@ use crate::crypto::pool::HashPool;
 use crate::policy::lockout::{Policy, UnknownNames};
 use crate::policy::quality::Quality;
 use crate::policy::ratelimit::RateLimits;
-use crate::store::Reader;
-use crate::store::Store;
+use crate::store::{Reader, Store};
 use crate::system::groups::AdminGroup;
 
 /// What a configuration reload (SIGHUP) replaces as a whole: the policy of every request from
@@ -38,9 +37,9 @@ pub struct Daemon {
     pub sink: Arc<Sink>,
     pub audit_key_path: PathBuf,
     live: std::sync::RwLock<Arc<Live>>,
-    store: Mutex<Store>,
-    /// Read-only connection for the first reads of a login (store/reader.rs).
-    reader: Mutex<Reader>,
+    store: Mutex<Box<dyn Store>>,
+    /// The read-only handle for the first reads of a login ([`Reader`]).
+    reader: Mutex<Box<dyn Reader>>,
     pub pool: HashPool,
     pub unknown_names: UnknownNames,
     pub rate: RateLimits,
@@ -56,7 +55,7 @@ pub struct Daemon {
 impl Daemon {
     pub fn new(
         config: Config,
-        store: Store,
+        store: Box<dyn Store>,
         sink: Arc<Sink>,
         audit_key_path: PathBuf,
         pepper: Option<Pepper>,
@@ -67,6 +66,14 @@ impl Daemon {
             .as_deref()
             .map(AdminGroup::resolve)
             .transpose()?;
+        // The state directory: where the embedded store, the audit key and queued rows live.
+        let disk = DiskReserve::new(
+            audit_key_path
+                .parent()
+                .unwrap_or(std::path::Path::new("/"))
+                .to_path_buf(),
+            config.audit.disk_reserve_mib,
+        );
         let live = Live {
             config: config.clone(),
             quality: config.password.quality()?,
@@ -88,14 +95,7 @@ impl Daemon {
             busy_log: BusyLog::default(),
             alerts: crate::alerts::Alerts::new(),
             reader: Mutex::new(store.reader()?),
-            disk: DiskReserve::new(
-                store
-                    .db_path()
-                    .parent()
-                    .unwrap_or(std::path::Path::new("/"))
-                    .to_path_buf(),
-                config.audit.disk_reserve_mib,
-            ),
+            disk,
             store: Mutex::new(store),
             config,
         })
@@ -141,11 +141,11 @@ impl Daemon {
         Ok(needs_restart)
     }
 
-    pub fn reader(&self) -> MutexGuard<'_, Reader> {
+    pub fn reader(&self) -> MutexGuard<'_, Box<dyn Reader>> {
         self.reader.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn store(&self) -> MutexGuard<'_, Store> {
+    pub fn store(&self) -> MutexGuard<'_, Box<dyn Store>> {
         // A panic while holding the lock cannot leave a half-written row (every write is a
         // transaction), so a poisoned lock is safe to keep using.
         self.store.lock().unwrap_or_else(|p| p.into_inner())

@@ -1,984 +1,327 @@
-//! The SQLite store. Only this module opens the database; only credd uses this module.
+//! The credential store as an interface: the daemon's transactions, one method each.
 //!
-//! WAL with `synchronous=FULL`, foreign keys on, the schema version in `user_version` and
-//! forward-only migrations applied in one transaction at start. Every multi-row change is one
-//! transaction, so a crash leaves the old state or the new one.
+//! Each method is one transaction of the daemon, not a table access: `begin_attempt` reads the
+//! lock, counts failures and reservations and reserves the attempt in one go, so a backend can
+//! make it one round trip (a statement, a stored function) and a caller cannot split it. Policy is
+//! decided outside: the handlers pass a [`Policy`] or a precomputed digest in and get records out
+//! ([`records`]). A backend writes the audit row of every change in the change's own transaction
+//! and publishes it to syslog only after that transaction commits; the SQLite backend does it in
+//! one place (`sqlite/audited.rs`), and a second backend must keep the same rule.
+//!
+//! The families below are separate traits so each backend file implements one of them; [`Store`]
+//! is all of them plus what the daemon needs to run a backend. Every method that reaches the
+//! database takes `&mut self`: a remote backend's client needs it, and the daemon holds the store
+//! behind one lock anyway. See docs/architecture.md#store for which methods a remote backend makes
+//! expensive and why the boundary sits here.
 
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
 
-use rusqlite::{Connection, OptionalExtension, params};
+use crate::crypto::hashing::Hasher;
+use crate::error::Result;
+use crate::policy::lockout::{Lock, Policy};
 
-use crate::audit::chain::{self, AuditKey, Event};
-use crate::audit::syslog::Sink;
-use crate::error::{DaemonError, Result};
-use crate::system::time::now_unix;
-use audited::{AuditedTx, Outcome};
+pub mod records;
+pub mod sqlite;
 
-mod alerts;
-mod audited;
-mod codes;
-mod import;
-mod lockout;
-mod pepper;
-mod reader;
-pub mod schema;
-mod sessions;
+pub use records::*;
 
-pub use alerts::LoginSource;
-pub use codes::CodeRow;
-pub use codes::{PasswordChange, ResetOrder};
-pub use import::{Directory, ImportRun, Planned};
-pub use lockout::{AttemptSource, Begin, LockedAttempt, LockoutState, Succeeded, Success};
-pub use reader::{LockRead, LoginState, LoginView, Reader};
-pub use sessions::{NewSession, OpenedBy, RevokedSession, SessionRecord};
+/// A write that the store refused without changing anything, or what it produced.
+pub type Write<T> = std::result::Result<T, WriteConflict>;
 
-/// Each entry moves the schema from version `index` to `index + 1`. Never edit a released entry.
-const MIGRATIONS: &[&str] = &[
-    // 1: accounts.
-    "CREATE TABLE users (
-        name        TEXT PRIMARY KEY NOT NULL,
-        uid         INTEGER UNIQUE,
-        hash        TEXT,
-        disabled    INTEGER NOT NULL DEFAULT 0,
-        must_change INTEGER NOT NULL DEFAULT 0,
-        created_at  INTEGER NOT NULL,
-        updated_at  INTEGER NOT NULL
-    ) STRICT;",
-    // 2: lockout. Failures are reserved before verification and deleted by a success; rows
-    // written while locked are kept for the record but never counted.
-    "CREATE TABLE failures (
-        id           INTEGER PRIMARY KEY,
-        user         TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
-        time         INTEGER NOT NULL,
-        service      TEXT NOT NULL,
-        rhost        TEXT,
-        tty          TEXT,
-        peer_uid     INTEGER NOT NULL,
-        while_locked INTEGER NOT NULL DEFAULT 0
-    ) STRICT;
-    CREATE INDEX failures_by_user_time ON failures(user, time);
-    CREATE TABLE locks (
-        user      TEXT PRIMARY KEY NOT NULL REFERENCES users(name) ON DELETE CASCADE,
-        since     INTEGER NOT NULL,
-        until     INTEGER,
-        kind      TEXT NOT NULL CHECK (kind IN ('failures', 'administrator')),
-        reason    TEXT,
-        locked_by INTEGER
-    ) STRICT;",
-    // 3: resets, sessions and the audit table (its integrity chain comes with the audit trail).
-    "CREATE TABLE audit (
-        seq       INTEGER PRIMARY KEY,
-        time      INTEGER NOT NULL,
-        event     TEXT NOT NULL,
-        actor_uid INTEGER,
-        target    TEXT,
-        outcome   TEXT NOT NULL,
-        detail    TEXT NOT NULL DEFAULT ''
-    ) STRICT;
-    CREATE INDEX audit_by_event_time ON audit(event, time);
-    CREATE TABLE reset_codes (
-        user       TEXT PRIMARY KEY NOT NULL REFERENCES users(name) ON DELETE CASCADE,
-        digest     BLOB NOT NULL,
-        issued_at  INTEGER NOT NULL,
-        expires_at INTEGER NOT NULL,
-        attempts   INTEGER NOT NULL DEFAULT 0,
-        issued_by  INTEGER NOT NULL
-    ) STRICT;
-    CREATE TABLE sessions (
-        id             INTEGER PRIMARY KEY,
-        user           TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
-        service        TEXT NOT NULL,
-        tty            TEXT,
-        rhost          TEXT,
-        pid            INTEGER NOT NULL,
-        pid_start      INTEGER,
-        audit_session  INTEGER,
-        loginuid       INTEGER,
-        opened_at      INTEGER NOT NULL,
-        revoked_at     INTEGER,
-        revoked_reason TEXT
-    ) STRICT;
-    CREATE INDEX sessions_by_user ON sessions(user);",
-    // 4: the audit chain: a unique event id, the PAM fields, and the MAC links.
-    "ALTER TABLE audit ADD COLUMN event_id TEXT;
-    ALTER TABLE audit ADD COLUMN service TEXT;
-    ALTER TABLE audit ADD COLUMN rhost TEXT;
-    ALTER TABLE audit ADD COLUMN tty TEXT;
-    ALTER TABLE audit ADD COLUMN prev_mac BLOB;
-    ALTER TABLE audit ADD COLUMN mac BLOB;
-    CREATE UNIQUE INDEX audit_by_event_id ON audit(event_id);
-    CREATE INDEX audit_by_target ON audit(target, seq);",
-    // 5: a generation per account, bumped by every change of its credentials (reset, password
-    // set or changed, code redeemed): a write proven against one state is refused once it moved.
-    "ALTER TABLE users ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;",
-    // 6: the sources of successful logins, per account (alerts: a reset code redeemed from a
-    // source no login came from). At most alerts::SOURCES_PER_ACCOUNT rows per account.
-    "CREATE TABLE login_sources (
-        user      TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
-        source    TEXT NOT NULL,
-        last_seen INTEGER NOT NULL,
-        PRIMARY KEY (user, source)
-    ) STRICT;",
-];
+/// Logins: an attempt is reserved before any hashing, then settled (success, failure, or never
+/// verified); and the locks, set by failures or by an administrator.
+pub trait Lockout {
+    /// The check before hashing, and the reservation of this attempt, in one transaction: N
+    /// parallel attempts see each other's reservations, so at most `deny` are ever verified.
+    fn begin_attempt(
+        &mut self,
+        user: &str,
+        root_account: bool,
+        policy: &Policy,
+        now: i64,
+        source: &AttemptSource<'_>,
+    ) -> Result<Begin>;
 
-/// Failure rows kept per account (newest first): enough for `status`, and far above
-/// [`crate::policy::lockout::MAX_DENY`] so trimming never undercounts a window.
-pub(super) const FAILURES_KEPT_PER_ACCOUNT: i64 = 200;
+    /// The password was right. Clears the failure count, unless a lock was set meanwhile by a
+    /// parallel failing attempt: then the account is locked and the success must not count.
+    ///
+    /// The login's audit row and the upgrade of the stored hash (a crypt(3) hash taken over from
+    /// a shadow file, or a weaker PBKDF2 one) go into the same transaction: the upgrade is never
+    /// recorded without the login that made it, nor the login without its upgrade.
+    fn attempt_succeeded(
+        &mut self,
+        user: &str,
+        now: i64,
+        success: &Success<'_>,
+    ) -> Result<Succeeded>;
 
-pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+    /// The password was wrong: the reservation stands as the failure; lock when the window is
+    /// full. Returns the lock this failure set, if any.
+    fn attempt_failed(
+        &mut self,
+        user: &str,
+        root_account: bool,
+        policy: &Policy,
+        now: i64,
+    ) -> Result<Option<Lock>>;
 
-/// The schema version whose migration introduced the audit chain (MACs): the only step that may
-/// seal rows, those written before it.
-const CHAIN_VERSION: i64 = 4;
+    /// Verification never ran (hashing pool busy): the attempt must not count.
+    fn cancel_attempt(&mut self, reservation: i64) -> Result<()>;
 
-/// One account as stored. The hash never leaves the daemon.
-#[derive(Clone)]
-pub struct Account {
-    pub name: String,
-    pub uid: Option<u32>,
-    pub hash: Option<String>,
-    pub disabled: bool,
-    pub must_change: bool,
-    pub created_at: i64,
-    pub updated_at: i64,
-    /// Bumped by every change of the account's credentials: a password change or login proven
-    /// against one generation is written only while it is still the account's.
-    pub generation: i64,
+    /// The lock in force for `user` now, clearing an expired one (acct_mgmt's check).
+    fn current_lock(&mut self, user: &str, now: i64) -> Result<Option<Option<i64>>>;
+
+    /// Deletes the failure count and a failures lock (not an administrative one).
+    fn clear_failures(&mut self, user: &str) -> Result<()>;
+
+    /// Whether an administrative lock is in force (it blocks even a valid reset code).
+    fn admin_locked(&mut self, user: &str) -> Result<bool>;
+
+    /// An administrative lock: replaces any failures lock, never lifts by time, and revokes the
+    /// account's sessions.
+    fn lock_account(
+        &mut self,
+        user: &str,
+        reason: Option<&str>,
+        by_uid: u32,
+        now: i64,
+    ) -> Result<Write<Vec<RevokedSession>>>;
+
+    /// Lifts any lock and clears the failure count. `false`: there was nothing to lift.
+    fn unlock_account(&mut self, user: &str, by_uid: u32, now: i64) -> Result<Write<bool>>;
+
+    /// Failures in the window, the lock (as stored, even if its time is up) and the last failure.
+    fn lockout_state(&mut self, user: &str, policy: &Policy, now: i64) -> Result<LockoutState>;
+
+    /// Accounts with a lock or with failures since `window_start`, by name, paged like
+    /// [`Accounts::accounts_page`].
+    fn troubled_accounts_page(
+        &mut self,
+        after: Option<&str>,
+        window_start: i64,
+        limit: usize,
+    ) -> Result<Vec<Account>>;
 }
 
-impl std::fmt::Debug for Account {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Account")
-            .field("name", &self.name)
-            .field("uid", &self.uid)
-            .field("hash", &self.hash.as_ref().map(|_| "***"))
-            .field("disabled", &self.disabled)
-            .field("must_change", &self.must_change)
-            .field("generation", &self.generation)
-            .finish()
-    }
-}
+/// Accounts: read, listed, added, removed, disabled, their password set by an administrator.
+pub trait Accounts {
+    fn account(&mut self, name: &str) -> Result<Option<Account>>;
 
-/// Why a write was refused; the handlers turn these into typed replies.
-#[derive(Debug, PartialEq, Eq)]
-pub enum WriteConflict {
-    NameTaken,
-    UidTaken(String),
-    NotFound,
-    /// The account's credentials changed after the secret was proven (a reset, another change):
-    /// the write was refused and nothing was changed.
-    Changed,
-}
-
-/// A row written after the reply, by the daemon's audit writer (see `Daemon::record`).
-#[derive(Debug, Clone)]
-pub enum Deferred {
-    Event(chain::QueuedEvent),
-    LockedAttempt(LockedAttempt),
-    /// A successful login's source, new to this run (alerts).
-    LoginSource(alerts::LoginSource),
-}
-
-impl Deferred {
-    pub fn name(&self) -> &'static str {
-        match self {
-            Deferred::Event(e) => e.name(),
-            Deferred::LockedAttempt(_) => "failure row of a locked attempt",
-            Deferred::LoginSource(_) => "source of a successful login",
-        }
-    }
-
-    /// Rows that only record a refusal (no change of state goes with them): the ones a full
-    /// disk may go without.
-    pub fn is_refusal(&self) -> bool {
-        match self {
-            Deferred::Event(e) => matches!(
-                e.name(),
-                "peer_refused" | "rate_limited" | "login_failure" | "unknown_user"
-            ),
-            Deferred::LockedAttempt(_) => true,
-            Deferred::LoginSource(_) => false,
-        }
-    }
-}
-
-pub struct Store {
-    conn: Connection,
-    path: PathBuf,
-    /// Keys the audit chain; kept outside the database.
-    audit_key: AuditKey,
-    /// Where committed audit rows go next (syslog).
-    sink: Arc<Sink>,
-    /// What `PRAGMA quick_check` found at start, if anything.
-    damage: Option<String>,
-}
-
-pub(super) const ACCOUNT_COLUMNS: &str =
-    "name, uid, hash, disabled, must_change, created_at, updated_at, generation";
-
-pub(super) fn account_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Account> {
-    Ok(Account {
-        name: row.get(0)?,
-        uid: row.get(1)?,
-        hash: row.get(2)?,
-        disabled: row.get(3)?,
-        must_change: row.get(4)?,
-        created_at: row.get(5)?,
-        updated_at: row.get(6)?,
-        generation: row.get(7)?,
-    })
-}
-
-impl Store {
-    /// Opens or creates the database with mode 0600 and brings its schema up to date. A database
-    /// that others can read is refused: it holds every password hash.
-    pub fn open(path: &Path, audit_key: AuditKey, sink: Arc<Sink>) -> Result<Store> {
-        ensure_private_file(path)?;
-        // NOFOLLOW closes the window between the check above and the open.
-        let conn = Connection::open_with_flags(
-            path,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
-                | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX
-                | rusqlite::OpenFlags::SQLITE_OPEN_URI
-                | rusqlite::OpenFlags::SQLITE_OPEN_NOFOLLOW,
-        )?;
-        // Before the first statement: nothing the file's schema names may run with our rights.
-        schema::harden(&conn)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(DaemonError::StoreSetup {
-                path: path.to_path_buf(),
-                message: format!("could not enable WAL (journal_mode is {mode})"),
-            });
-        }
-        // secure_delete: a replaced hash or a consumed code digest is zeroed in the file rather
-        // than left in free space, where a copy of the database would still hold it.
-        conn.execute_batch(
-            "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA secure_delete=ON;",
-        )?;
-        let mut store = Store {
-            conn,
-            path: path.to_path_buf(),
-            audit_key,
-            sink,
-            damage: None,
-        };
-        // A damaged file does not stop the daemon: logins keep being decided with the hashes that
-        // can still be read (DESIGN §5), bulk changes are refused, and the damage is reported as
-        // a critical event by the caller.
-        store.damage = store.quick_check()?;
-        store.migrate()?;
-        Ok(store)
-    }
-
-    fn migrate(&mut self) -> Result<()> {
-        let current: i64 = self
-            .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        if current > SCHEMA_VERSION {
-            return Err(DaemonError::StoreSetup {
-                path: self.path.clone(),
-                message: format!(
-                    "schema version {current} is newer than this credd understands ({SCHEMA_VERSION}); \
-                     refusing to run an older daemon on it"
-                ),
-            });
-        }
-        // Exactly the schema of its version before migrating it, and of ours after.
-        self.verify_schema(current)?;
-        let tx = self.conn.transaction()?;
-        for (version, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
-            tx.execute_batch(sql)?;
-            // The rows written before the chain existed are sealed by the migration that
-            // introduces it, once, in its transaction. Never afterwards: a NULL MAC on a chained
-            // database is tampering (an edited row unsealed to be resealed), which `audit verify`
-            // names; resealing it at start would launder the edit with the real key.
-            if version as i64 + 1 == CHAIN_VERSION {
-                let sealed = chain::seal_unsealed(&tx, &self.audit_key)?;
-                if sealed > 0 {
-                    eprintln!("credd: sealed {sealed} audit rows written before the chain existed");
-                }
-            }
-            tx.pragma_update(None, "user_version", version as i64 + 1)?;
-        }
-        tx.commit()?;
-        self.verify_schema(SCHEMA_VERSION)
-    }
-
-    /// Refuses a database whose schema is not exactly what the migrations up to `version`
-    /// create, naming every unexpected, missing or altered object.
-    fn verify_schema(&self, version: i64) -> Result<()> {
-        schema::verify(&self.conn, version)?.map_err(|problems| DaemonError::StoreSetup {
-            path: self.path.clone(),
-            message: format!(
-                "its schema is not the one credd creates: {}; refusing to open it \
-                 (restore a backup taken by `credctl backup`)",
-                problems.join("; ")
-            ),
-        })
-    }
-
-    #[cfg(test)]
-    pub fn schema_version(&self) -> Result<i64> {
-        Ok(self
-            .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))?)
-    }
-
-    pub fn account(&self, name: &str) -> Result<Option<Account>> {
-        reader::account_in(&self.conn, name)
-    }
-
-    /// The audit chain's key (it also keys the MAC of backups).
-    pub fn audit_key(&self) -> &AuditKey {
-        &self.audit_key
-    }
-
-    /// The database file.
-    pub fn db_path(&self) -> &Path {
-        &self.path
-    }
-
-    /// A read-only connection of its own to this database (see reader.rs).
-    pub fn reader(&self) -> Result<Reader> {
-        Reader::open(&self.path)
-    }
-
-    pub fn account_by_uid(&self, uid: u32) -> Result<Option<Account>> {
-        let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM users WHERE uid = ?1");
-        Ok(self
-            .conn
-            .query_row(&sql, params![uid], account_from_row)
-            .optional()?)
-    }
+    /// The account whose stored uid is `uid` (uids are unique in the store).
+    fn account_by_uid(&mut self, uid: u32) -> Result<Option<Account>>;
 
     /// Up to `limit` accounts whose names sort after `after`: listings page through the table
     /// so the store lock is never held while a slow client reads.
-    pub fn accounts_page(&self, after: Option<&str>, limit: usize) -> Result<Vec<Account>> {
-        let sql = format!(
-            "SELECT {ACCOUNT_COLUMNS} FROM users WHERE ?1 IS NULL OR name > ?1 ORDER BY name LIMIT ?2"
-        );
-        let mut stmt = self.conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map(params![after, limit as i64], account_from_row)?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-    }
+    fn accounts_page(&mut self, after: Option<&str>, limit: usize) -> Result<Vec<Account>>;
 
-    /// Every account whose stored hash asks for more work than `hasher`'s cost caps, with why,
-    /// and the number of accounts looked at: for `credctl check` and the report at start.
-    pub fn accounts_over_cap(
-        &self,
-        hasher: &crate::crypto::hashing::Hasher,
-    ) -> Result<(u64, Vec<(String, String)>)> {
-        let mut over = Vec::new();
-        let mut seen = 0u64;
-        let mut after: Option<String> = None;
-        loop {
-            let page = self.accounts_page(after.as_deref(), 1000)?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.name.clone());
-            for account in &page {
-                seen += 1;
-                if let Some(why) = account.hash.as_deref().and_then(|h| hasher.over_cap(h)) {
-                    over.push((account.name.clone(), why));
-                }
-            }
-        }
-        Ok((seen, over))
-    }
-
-    pub fn insert_account(
+    /// Adds an account; [`WriteConflict::NameTaken`] or [`WriteConflict::UidTaken`] changes
+    /// nothing.
+    fn insert_account(
         &mut self,
         name: &str,
         uid: Option<u32>,
         hash: Option<&str>,
         must_change: bool,
         actor_uid: u32,
-    ) -> Result<std::result::Result<Account, WriteConflict>> {
-        let now = now_unix();
-        self.audited(now, |tx| {
-            let name_taken: bool = tx.query_row(
-                "SELECT EXISTS(SELECT 1 FROM users WHERE name = ?1)",
-                params![name],
-                |r| r.get(0),
-            )?;
-            if name_taken {
-                return Outcome::refuse(WriteConflict::NameTaken);
-            }
-            if let Some(uid) = uid {
-                let holder: Option<String> = tx
-                    .query_row("SELECT name FROM users WHERE uid = ?1", params![uid], |r| {
-                        r.get(0)
-                    })
-                    .optional()?;
-                if let Some(holder) = holder {
-                    return Outcome::refuse(WriteConflict::UidTaken(holder));
-                }
-            }
-            tx.execute(
-                "INSERT INTO users (name, uid, hash, disabled, must_change, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, 0, ?4, ?5, ?5)",
-                params![name, uid, hash, must_change, now],
-            )?;
-            tx.record(&Event {
-                name: "user_added",
-                actor_uid: Some(actor_uid),
-                target: Some(name),
-                outcome: "ok",
-                detail: format!(
-                    "uid={} password={} must_change={must_change}",
-                    uid.map_or("-".to_string(), |u| u.to_string()),
-                    hash.is_some()
-                ),
-                ..Default::default()
-            })?;
-            Ok(Outcome::Commit(Ok(Account {
-                name: name.to_string(),
-                uid,
-                hash: hash.map(str::to_string),
-                disabled: false,
-                must_change,
-                created_at: now,
-                updated_at: now,
-                generation: 0,
-            })))
-        })
-    }
+    ) -> Result<Write<Account>>;
 
-    pub fn remove_account(
-        &mut self,
-        name: &str,
-        actor_uid: u32,
-    ) -> Result<std::result::Result<(), WriteConflict>> {
-        self.audited(now_unix(), |tx| {
-            let n = tx.execute("DELETE FROM users WHERE name = ?1", params![name])?;
-            if n != 1 {
-                return Outcome::refuse(WriteConflict::NotFound);
-            }
-            tx.record(&admin_event("user_removed", actor_uid, name, String::new()))?;
-            Ok(Outcome::Commit(Ok(())))
-        })
-    }
+    /// Removes an account with everything that hangs off it (failures, locks, codes, sessions).
+    fn remove_account(&mut self, name: &str, actor_uid: u32) -> Result<Write<()>>;
 
-    pub fn set_disabled(
-        &mut self,
-        name: &str,
-        disabled: bool,
-        actor_uid: u32,
-    ) -> Result<std::result::Result<(), WriteConflict>> {
-        let now = now_unix();
-        self.audited(now, |tx| {
-            let n = tx.execute(
-                "UPDATE users SET disabled = ?2, updated_at = ?3 WHERE name = ?1",
-                params![name, disabled, now],
-            )?;
-            if n != 1 {
-                return Outcome::refuse(WriteConflict::NotFound);
-            }
-            let event = if disabled {
-                "user_disabled"
-            } else {
-                "user_enabled"
-            };
-            tx.record(&admin_event(event, actor_uid, name, String::new()))?;
-            Ok(Outcome::Commit(Ok(())))
-        })
-    }
+    fn set_disabled(&mut self, name: &str, disabled: bool, actor_uid: u32) -> Result<Write<()>>;
 
     /// An administrator sets the password: any pending reset code is void and the account's
     /// sessions are revoked, since the credential changed.
-    pub fn set_hash(
+    fn set_hash(
         &mut self,
         name: &str,
         hash: &str,
         must_change: bool,
         actor_uid: u32,
-    ) -> Result<std::result::Result<Vec<RevokedSession>, WriteConflict>> {
-        let now = now_unix();
-        self.audited(now, |tx| {
-            let n = tx.execute(
-                "UPDATE users SET hash = ?2, must_change = ?3, updated_at = ?4,
-                                  generation = generation + 1
-                 WHERE name = ?1",
-                params![name, hash, must_change, now],
-            )?;
-            if n != 1 {
-                return Outcome::refuse(WriteConflict::NotFound);
-            }
-            tx.execute("DELETE FROM reset_codes WHERE user = ?1", params![name])?;
-            let revoked =
-                sessions::revoke(tx, name, None, "password set by an administrator", now)?;
-            tx.record(&admin_event(
-                "password_changed",
-                actor_uid,
-                name,
-                format!(
-                    "by=administrator must_change={must_change} sessions_revoked={}",
-                    revoked.len()
-                ),
-            ))?;
-            Ok(Outcome::Commit(Ok(revoked)))
-        })
-    }
+    ) -> Result<Write<Vec<RevokedSession>>>;
+
+    /// Accounts per hash scheme, named as `user show` names them (`none` for accounts without a
+    /// password, `unknown` for a string credd cannot read). The hashes are read one by one, only
+    /// their scheme is kept, and each copy is wiped.
+    fn accounts_per_scheme(&mut self) -> Result<Vec<(String, u64)>>;
+
+    /// Every account whose stored hash asks for more work than `hasher`'s cost caps, with why,
+    /// and the number of accounts looked at: for `credctl check` and the report at start.
+    fn accounts_over_cap(&mut self, hasher: &Hasher) -> Result<(u64, Vec<(String, String)>)>;
 }
 
-impl Store {
-    /// `PRAGMA quick_check`: `None` when the file is sound, else what it found.
-    pub fn quick_check(&self) -> Result<Option<String>> {
-        let found: Vec<String> =
-            match self
-                .conn
-                .prepare("PRAGMA quick_check")
-                .and_then(|mut stmt| {
-                    stmt.query_map([], |r| r.get(0))?
-                        .collect::<rusqlite::Result<Vec<String>>>()
-                }) {
-                Ok(found) => found,
-                Err(e) => vec![e.to_string()],
-            };
-        Ok((found != ["ok"]).then(|| found.join("; ")))
-    }
+/// Temporary access codes (issued by a reset, rejected, expired) and password changes.
+pub trait Codes {
+    fn code_of(&mut self, user: &str) -> Result<Option<CodeRow>>;
 
-    /// What the check at start found.
-    pub fn damage(&self) -> Option<&str> {
-        self.damage.as_deref()
-    }
+    /// Resets issued for `user`, and by `admin_uid`, since `since` (rate limits; import rows
+    /// count too, as they are audited the same way).
+    fn resets_since(&mut self, user: &str, admin_uid: u32, since: i64) -> Result<(u32, u32)>;
 
-    /// Copies the write-ahead log into the database and empties it. At stop: the log's old
-    /// frames still hold replaced hashes and consumed code digests, which `secure_delete` zeroes
-    /// only in the database file itself.
-    pub fn truncate_wal(&self) -> Result<()> {
-        self.conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-        Ok(())
-    }
+    /// One transaction: the new code replaces any previous one, the password is invalidated
+    /// (unless kept), must-change is set, locks and failures are cleared, sessions are revoked.
+    fn issue_reset(&mut self, order: &ResetOrder<'_>) -> Result<Write<Vec<RevokedSession>>>;
 
-    /// Deferred rows in one transaction: one fsync for a whole batch.
-    pub fn write_deferred(&mut self, items: &[Deferred]) -> Result<()> {
-        // Each queued row carries its own time.
-        self.audited(now_unix(), |tx| {
-            for item in items {
-                match item {
-                    Deferred::Event(event) => tx.record_queued(event)?,
-                    Deferred::LockedAttempt(attempt) => {
-                        lockout::insert_locked_attempt(tx, attempt)?
-                    }
-                    Deferred::LoginSource(source) => alerts::insert_login_source(tx, source)?,
-                }
-            }
-            Ok(Outcome::Commit(()))
-        })
-    }
+    /// A wrong code: counts the attempt and burns the code at `max_attempts`. Returns whether
+    /// it burned. `digest`: the code that was checked; a code that replaced it meanwhile is not
+    /// charged.
+    fn code_rejected(
+        &mut self,
+        user: &str,
+        digest: &[u8],
+        max_attempts: u32,
+        peer_uid: u32,
+        now: i64,
+    ) -> Result<bool>;
 
-    pub fn audit_verify(&self) -> Result<credd_proto::AuditReport> {
-        Ok(chain::verify(&self.conn, &self.audit_key)?)
-    }
+    /// Deletes every expired code, with an audit row each. Returns how many.
+    fn purge_expired_codes(&mut self, now: i64) -> Result<usize>;
 
-    pub fn audit_head(&self) -> Result<(u64, String)> {
-        Ok(chain::chain_head(&self.conn)?)
-    }
+    /// A verified password change: new hash, must-change cleared, the code consumed (if the
+    /// change was made with one), failures and failures-locks cleared, other sessions revoked.
+    ///
+    /// Only if nothing changed the account's credentials since the old secret was proven: the
+    /// account must still be at `change.generation`, and a change made with a code must delete
+    /// exactly that code (by its digest). Otherwise [`WriteConflict::Changed`] and nothing is
+    /// written: a reset issued meanwhile is never undone, and one code redeems one change.
+    fn change_password(
+        &mut self,
+        change: &PasswordChange<'_>,
+    ) -> Result<Write<Vec<RevokedSession>>>;
+}
 
-    pub fn audit_page(
-        &self,
+/// The session registry: what PAM opened, for revocation after a credential change.
+pub trait Sessions {
+    /// Registers a session; [`WriteConflict::NotFound`] for a user the store does not hold.
+    fn open_session(&mut self, s: &NewSession<'_>) -> Result<Write<i64>>;
+
+    /// Removes the session `by` opened for `user` (the same process closes it, as PAM requires;
+    /// failing that, the same audit session). Returns whether one was found.
+    fn close_session(&mut self, user: &str, by: &OpenedBy, now: i64) -> Result<bool>;
+
+    /// Forgets sessions whose process is gone (or whose pid now belongs to another process):
+    /// logins that ended without close_session, e.g. killed. Returns how many.
+    fn prune_sessions(
+        &mut self,
+        alive: &dyn Fn(i32, Option<u64>) -> bool,
+        now: i64,
+    ) -> Result<usize>;
+
+    /// Sessions (of `user`, or all) with ids above `after`, for streaming.
+    fn sessions_page(
+        &mut self,
+        user: Option<&str>,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<SessionRecord>>;
+}
+
+/// Bulk imports: validated against a snapshot of the accounts, then applied in one transaction.
+pub trait Imports {
+    /// Every account's name and uid, for validating an import's rows before any write.
+    fn directory(&mut self) -> Result<Directory>;
+
+    /// Resets per account since `since` (for the per-account limit of a bulk reset).
+    fn resets_per_account_since(&mut self, since: i64) -> Result<HashMap<String, u32>>;
+
+    /// Applies every row or none, with one audit row per account and one summary row (the only
+    /// one published to syslog). Returns the sessions the rows revoked.
+    fn apply_import(
+        &mut self,
+        run: &ImportRun<'_>,
+        rows: &[(u64, Planned)],
+    ) -> Result<Vec<RevokedSession>>;
+}
+
+/// The audit trail: the HMAC chain's rows, written and read.
+pub trait AuditTrail {
+    /// Rows queued by the audit writer, in one transaction: one fsync for a whole batch.
+    fn write_deferred(&mut self, items: &[Deferred]) -> Result<()>;
+
+    fn audit_verify(&mut self) -> Result<credd_proto::AuditReport>;
+
+    /// The chain's head: its sequence number and MAC.
+    fn audit_head(&mut self) -> Result<(u64, String)>;
+
+    /// Up to `limit` rows after `after_seq`, of `user` or all, since `since` or ever.
+    fn audit_page(
+        &mut self,
         user: Option<&str>,
         since: Option<i64>,
         after_seq: i64,
         limit: usize,
-    ) -> Result<Vec<credd_proto::AuditEntry>> {
-        Ok(chain::page(&self.conn, user, since, after_seq, limit)?)
-    }
-
-    /// `credctl check`: full integrity check, foreign keys, schema version, audit chain and the
-    /// modes of the files that hold secrets. Returns (checks run, findings).
-    pub fn check(&self, audit_key_path: &Path) -> Result<(Vec<String>, Vec<String>)> {
-        let mut checks = Vec::new();
-        let mut findings = Vec::new();
-        let integrity: Vec<String> = {
-            let mut stmt = self.conn.prepare("PRAGMA integrity_check")?;
-            let rows = stmt.query_map([], |r| r.get(0))?;
-            rows.collect::<rusqlite::Result<_>>()?
-        };
-        checks.push("PRAGMA integrity_check".to_string());
-        if integrity != ["ok"] {
-            findings.extend(
-                integrity
-                    .into_iter()
-                    .map(|m| format!("integrity_check: {m}")),
-            );
-        }
-        let fk: Vec<String> = {
-            let mut stmt = self.conn.prepare("PRAGMA foreign_key_check")?;
-            let rows = stmt.query_map([], |r| {
-                Ok(format!(
-                    "{} row {}",
-                    r.get::<_, String>(0)?,
-                    r.get::<_, i64>(1)?
-                ))
-            })?;
-            rows.collect::<rusqlite::Result<_>>()?
-        };
-        checks.push("PRAGMA foreign_key_check".to_string());
-        findings.extend(
-            fk.into_iter()
-                .map(|m| format!("foreign key violation: {m}")),
-        );
-        let version: i64 = self
-            .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        checks.push(format!(
-            "schema version {version} (this credd: {SCHEMA_VERSION})"
-        ));
-        if version != SCHEMA_VERSION {
-            findings.push(format!(
-                "schema version {version}, expected {SCHEMA_VERSION}"
-            ));
-        }
-        let report = chain::verify(&self.conn, &self.audit_key)?;
-        checks.push(format!(
-            "audit chain: {} rows, head seq {}",
-            report.rows_checked, report.head_seq
-        ));
-        if let (Some(seq), Some(problem)) = (report.first_bad_seq, report.problem) {
-            findings.push(format!("audit chain broken at row {seq}: {problem}"));
-        }
-        for (what, path) in [
-            ("database", self.path.as_path()),
-            ("audit key", audit_key_path),
-        ] {
-            checks.push(format!("mode of the {what} {}", path.display()));
-            match std::fs::metadata(path) {
-                Ok(meta) if meta.mode() & 0o077 != 0 => findings.push(format!(
-                    "the {what} {} has mode {:o}; it must be 0600",
-                    path.display(),
-                    meta.mode() & 0o7777
-                )),
-                Ok(_) => {}
-                Err(e) => findings.push(format!("the {what} {}: {e}", path.display())),
-            }
-        }
-        Ok((checks, findings))
-    }
+    ) -> Result<Vec<credd_proto::AuditEntry>>;
 }
 
-fn admin_event<'a>(
-    name: &'static str,
-    actor_uid: u32,
-    target: &'a str,
-    detail: String,
-) -> Event<'a> {
-    Event {
-        name,
-        actor_uid: Some(actor_uid),
-        target: Some(target),
-        outcome: "ok",
-        detail,
-        ..Default::default()
-    }
+/// What the detectors keep in the store (docs/alerts.md).
+pub trait Alerts {
+    /// Whether a successful login of `user` came from `source` since `since`; `None` when none
+    /// came from anywhere (nothing to compare a code's source with).
+    fn login_source_known(&mut self, user: &str, source: &str, since: i64) -> Result<Option<bool>>;
+
+    /// The event name of the alert whose audit event id is `id`.
+    fn alert_event(&mut self, id: &str) -> Result<Option<String>>;
 }
 
-/// Replaces `old` by `new` only if the account still has `old` (a transparent rehash must never
-/// overwrite a password an administrator set meanwhile), with its `hash_upgraded` audit row in
-/// the caller's transaction. `false`: the account no longer has `old`.
-fn upgrade_hash(tx: &mut AuditedTx<'_>, name: &str, old: &str, new: &str) -> Result<bool> {
-    let n = tx.execute(
-        "UPDATE users SET hash = ?3 WHERE name = ?1 AND hash = ?2",
-        params![name, old, new],
-    )?;
-    if n != 1 {
-        return Ok(false);
-    }
-    tx.record(&Event {
-        name: "hash_upgraded",
-        target: Some(name),
-        outcome: "ok",
-        detail: format!(
-            "from={:?} to={:?}",
-            crate::crypto::hashing::describe(old),
-            crate::crypto::hashing::describe(new)
-        ),
-        ..Default::default()
-    })?;
-    Ok(true)
+/// Hashes sealed under the pepper key (docs/pepper.md).
+pub trait Pepper {
+    /// How many stored hashes each pepper key id sealed.
+    fn pepper_ids(&mut self) -> Result<BTreeMap<String, u64>>;
+
+    /// Replaces every plain PBKDF2 hash by its peppered form, in one transaction with one audit
+    /// row: a crash leaves all of them plain or all of them sealed. Returns how many changed.
+    fn seal_hashes(&mut self, hasher: &Hasher) -> Result<u64>;
 }
 
-pub(crate) fn exists(conn: &Connection, user: &str) -> rusqlite::Result<bool> {
-    conn.query_row(
-        "SELECT EXISTS(SELECT 1 FROM users WHERE name = ?1)",
-        params![user],
-        |r| r.get(0),
-    )
+/// The store's own health.
+pub trait Maintenance {
+    /// A quick consistency check of the store: `None` when sound, else what it found.
+    fn quick_check(&mut self) -> Result<Option<String>>;
+
+    /// What the check at start found.
+    fn damage(&self) -> Option<&str>;
+
+    /// Drops what the backend keeps beside its tables that may still hold replaced hashes and
+    /// consumed code digests (SQLite: the write-ahead log). At stop, and before a backup.
+    fn checkpoint(&mut self) -> Result<()>;
+
+    /// `credctl check`: a full integrity check, the schema, the audit chain and the modes of the
+    /// files that hold secrets. Returns (checks run, findings).
+    fn check(&mut self, audit_key_path: &Path) -> Result<(Vec<String>, Vec<String>)>;
 }
 
-/// Creates the database file 0600 if it is missing (SQLite would honour the umask instead), and
-/// refuses an existing one that group or others can read or write. Refuses symbolic links for the
-/// database and for SQLite's -wal and -shm files beside it: a link planted in the state directory
-/// would make credd write hashes wherever it points (or read a forged store from there).
-fn ensure_private_file(path: &Path) -> Result<()> {
-    for suffix in ["", "-wal", "-shm"] {
-        let mut name = path.as_os_str().to_owned();
-        name.push(suffix);
-        let file = Path::new(&name);
-        if std::fs::symlink_metadata(file).is_ok_and(|m| m.file_type().is_symlink()) {
-            return Err(DaemonError::StoreSetup {
-                path: file.to_path_buf(),
-                message: "is a symbolic link; credd does not follow links in its state directory"
-                    .into(),
-            });
-        }
-    }
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-    {
-        Ok(_) => return Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(DaemonError::io(path, e)),
-    }
-    let meta = std::fs::symlink_metadata(path).map_err(|e| DaemonError::io(path, e))?;
-    if !meta.is_file() {
-        return Err(DaemonError::StoreSetup {
-            path: path.to_path_buf(),
-            message: "not a regular file".into(),
-        });
-    }
-    if meta.mode() & 0o077 != 0 {
-        return Err(DaemonError::StoreSetup {
-            path: path.to_path_buf(),
-            message: format!(
-                "mode {:o} lets others read password hashes; run `chmod 600 {}`",
-                meta.mode() & 0o7777,
-                path.display()
-            ),
-        });
-    }
-    Ok(())
+/// A backend: every family, and what the daemon needs to run it.
+pub trait Store:
+    Lockout + Accounts + Codes + Sessions + Imports + AuditTrail + Alerts + Pepper + Maintenance + Send
+{
+    /// A read-only handle of its own, for the first reads of a login (off the writer's lock).
+    fn reader(&self) -> Result<Box<dyn Reader>>;
+
+    /// The embedded SQLite store, for what only a file can do (`credctl backup`); `None` for a
+    /// backend that lives elsewhere.
+    fn embedded(&mut self) -> Option<&mut sqlite::SqliteStore>;
+}
+
+/// The first reads of a login, each its own snapshot, without the writer's lock: a login that
+/// will be refused (locked, no such account) never queues behind writes.
+pub trait Reader: Send {
+    /// The account, its pending code and its lock, in one read transaction.
+    fn login_view(&mut self, name: &str, now: i64) -> Result<LoginView>;
+
+    fn account(&mut self, name: &str) -> Result<Option<Account>>;
+
+    /// The account whose stored uid is `uid`.
+    fn account_of_uid(&mut self, uid: u32) -> Result<Option<Account>>;
+
+    fn code_of(&mut self, user: &str) -> Result<Option<CodeRow>>;
+
+    /// The account's lock as read; an expired lock is cleared only by the writer
+    /// ([`Lockout::current_lock`]).
+    fn lock(&mut self, user: &str, now: i64) -> Result<LockRead>;
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use super::*;
-    use std::os::unix::fs::PermissionsExt;
-
-    pub(crate) fn open(path: &Path) -> Result<Store> {
-        Store::open(path, AuditKey::for_tests(), Sink::disabled())
-    }
-
-    pub(crate) fn temp_store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = open(&dir.path().join("credd.db")).unwrap();
-        (dir, store)
-    }
-
-    #[test]
-    fn new_database_is_private_and_migrated() {
-        let (dir, store) = temp_store();
-        let mode = std::fs::metadata(dir.path().join("credd.db"))
-            .unwrap()
-            .mode();
-        assert_eq!(mode & 0o777, 0o600);
-        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
-    }
-
-    #[test]
-    fn readable_database_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("credd.db");
-        drop(open(&path).unwrap());
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let err = open(&path).err().unwrap().to_string();
-        assert!(err.contains("chmod 600"), "{err}");
-    }
-
-    #[test]
-    fn accounts_survive_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("credd.db");
-        {
-            let mut s = open(&path).unwrap();
-            s.insert_account("alice", Some(1001), Some("$h"), false, 0)
-                .unwrap()
-                .unwrap();
-        }
-        let s = open(&path).unwrap();
-        let a = s.account("alice").unwrap().unwrap();
-        assert_eq!(a.uid, Some(1001));
-    }
-
-    #[test]
-    fn duplicates_are_conflicts_not_errors() {
-        let (_d, mut s) = temp_store();
-        s.insert_account("a", Some(5), None, false, 0)
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            s.insert_account("a", None, None, false, 0)
-                .unwrap()
-                .unwrap_err(),
-            WriteConflict::NameTaken
-        );
-        assert_eq!(
-            s.insert_account("b", Some(5), None, false, 0)
-                .unwrap()
-                .unwrap_err(),
-            WriteConflict::UidTaken("a".into())
-        );
-        assert_eq!(
-            s.remove_account("zz", 0).unwrap(),
-            Err(WriteConflict::NotFound)
-        );
-    }
-
-    #[test]
-    fn pages_cover_every_account_once() {
-        let (_d, mut s) = temp_store();
-        for i in 0..25 {
-            s.insert_account(&format!("u{i:02}"), None, None, false, 0)
-                .unwrap()
-                .unwrap();
-        }
-        let mut seen = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let page = s.accounts_page(after.as_deref(), 10).unwrap();
-            if page.is_empty() {
-                break;
-            }
-            after = page.last().map(|a| a.name.clone());
-            seen.extend(page.into_iter().map(|a| a.name));
-        }
-        assert_eq!(seen.len(), 25);
-        assert_eq!(seen.first().unwrap(), "u00");
-        assert_eq!(seen.last().unwrap(), "u24");
-    }
-
-    #[test]
-    fn only_the_chain_migration_seals_rows_and_a_nulled_mac_stays_a_finding() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("credd.db");
-        {
-            // A schema-3 database (before the chain) with two rows.
-            let c = Connection::open(&path).unwrap();
-            let tx = c.unchecked_transaction().unwrap();
-            for sql in &MIGRATIONS[..3] {
-                tx.execute_batch(sql).unwrap();
-            }
-            tx.pragma_update(None, "user_version", 3).unwrap();
-            tx.execute_batch(
-                "INSERT INTO audit (seq, time, event, outcome) VALUES (1, 10, 'user_added', 'ok');
-                 INSERT INTO audit (seq, time, event, outcome) VALUES (2, 11, 'user_added', 'ok');",
-            )
-            .unwrap();
-            tx.commit().unwrap();
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        }
-        let store = open(&path).unwrap();
-        let report = store.audit_verify().unwrap();
-        assert_eq!((report.rows_checked, report.first_bad_seq), (2, None));
-        drop(store);
-        // After the migration: an edited row whose MAC was NULLed is not resealed.
-        let c = Connection::open(&path).unwrap();
-        c.execute_batch("UPDATE audit SET detail = 'forged', mac = NULL WHERE seq = 2;")
-            .unwrap();
-        drop(c);
-        let store = open(&path).unwrap();
-        let report = store.audit_verify().unwrap();
-        assert_eq!(report.first_bad_seq, Some(2), "{report:?}");
-        assert!(report.problem.unwrap().contains("no MAC"));
-    }
-
-    #[test]
-    fn a_trigger_or_a_view_in_the_file_is_refused_by_name() {
-        for (planted, named) in [
-            (
-                "CREATE TRIGGER keep AFTER UPDATE OF hash ON users
-                 BEGIN UPDATE users SET hash = '$attacker' WHERE name = NEW.name; END;",
-                "unexpected trigger \"keep\" on \"users\"",
-            ),
-            (
-                "DROP TABLE reset_codes;
-                 CREATE VIEW reset_codes AS SELECT name AS user, x'00' AS digest, 0 AS issued_at,
-                   9999999999 AS expires_at, 0 AS attempts, 0 AS issued_by FROM users;",
-                "unexpected view \"reset_codes\"",
-            ),
-            ("CREATE TABLE extra (x);", "unexpected table \"extra\""),
-        ] {
-            let dir = tempfile::tempdir().unwrap();
-            let path = dir.path().join("credd.db");
-            drop(open(&path).unwrap());
-            Connection::open(&path)
-                .unwrap()
-                .execute_batch(planted)
-                .unwrap();
-            let err = open(&path)
-                .err()
-                .expect("opened a doctored database")
-                .to_string();
-            assert!(err.contains(named), "{err}");
-        }
-    }
-
-    #[test]
-    fn removing_an_account_still_cascades_with_triggers_off() {
-        let (_d, mut s) = temp_store();
-        s.insert_account("a", None, None, false, 0)
-            .unwrap()
-            .unwrap();
-        let digest = crate::policy::codes::digest("AAAA");
-        s.issue_reset(&ResetOrder {
-            user: "a",
-            digest: &digest,
-            expires_at: 900,
-            keep_password: false,
-            admin_uid: 0,
-            now: 0,
-        })
-        .unwrap()
-        .unwrap();
-        s.remove_account("a", 0).unwrap().unwrap();
-        let left: i64 = s
-            .conn
-            .query_row("SELECT count(*) FROM reset_codes", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(left, 0);
-    }
-
-    #[test]
-    fn accounts_of_schema_version_4_get_generation_0() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("credd.db");
-        {
-            let c = Connection::open(&path).unwrap();
-            for sql in &MIGRATIONS[..4] {
-                c.execute_batch(sql).unwrap();
-            }
-            c.pragma_update(None, "user_version", 4).unwrap();
-            c.execute(
-                "INSERT INTO users (name, hash, created_at, updated_at) VALUES ('a', '$h', 0, 0)",
-                [],
-            )
-            .unwrap();
-        }
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        let s = open(&path).unwrap();
-        assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
-        assert_eq!(s.account("a").unwrap().unwrap().generation, 0);
-    }
-
-    #[test]
-    fn newer_schema_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("credd.db");
-        drop(open(&path).unwrap());
-        let c = Connection::open(&path).unwrap();
-        c.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
-            .unwrap();
-        drop(c);
-        let err = open(&path).err().unwrap().to_string();
-        assert!(err.contains("newer"), "{err}");
-    }
+    pub(crate) use super::sqlite::tests::temp_store;
 }

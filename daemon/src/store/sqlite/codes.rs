@@ -4,26 +4,9 @@
 use rusqlite::{OptionalExtension, params};
 
 use super::audited::Outcome;
-use super::{RevokedSession, Store, WriteConflict, exists, lockout, sessions};
+use super::{SqliteStore, exists, lockout, sessions};
 use crate::audit::chain::{self, Event};
-use crate::policy::codes::CodeDigest;
-
-/// A stored code: never the code itself, only its digest.
-#[derive(Debug, Clone)]
-pub struct CodeRow {
-    pub digest: Vec<u8>,
-    pub expires_at: i64,
-}
-
-/// What `issue_reset` changes besides the code.
-pub struct ResetOrder<'a> {
-    pub user: &'a str,
-    pub digest: &'a CodeDigest,
-    pub expires_at: i64,
-    pub keep_password: bool,
-    pub admin_uid: u32,
-    pub now: i64,
-}
+use crate::store::{CodeRow, Codes, PasswordChange, ResetOrder, RevokedSession, WriteConflict};
 
 pub(super) fn code_in(
     conn: &rusqlite::Connection,
@@ -40,15 +23,13 @@ pub(super) fn code_in(
         .optional()?)
 }
 
-impl Store {
-    pub fn code_of(&self, user: &str) -> crate::error::Result<Option<CodeRow>> {
+impl Codes for SqliteStore {
+    fn code_of(&mut self, user: &str) -> crate::error::Result<Option<CodeRow>> {
         code_in(&self.conn, user)
     }
 
-    /// Resets issued for `user`, and by `admin_uid`, since `since` (rate limits; import rows count
-    /// too, as they are audited the same way).
-    pub fn resets_since(
-        &self,
+    fn resets_since(
+        &mut self,
         user: &str,
         admin_uid: u32,
         since: i64,
@@ -59,9 +40,7 @@ impl Store {
         ))
     }
 
-    /// One transaction: the new code replaces any previous one, the password is invalidated
-    /// (unless kept), must-change is set, locks and failures are cleared, sessions are revoked.
-    pub fn issue_reset(
+    fn issue_reset(
         &mut self,
         order: &ResetOrder<'_>,
     ) -> crate::error::Result<Result<Vec<RevokedSession>, WriteConflict>> {
@@ -113,10 +92,7 @@ impl Store {
         })
     }
 
-    /// A wrong code: counts the attempt and burns the code at `max_attempts`. Returns whether
-    /// it burned.
-    /// `digest`: the code that was checked; a code that replaced it meanwhile is not charged.
-    pub fn code_rejected(
+    fn code_rejected(
         &mut self,
         user: &str,
         digest: &[u8],
@@ -163,8 +139,7 @@ impl Store {
         })
     }
 
-    /// Deletes every expired code, with an audit row each. Returns how many.
-    pub fn purge_expired_codes(&mut self, now: i64) -> crate::error::Result<usize> {
+    fn purge_expired_codes(&mut self, now: i64) -> crate::error::Result<usize> {
         self.audited(now, |tx| {
             let expired: Vec<(String, i64)> = {
                 let mut stmt =
@@ -187,14 +162,7 @@ impl Store {
         })
     }
 
-    /// A verified password change: new hash, must-change cleared, the code consumed (if the change
-    /// was made with one), failures and failures-locks cleared, other sessions revoked.
-    ///
-    /// Only if nothing changed the account's credentials since the old secret was proven: the
-    /// account must still be at `change.generation`, and a change made with a code must delete
-    /// exactly that code (by its digest). Otherwise [`WriteConflict::Changed`] and nothing is
-    /// written: a reset issued meanwhile is never undone, and one code redeems one change.
-    pub fn change_password(
+    fn change_password(
         &mut self,
         change: &PasswordChange<'_>,
     ) -> crate::error::Result<Result<Vec<RevokedSession>, WriteConflict>> {
@@ -266,25 +234,12 @@ impl Store {
     }
 }
 
-/// A password change through PAM (`by = "self"`, or `"root"` for a change without the old secret).
-pub struct PasswordChange<'a> {
-    pub user: &'a str,
-    pub new_hash: &'a str,
-    /// The account's generation when the old secret was proven.
-    pub generation: i64,
-    /// The digest of the code that proved it, for a change made with a reset code.
-    pub code_digest: Option<&'a [u8]>,
-    pub by: &'static str,
-    pub service: &'a str,
-    pub peer_uid: u32,
-    pub except_audit_session: Option<u32>,
-    pub now: i64,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::codes::CodeDigest;
     use crate::store::tests::temp_store;
+    use crate::store::*;
 
     fn order<'a>(user: &'a str, digest: &'a CodeDigest, now: i64) -> ResetOrder<'a> {
         ResetOrder {

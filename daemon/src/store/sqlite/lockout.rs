@@ -6,44 +6,15 @@ use crate::error::Result;
 
 use super::audited::{AuditedTx, Outcome};
 use super::{
-    ACCOUNT_COLUMNS, Account, FAILURES_KEPT_PER_ACCOUNT, RevokedSession, Store, WriteConflict,
-    account_from_row, exists, sessions, upgrade_hash,
+    ACCOUNT_COLUMNS, FAILURES_KEPT_PER_ACCOUNT, SqliteStore, account_from_row, exists, sessions,
+    upgrade_hash,
 };
 use crate::audit::chain::Event;
 use crate::policy::lockout::{self, Gate, Lock, LockKind, Policy};
-
-/// Where a failed attempt came from, for `credctl status` and the audit trail.
-#[derive(Debug, Clone)]
-pub struct AttemptSource<'a> {
-    pub service: &'a str,
-    pub rhost: Option<&'a str>,
-    pub tty: Option<&'a str>,
-    pub peer_uid: u32,
-}
-
-/// An attempt refused on a locked account, owned so that it can be written after the reply.
-#[derive(Debug, Clone)]
-pub struct LockedAttempt {
-    pub user: String,
-    pub at: i64,
-    pub service: String,
-    pub rhost: Option<String>,
-    pub tty: Option<String>,
-    pub peer_uid: u32,
-}
-
-impl LockedAttempt {
-    pub fn new(user: &str, at: i64, source: &AttemptSource<'_>) -> LockedAttempt {
-        LockedAttempt {
-            user: user.to_owned(),
-            at,
-            service: source.service.to_owned(),
-            rhost: source.rhost.map(str::to_owned),
-            tty: source.tty.map(str::to_owned),
-            peer_uid: source.peer_uid,
-        }
-    }
-}
+use crate::store::{
+    Account, AttemptSource, Begin, FailureRecord, LockedAttempt, Lockout, LockoutState,
+    RevokedSession, Succeeded, Success, WriteConflict,
+};
 
 /// Writes the failure row of a refused attempt (never counted, see `failures_in_window`). The
 /// account may have been removed since: then there is nothing to record it against.
@@ -61,62 +32,6 @@ pub(super) fn insert_locked_attempt(
         peer_uid: attempt.peer_uid,
     };
     insert_failure(conn, &attempt.user, attempt.at, &source, true).map(|_| ())
-}
-
-/// The outcome of reserving an attempt, before any hashing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Begin {
-    /// Verify the password; `reservation` is the failure row to cancel if verification never runs.
-    Proceed {
-        reservation: i64,
-    },
-    Locked {
-        until: Option<i64>,
-    },
-}
-
-/// A recorded failure, as `status` reports it.
-#[derive(Debug, Clone)]
-pub struct FailureRecord {
-    pub time: i64,
-    pub service: String,
-    pub rhost: Option<String>,
-    pub tty: Option<String>,
-    pub peer_uid: u32,
-}
-
-/// What a right password leads to, written with the success in one transaction.
-#[derive(Debug, Default)]
-pub struct Success<'a> {
-    /// (stored hash, its replacement): a hash taken over from a shadow file, or one under weaker
-    /// parameters than the policy, rehashed while the password was at hand.
-    pub rehash: Option<(&'a str, &'a str)>,
-    /// The audit row of the login this success decides.
-    pub event: Option<&'a Event<'a>>,
-    /// The account's generation when its password was read: the success counts only while the
-    /// account is still there (a reset or a password change meanwhile makes the password that
-    /// was verified a stale one). `None`: not checked.
-    pub generation: Option<i64>,
-}
-
-/// The outcome of recording a right password.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Succeeded {
-    /// Recorded, with the audit row if one was given; `upgraded` when the hash was replaced.
-    Recorded { upgraded: bool },
-    /// Locked meanwhile by a parallel failing attempt: nothing was recorded or replaced.
-    LockedMeanwhile { until: Option<i64> },
-    /// The account's credentials changed after its password was read (a reset, a password
-    /// change): the password verified is no longer the account's; nothing was recorded.
-    ChangedMeanwhile,
-}
-
-/// Lockout state of one account.
-#[derive(Debug, Clone)]
-pub struct LockoutState {
-    pub failures_in_window: u32,
-    pub lock: Option<Lock>,
-    pub last_failure: Option<FailureRecord>,
 }
 
 pub(super) fn lock_in(conn: &Connection, user: &str) -> rusqlite::Result<Option<Lock>> {
@@ -225,10 +140,8 @@ pub(super) fn clear_failures_and_their_lock(conn: &Connection, user: &str) -> ru
     Ok(())
 }
 
-impl Store {
-    /// The check before hashing, and the reservation of this attempt, in one transaction: N
-    /// parallel attempts see each other's reservations, so at most `deny` are ever verified.
-    pub fn begin_attempt(
+impl Lockout for SqliteStore {
+    fn begin_attempt(
         &mut self,
         user: &str,
         root_account: bool,
@@ -258,13 +171,7 @@ impl Store {
         })
     }
 
-    /// The password was right. Clears the failure count, unless a lock was set meanwhile by a
-    /// parallel failing attempt: then the account is locked and the success must not count.
-    ///
-    /// The login's audit row and the upgrade of the stored hash (a crypt(3) hash taken over from
-    /// a shadow file, or a weaker PBKDF2 one) go into the same transaction: the upgrade is never
-    /// recorded without the login that made it, nor the login without its upgrade.
-    pub fn attempt_succeeded(
+    fn attempt_succeeded(
         &mut self,
         user: &str,
         now: i64,
@@ -300,9 +207,7 @@ impl Store {
         })
     }
 
-    /// The password was wrong: the reservation stands as the failure; lock when the window is full.
-    /// Returns the lock this failure set, if any.
-    pub fn attempt_failed(
+    fn attempt_failed(
         &mut self,
         user: &str,
         root_account: bool,
@@ -333,15 +238,13 @@ impl Store {
         })
     }
 
-    /// Verification never ran (hashing pool busy): the attempt must not count.
-    pub fn cancel_attempt(&mut self, reservation: i64) -> Result<()> {
+    fn cancel_attempt(&mut self, reservation: i64) -> Result<()> {
         self.conn
             .execute("DELETE FROM failures WHERE id = ?1", params![reservation])?;
         Ok(())
     }
 
-    /// The lock in force for `user` now, clearing an expired one (acct_mgmt's check).
-    pub fn current_lock(&mut self, user: &str, now: i64) -> Result<Option<Option<i64>>> {
+    fn current_lock(&mut self, user: &str, now: i64) -> Result<Option<Option<i64>>> {
         self.audited(now, |tx| {
             let result = match lockout::gate(lock_of(tx, user)?.as_ref(), now) {
                 Gate::Locked { until } => Some(until),
@@ -355,9 +258,7 @@ impl Store {
         })
     }
 
-    /// An administrative lock: replaces any failures lock, never lifts by time, and revokes the
-    /// account's sessions.
-    pub fn lock_account(
+    fn lock_account(
         &mut self,
         user: &str,
         reason: Option<&str>,
@@ -392,21 +293,18 @@ impl Store {
         })
     }
 
-    /// Deletes the failure count and a failures lock (not an administrative one).
-    pub fn clear_failures(&mut self, user: &str) -> Result<()> {
+    fn clear_failures(&mut self, user: &str) -> Result<()> {
         let tx = self.conn.transaction()?;
         clear_failures_and_their_lock(&tx, user)?;
         tx.commit()?;
         Ok(())
     }
 
-    /// Whether an administrative lock is in force (it blocks even a valid reset code).
-    pub fn admin_locked(&self, user: &str) -> Result<bool> {
+    fn admin_locked(&mut self, user: &str) -> Result<bool> {
         Ok(lock_of(&self.conn, user)?.is_some_and(|l| l.kind == LockKind::Administrator))
     }
 
-    /// Lifts any lock and clears the failure count.
-    pub fn unlock_account(
+    fn unlock_account(
         &mut self,
         user: &str,
         by_uid: u32,
@@ -430,8 +328,7 @@ impl Store {
         })
     }
 
-    /// Failures in the window, the lock (as stored, even if its time is up) and the last failure.
-    pub fn lockout_state(&self, user: &str, policy: &Policy, now: i64) -> Result<LockoutState> {
+    fn lockout_state(&mut self, user: &str, policy: &Policy, now: i64) -> Result<LockoutState> {
         let last_failure = self
             .conn
             .query_row(
@@ -458,10 +355,8 @@ impl Store {
         })
     }
 
-    /// Accounts with a lock or with failures since `window_start`, by name, paged like
-    /// `accounts_page`.
-    pub fn troubled_accounts_page(
-        &self,
+    fn troubled_accounts_page(
+        &mut self,
         after: Option<&str>,
         window_start: i64,
         limit: usize,
@@ -477,31 +372,13 @@ impl Store {
         let rows = stmt.query_map(params![after, window_start, limit as i64], account_from_row)?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
-
-    /// Accounts per hash scheme, named as `user show` names them (`none` for accounts without a
-    /// password, `unknown` for a string credd cannot read). The hashes are read one by one, only
-    /// their scheme is kept, and each copy is wiped.
-    pub fn accounts_per_scheme(&self) -> Result<Vec<(String, u64)>> {
-        let mut counts: std::collections::BTreeMap<String, u64> = Default::default();
-        let mut stmt = self.conn.prepare_cached("SELECT hash FROM users")?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            let hash: Option<zeroize::Zeroizing<String>> =
-                row.get::<_, Option<String>>(0)?.map(Into::into);
-            let scheme = match hash.as_deref() {
-                None => "none".to_string(),
-                Some(hash) => crate::crypto::hashing::scheme_name(hash),
-            };
-            *counts.entry(scheme).or_default() += 1;
-        }
-        Ok(counts.into_iter().collect())
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::tests::temp_store;
+    use crate::store::*;
 
     fn policy(deny: u32, unlock_after: Option<i64>) -> Policy {
         Policy {
@@ -676,7 +553,7 @@ mod tests {
         );
     }
 
-    fn events(s: &Store) -> Vec<(String, String)> {
+    fn events(s: &SqliteStore) -> Vec<(String, String)> {
         let mut stmt = s
             .conn
             .prepare("SELECT event, detail FROM audit ORDER BY seq")

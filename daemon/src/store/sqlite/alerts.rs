@@ -2,16 +2,10 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::Store;
+use super::SqliteStore;
 use crate::alerts::SOURCES_PER_ACCOUNT;
 use crate::error::Result;
-
-#[derive(Debug, Clone)]
-pub struct LoginSource {
-    pub user: String,
-    pub source: String,
-    pub at: i64,
-}
+use crate::store::{Alerts, LoginSource};
 
 /// Upserts the row (only for an account that still exists: the batch it rides in must not fail
 /// for an account removed meanwhile) and keeps the newest [`SOURCES_PER_ACCOUNT`].
@@ -30,10 +24,8 @@ pub(super) fn insert_login_source(tx: &Connection, s: &LoginSource) -> rusqlite:
     Ok(())
 }
 
-impl Store {
-    /// Whether a successful login of `user` came from `source` since `since`; `None` when none
-    /// came from anywhere (nothing to compare a code's source with).
-    pub fn login_source_known(&self, user: &str, source: &str, since: i64) -> Result<Option<bool>> {
+impl Alerts for SqliteStore {
+    fn login_source_known(&mut self, user: &str, source: &str, since: i64) -> Result<Option<bool>> {
         let (any, this): (i64, i64) = self.conn.query_row(
             "SELECT count(*), coalesce(sum(source = ?2), 0) FROM login_sources
              WHERE user = ?1 AND last_seen >= ?3",
@@ -43,8 +35,7 @@ impl Store {
         Ok((any > 0).then_some(this > 0))
     }
 
-    /// The event name of the alert whose audit event id is `id`.
-    pub fn alert_event(&self, id: &str) -> Result<Option<String>> {
+    fn alert_event(&mut self, id: &str) -> Result<Option<String>> {
         Ok(self
             .conn
             .query_row(
@@ -60,10 +51,11 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::*;
 
     #[test]
     fn sources_are_kept_per_account_bounded_and_go_with_the_account() {
-        let (_dir, mut store) = super::super::tests::temp_store();
+        let (_dir, mut store) = crate::store::tests::temp_store();
         store
             .insert_account("alice", Some(1001), Some("$h"), false, 0)
             .unwrap()
@@ -72,21 +64,19 @@ mod tests {
             store.login_source_known("alice", "rhost:a", 0).unwrap(),
             None
         );
-        let rows: Vec<super::super::Deferred> = (0..40)
+        let rows: Vec<Deferred> = (0..40)
             .map(|i| {
-                super::super::Deferred::LoginSource(LoginSource {
+                Deferred::LoginSource(LoginSource {
                     user: "alice".into(),
                     source: format!("rhost:h{i}"),
                     at: 1000 + i,
                 })
             })
-            .chain(std::iter::once(super::super::Deferred::LoginSource(
-                LoginSource {
-                    user: "nobody-here".into(),
-                    source: "rhost:x".into(),
-                    at: 5,
-                },
-            )))
+            .chain(std::iter::once(Deferred::LoginSource(LoginSource {
+                user: "nobody-here".into(),
+                source: "rhost:x".into(),
+                at: 5,
+            })))
             .collect();
         store.write_deferred(&rows).unwrap();
         let n: i64 = store

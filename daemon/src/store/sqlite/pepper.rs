@@ -5,15 +5,15 @@ use std::collections::BTreeMap;
 
 use rusqlite::params;
 
-use super::Store;
+use super::SqliteStore;
 use super::audited::Outcome;
 use crate::audit::chain::Event;
 use crate::crypto::hashing::{self, Hasher};
+use crate::store::{Maintenance, Pepper};
 use crate::system::time::now_unix;
 
-impl Store {
-    /// How many stored hashes each pepper key id sealed.
-    pub fn pepper_ids(&self) -> crate::error::Result<BTreeMap<String, u64>> {
+impl Pepper for SqliteStore {
+    fn pepper_ids(&mut self) -> crate::error::Result<BTreeMap<String, u64>> {
         let mut stmt = self
             .conn
             .prepare("SELECT hash FROM users WHERE hash LIKE '$pbkdf2-sha256-peppered$%'")?;
@@ -25,9 +25,7 @@ impl Store {
         Ok(ids)
     }
 
-    /// Replaces every plain PBKDF2 hash by its peppered form, in one transaction with one audit
-    /// row: a crash leaves all of them plain or all of them sealed. Returns how many changed.
-    pub fn seal_hashes(&mut self, hasher: &Hasher) -> crate::error::Result<u64> {
+    fn seal_hashes(&mut self, hasher: &Hasher) -> crate::error::Result<u64> {
         let sealed = self.audited(now_unix(), |tx| {
             let mut sealed = 0u64;
             {
@@ -64,7 +62,7 @@ impl Store {
         }
         // The plain hashes are still in the write-ahead log's old frames: copy the new pages
         // into the database and empty the log, so no file of the state directory keeps them.
-        self.truncate_wal()?;
+        self.checkpoint()?;
         Ok(sealed)
     }
 }

@@ -7,37 +7,31 @@ use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::codes::CodeRow;
-use super::{ACCOUNT_COLUMNS, Account, account_from_row, lockout};
+use super::{ACCOUNT_COLUMNS, account_from_row, lockout};
 use crate::error::Result;
 use crate::policy::lockout::Gate;
+use crate::store::{Account, CodeRow, LockRead, LoginView, Reader};
 
-pub struct Reader {
+pub struct SqliteReader {
     conn: Connection,
 }
 
-/// What a read of the lock says; an expired lock is cleared only by the writer's path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LockRead {
-    Locked { until: Option<i64> },
-    Open,
-    Expired,
+impl SqliteReader {
+    pub(super) fn open(path: &Path) -> Result<SqliteReader> {
+        let conn = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | rusqlite::OpenFlags::SQLITE_OPEN_NOFOLLOW,
+        )?;
+        super::schema::harden(&conn)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        Ok(SqliteReader { conn })
+    }
 }
 
-/// An account's pending code and lock, as a login's first read saw them.
-pub type LoginState = (Option<CodeRow>, LockRead);
-
-/// The first reads of a root caller's login, taken in one read transaction: one snapshot, one
-/// lock of the WAL index instead of three.
-#[derive(Debug)]
-pub struct LoginView {
-    pub account: Option<Account>,
-    /// The pending code and the lock of the account; `None` when there is no account.
-    pub state: Option<LoginState>,
-}
-
-impl Reader {
-    pub fn login_view(&self, name: &str, now: i64) -> Result<LoginView> {
+impl Reader for SqliteReader {
+    fn login_view(&mut self, name: &str, now: i64) -> Result<LoginView> {
         self.conn.execute_batch("BEGIN")?;
         let view = (|| {
             let Some(account) = account_in(&self.conn, name)? else {
@@ -58,24 +52,12 @@ impl Reader {
         view
     }
 
-    pub(super) fn open(path: &Path) -> Result<Reader> {
-        let conn = Connection::open_with_flags(
-            path,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
-                | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX
-                | rusqlite::OpenFlags::SQLITE_OPEN_NOFOLLOW,
-        )?;
-        super::schema::harden(&conn)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        Ok(Reader { conn })
-    }
-
-    pub fn account(&self, name: &str) -> Result<Option<Account>> {
+    fn account(&mut self, name: &str) -> Result<Option<Account>> {
         account_in(&self.conn, name)
     }
 
     /// The account whose stored uid is `uid` (uids are unique in the store).
-    pub fn account_of_uid(&self, uid: u32) -> Result<Option<Account>> {
+    fn account_of_uid(&mut self, uid: u32) -> Result<Option<Account>> {
         let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM users WHERE uid = ?1");
         Ok(self
             .conn
@@ -84,11 +66,11 @@ impl Reader {
             .optional()?)
     }
 
-    pub fn code_of(&self, user: &str) -> Result<Option<CodeRow>> {
+    fn code_of(&mut self, user: &str) -> Result<Option<CodeRow>> {
         super::codes::code_in(&self.conn, user)
     }
 
-    pub fn lock(&self, user: &str, now: i64) -> Result<LockRead> {
+    fn lock(&mut self, user: &str, now: i64) -> Result<LockRead> {
         Ok(
             match crate::policy::lockout::gate(lockout::lock_in(&self.conn, user)?.as_ref(), now) {
                 Gate::Locked { until } => LockRead::Locked { until },

@@ -4,42 +4,9 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::audited::Outcome;
-use super::{Store, WriteConflict, exists};
+use super::{SqliteStore, exists};
 use crate::audit::chain::Event;
-
-/// The process that opened a session, as the kernel describes it (SO_PEERCRED and /proc).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OpenedBy {
-    pub pid: i32,
-    pub pid_start: Option<u64>,
-    pub audit_session: Option<u32>,
-    pub loginuid: Option<u32>,
-}
-
-/// A session that a change has just revoked; what termination needs to find its processes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RevokedSession {
-    pub id: i64,
-    pub user: String,
-    /// The account's uid: only a login session of this uid may be ended (a session that
-    /// `su USER` registered belongs to the login of whoever ran su).
-    pub account_uid: Option<u32>,
-    pub by: OpenedBy,
-}
-
-/// One row of the registry.
-#[derive(Debug, Clone)]
-pub struct SessionRecord {
-    pub id: i64,
-    pub user: String,
-    pub service: String,
-    pub tty: Option<String>,
-    pub rhost: Option<String>,
-    pub by: OpenedBy,
-    pub opened_at: i64,
-    pub revoked_at: Option<i64>,
-    pub revoked_reason: Option<String>,
-}
+use crate::store::{NewSession, OpenedBy, RevokedSession, SessionRecord, Sessions, WriteConflict};
 
 /// Marks every open session of `user` revoked, except those of the audit session making the
 /// change (a user changing their password from a shell keeps that shell).
@@ -99,18 +66,8 @@ fn record_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRecord> {
     })
 }
 
-/// What `open_session` records besides the process.
-pub struct NewSession<'a> {
-    pub user: &'a str,
-    pub service: &'a str,
-    pub tty: Option<&'a str>,
-    pub rhost: Option<&'a str>,
-    pub by: OpenedBy,
-    pub now: i64,
-}
-
-impl Store {
-    pub fn open_session(
+impl Sessions for SqliteStore {
+    fn open_session(
         &mut self,
         s: &NewSession<'_>,
     ) -> crate::error::Result<Result<i64, WriteConflict>> {
@@ -155,14 +112,7 @@ impl Store {
         })
     }
 
-    /// Removes the session `by` opened for `user` (the same process closes it, as PAM requires;
-    /// failing that, the same audit session). Returns whether one was found.
-    pub fn close_session(
-        &mut self,
-        user: &str,
-        by: &OpenedBy,
-        now: i64,
-    ) -> crate::error::Result<bool> {
+    fn close_session(&mut self, user: &str, by: &OpenedBy, now: i64) -> crate::error::Result<bool> {
         self.audited(now, |tx| {
             let mut closed = tx.execute(
                 "DELETE FROM sessions WHERE user = ?1 AND pid = ?2 AND pid_start IS ?3",
@@ -192,11 +142,9 @@ impl Store {
         })
     }
 
-    /// Forgets sessions whose process is gone (or whose pid now belongs to another process):
-    /// logins that ended without close_session, e.g. killed. Returns how many.
-    pub fn prune_sessions(
+    fn prune_sessions(
         &mut self,
-        alive: impl Fn(i32, Option<u64>) -> bool,
+        alive: &dyn Fn(i32, Option<u64>) -> bool,
         now: i64,
     ) -> crate::error::Result<usize> {
         self.audited(now, |tx| {
@@ -225,9 +173,8 @@ impl Store {
         })
     }
 
-    /// Sessions (of `user`, or all) with ids above `after`, for streaming.
-    pub fn sessions_page(
-        &self,
+    fn sessions_page(
+        &mut self,
         user: Option<&str>,
         after: i64,
         limit: usize,
@@ -246,6 +193,7 @@ impl Store {
 mod tests {
     use super::*;
     use crate::store::tests::temp_store;
+    use crate::store::*;
 
     fn by(pid: i32, audit_session: Option<u32>) -> OpenedBy {
         OpenedBy {
@@ -256,7 +204,7 @@ mod tests {
         }
     }
 
-    fn open(s: &mut Store, user: &str, by: OpenedBy) -> i64 {
+    fn open(s: &mut SqliteStore, user: &str, by: OpenedBy) -> i64 {
         s.open_session(&NewSession {
             user,
             service: "sshd",

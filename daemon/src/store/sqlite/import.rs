@@ -7,96 +7,9 @@ use std::collections::{HashMap, HashSet};
 use rusqlite::params;
 
 use super::audited::Outcome;
-use super::{RevokedSession, Store, sessions};
+use super::{SqliteStore, sessions};
 use crate::audit::chain::Event;
-use crate::policy::codes::CodeDigest;
-
-/// One validated row, ready to apply.
-pub enum Planned {
-    Add {
-        name: String,
-        uid: Option<u32>,
-        hash: Option<String>,
-        must_change: bool,
-        /// Taken over disabled (a shadow entry whose `sp_expire` has passed).
-        disabled: bool,
-    },
-    Remove {
-        name: String,
-    },
-    Reset {
-        name: String,
-        digest: CodeDigest,
-        expires_at: i64,
-    },
-    Lock {
-        name: String,
-        reason: Option<String>,
-    },
-    Unlock {
-        name: String,
-    },
-    Disable {
-        name: String,
-    },
-    Enable {
-        name: String,
-    },
-    SetHash {
-        name: String,
-        hash: String,
-        must_change: bool,
-        /// Also disable the account (a shadow entry whose `sp_expire` has passed); `false`
-        /// leaves the flag as it is.
-        disable: bool,
-    },
-}
-
-impl Planned {
-    /// The action the row takes, for the summary's counts.
-    pub fn action(&self) -> credd_proto::ImportAction {
-        use credd_proto::ImportAction;
-        match self {
-            Planned::Add { .. } => ImportAction::Add,
-            Planned::Remove { .. } => ImportAction::Remove,
-            Planned::Reset { .. } => ImportAction::Reset,
-            Planned::Lock { .. } => ImportAction::Lock,
-            Planned::Unlock { .. } => ImportAction::Unlock,
-            Planned::Disable { .. } => ImportAction::Disable,
-            Planned::Enable { .. } => ImportAction::Enable,
-            Planned::SetHash { .. } => ImportAction::SetHash,
-        }
-    }
-
-    fn name(&self) -> &str {
-        match self {
-            Planned::Add { name, .. }
-            | Planned::Remove { name }
-            | Planned::Reset { name, .. }
-            | Planned::Lock { name, .. }
-            | Planned::Unlock { name }
-            | Planned::Disable { name }
-            | Planned::Enable { name }
-            | Planned::SetHash { name, .. } => name,
-        }
-    }
-}
-
-/// What the whole import is, for its audit rows.
-pub struct ImportRun<'a> {
-    pub source: &'a str,
-    pub admin_uid: u32,
-    pub allow_bulk: bool,
-    pub now: i64,
-    /// Summary counts, already computed by the caller.
-    pub summary: String,
-}
-
-/// Accounts as an import needs them: name → uid, and uid → name.
-pub struct Directory {
-    pub by_name: HashMap<String, Option<u32>>,
-    pub by_uid: HashMap<u32, String>,
-}
+use crate::store::{Directory, ImportRun, Imports, Planned, RevokedSession};
 
 /// Accounts that have something a reset or a lock must clear. Few accounts do, so a bulk reset
 /// skips those statements for all the others (a third of its time otherwise).
@@ -122,8 +35,8 @@ impl Pending {
     }
 }
 
-impl Store {
-    pub fn directory(&self) -> crate::error::Result<Directory> {
+impl Imports for SqliteStore {
+    fn directory(&mut self) -> crate::error::Result<Directory> {
         let mut stmt = self.conn.prepare("SELECT name, uid FROM users")?;
         let mut by_name = HashMap::new();
         let mut by_uid = HashMap::new();
@@ -140,9 +53,8 @@ impl Store {
         Ok(Directory { by_name, by_uid })
     }
 
-    /// Resets per account in the last hour (for the per-account limit of a bulk reset).
-    pub fn resets_per_account_since(
-        &self,
+    fn resets_per_account_since(
+        &mut self,
         since: i64,
     ) -> crate::error::Result<HashMap<String, u32>> {
         let mut stmt = self.conn.prepare(
@@ -153,7 +65,7 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    pub fn apply_import(
+    fn apply_import(
         &mut self,
         run: &ImportRun<'_>,
         rows: &[(u64, Planned)],

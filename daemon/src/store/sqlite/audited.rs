@@ -1,17 +1,19 @@
 //! The one place where a change and its audit rows are committed together and then published.
 //!
-//! Every write of the store that audits runs in [`Store::audited`]: its rows are appended to the chain
-//! inside the change's transaction, and go to syslog only once that transaction has committed. A
-//! closure that returns early (an error, a conflict, [`Outcome::Rollback`]) drops the transaction,
-//! which rolls it back, and publishes nothing: syslog never carries a row the table does not.
+//! Every write of the store that audits runs in [`SqliteStore::audited`]: its rows are appended to
+//! the chain inside the change's transaction, and go to syslog only once that transaction has
+//! committed. A closure that returns early (an error, a conflict, [`Outcome::Rollback`]) drops the
+//! transaction, which rolls it back, and publishes nothing: syslog never carries a row the table
+//! does not.
 
 use rusqlite::{Connection, Transaction};
 
-use super::{Store, WriteConflict};
+use super::SqliteStore;
 use crate::audit::chain::{AuditKey, Chain, Event, Published, QueuedEvent};
 use crate::error::Result;
+use crate::store::WriteConflict;
 
-/// What the closure of [`Store::audited`] decided about its transaction.
+/// What the closure of [`SqliteStore::audited`] decided about its transaction.
 pub(super) enum Outcome<T> {
     /// Commit, then publish the rows recorded.
     Commit(T),
@@ -80,7 +82,7 @@ impl std::ops::Deref for AuditedTx<'_> {
     }
 }
 
-impl Store {
+impl SqliteStore {
     /// Runs `change` in one transaction whose audit rows carry the time `now`; commits and then
     /// publishes the rows it recorded, unless it returned an error or [`Outcome::Rollback`].
     pub(super) fn audited<T>(
